@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["CriterionRating", "Trial", "content_text", "trajectory_messages", "trajectory_totals"]
+__all__ = ["Converted", "CriterionRating", "Failure", "Trial", "content_text", "trajectory_messages", "trajectory_totals"]
 
 _VERDICTS = {
     "yes": "YES", "y": "YES", "true": "YES", "pass": "YES", "passed": "YES", "1": "YES",
@@ -194,3 +195,37 @@ def trajectory_messages(traj: dict[str, Any], *, skip_copied: bool = False) -> l
             elif r.get("content") is not None:
                 messages.append({"role": "user", "content": content_text(r.get("content"))})
     return messages
+
+
+@dataclass(slots=True)
+class Converted:
+    """One converted trial: an ATIF v1.8 document (or None when the run produced none) and its record.
+
+    ``trial.trajectory`` is left None; the writer fills in the file path.
+    ``trial_key`` names the output file (``OUT/trajectories/<task>/<trial_key>.json``) and must be
+    stable across runs on the same input.
+    """
+
+    trajectory: dict[str, Any] | None
+    trial: Trial
+    trial_key: str
+    source: str
+    warnings: list[str] = field(default_factory=list)
+    instruction: str | None = None
+    """Task instruction text, when the source has it."""
+    raw: bytes | None = None
+    """The trajectory's bytes exactly as read, when they came from a file (stored verbatim)."""
+    base_dir: str | None = None
+    """Folder that relative trajectory references (``trajectory_path``) resolve against."""
+    validated: bool = False
+    """True when ``trajectory`` was already validated in strict mode."""
+
+
+@dataclass(slots=True)
+class Failure:
+    """An input (or one record of it) that could not be converted, with a one-line reason."""
+
+    source: str
+    reason: str
+    skipped: bool = False
+    """True for inputs passed over on purpose (e.g. a half-written Harbor trial), reported as warnings."""

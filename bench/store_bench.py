@@ -195,7 +195,8 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
 
     from atif.schema.validate import validate
     from atif.store.flatten import flatten, new_buffers
-    from atif.store.ingest import _arrow, _trajectory_messages_equal, canonical_json
+    from atif.schema.identity import canonical_json
+    from atif.store.ingest import _arrow, _trajectory_messages_equal
     from atif.trial import Trial
 
     sample = files[:1000]

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from atif.errors import ParseError
+from atif.schema.identity import content_hash, stable_id
 from atif.schema.validate import load_json
 from atif.trial import Trial, trajectory_messages, trajectory_totals
 
@@ -69,20 +70,6 @@ def dump_json(obj: Any, *, indent: bool = True) -> bytes:
 def dump_line(obj: Any) -> bytes:
     """One compact, key-sorted JSON line (for ``.jsonl`` files), newline included."""
     return orjson.dumps(obj, option=_SORTED) + b"\n"
-
-
-def content_hash(obj: Any) -> str:
-    """sha256 hex of the compact canonical JSON of ``obj``."""
-    return hashlib.sha256(orjson.dumps(obj, option=_SORTED)).hexdigest()
-
-
-def stable_id(*parts: Any, length: int = 16) -> str:
-    """A short deterministic id derived from ``parts`` (for sources that carry no id of their own)."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(orjson.dumps(p, option=_SORTED, default=str))
-        h.update(b"\x1f")
-    return h.hexdigest()[:length]
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

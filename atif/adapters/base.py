@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from atif.trial import Trial
+from atif.trial import Converted, Failure
 
 __all__ = ["Adapter", "ConvertOptions", "Converted", "Failure", "Sniff"]
 
@@ -28,34 +28,6 @@ class ConvertOptions:
     """Declarative mapping file (the ``mapping`` adapter)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Adapter-specific options."""
-
-
-@dataclass(slots=True)
-class Converted:
-    """One converted trial: an ATIF v1.8 document (or None when the run produced none) and its record.
-
-    ``trial.trajectory`` is left None; the writer fills in the file path.
-    ``trial_key`` names the output file (``OUT/trajectories/<task>/<trial_key>.json``) and must be
-    stable across runs on the same input.
-    """
-
-    trajectory: dict[str, Any] | None
-    trial: Trial
-    trial_key: str
-    source: str
-    warnings: list[str] = field(default_factory=list)
-    instruction: str | None = None
-    """Task instruction text, when the source has it."""
-
-
-@dataclass(slots=True)
-class Failure:
-    """An input (or one record of it) that could not be converted, with a one-line reason."""
-
-    source: str
-    reason: str
-    skipped: bool = False
-    """True for inputs passed over on purpose (e.g. a half-written Harbor trial), reported as warnings."""
 
 
 @runtime_checkable

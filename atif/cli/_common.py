@@ -62,12 +62,24 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
-def emit_json(data: Any) -> None:
-    """Print JSON (UTF-8, stable key order as given) to stdout."""
+def open_store(db_path: str, *, read_only: bool = False) -> Any:
+    """The one way commands open the store named by ``--db``."""
+    from atif import Store
+
+    return Store.open(db_path, read_only=read_only)
+
+
+def json_text(data: Any, *, sort_keys: bool = False) -> str:
+    """JSON text (UTF-8, two-space indent, trailing newline), keys in the given order unless ``sort_keys``."""
     import orjson
 
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
-    sys.stdout.write("\n")
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    return orjson.dumps(data, option=option, default=str).decode() + "\n"
+
+
+def emit_json(data: Any, *, sort_keys: bool = False) -> None:
+    """Print JSON (see :func:`json_text`) to stdout."""
+    sys.stdout.write(json_text(data, sort_keys=sort_keys))
 
 
 def fail(message: str) -> None:

@@ -46,6 +46,7 @@ import pydantic
 import zstandard
 
 from atif.errors import AtifError, CriteriaError, StoreError
+from atif.schema.identity import canonical_json, trajectory_id_of, trial_id_of
 from atif.schema.validate import load_json, validate
 from atif.store.flatten import flatten, new_buffers
 from atif.store.tasks import load_tasks
@@ -93,21 +94,6 @@ def decode_raw(raw: bytes, encoding: str | None) -> bytes:
         except zstandard.ZstdError as exc:
             raise StoreError(f"a stored trajectory is damaged: {exc}") from None
     raise StoreError(f"a stored trajectory has an unknown encoding {encoding!r}; upgrade atif")
-
-
-def canonical_json(doc: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, compact, UTF-8 (the input of every content hash)."""
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-
-
-def trajectory_id_of(doc: dict[str, Any]) -> str:
-    """The id of a trajectory: sha256 of its canonical JSON."""
-    return hashlib.sha256(canonical_json(doc)).hexdigest()
-
-
-def trial_id_of(experiment: str, task_name: str, source_key: str, epoch: int) -> str:
-    """The id of a trial: sha256 of its key ``[experiment, task, source id, epoch]``."""
-    return hashlib.sha256(orjson.dumps([experiment, task_name, source_key, epoch])).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -202,6 +202,47 @@ class Store:
         with self._lock:
             cols, rows = _fetch(self._db.execute(sql, params or []))
         return [dict(zip(cols, row)) for row in rows]
+
+    # -- the typed read API that reports use -------------------------------------------------
+    def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows (as dicts) of atif's own SQL over the public views (:data:`VIEWS`).
+
+        For the library's reports, which read only the documented views. User-provided SQL goes
+        through :meth:`query`, which refuses anything but reads.
+        """
+        with self._lock:
+            try:
+                cur = self._db.execute(sql, params or [])
+                cols = [d[0] for d in cur.description or []]
+                return [dict(zip(cols, row)) for row in cur.fetchall()]
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.path}: cannot read: {_first_line(exc)}") from None
+
+    def read_one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+        """The single row of an aggregate query over the views (see :meth:`read`)."""
+        with self._lock:
+            try:
+                row = self._db.execute(sql, params or []).fetchone()
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.path}: cannot read: {_first_line(exc)}") from None
+        if row is None:
+            raise StoreError(f"query returned no row: {' '.join(sql.split()[:4])}")
+        return tuple(row)
+
+    def trajectories(self, trajectory_ids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """``(trajectory_id, bytes as uploaded)`` for the given ids, fetched in batches."""
+        ids = [t for t in dict.fromkeys(trajectory_ids) if t]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            with self._lock:
+                # A semi join on an unnested list: `IN ?` with a list parameter scans row by row.
+                rows = self._db.execute(
+                    "SELECT j.trajectory_id, j.raw, j.raw_encoding FROM trajectory_data j "
+                    "SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS id) w ON j.trajectory_id = w.id",
+                    [chunk],
+                ).fetchall()
+            for tid, raw, encoding in rows:
+                yield tid, decode_raw(raw, encoding)
 
     # -- writing -----------------------------------------------------------------------------
     def upload(
