@@ -50,6 +50,9 @@ _LAZY: dict[str, str] = {
     "repair": "atif.schema.repair",
     "RepairResult": "atif.schema.repair",
     "json_schema": "atif.schema.jsonschema",
+    # progress
+    "Progress": "atif.progress",
+    "ProgressCallback": "atif.progress",
     # trials
     "Trial": "atif.trial",
     "CriterionRating": "atif.trial",
