@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from atif.errors import AtifError
+from atif import AtifError
 
 # Exit codes: 0 ok, 1 failure (invalid input, failed gate, error), 2 usage error.
 EXIT_FAILURE = 1
