@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from atif.report.formatting import bar, num, pct, signed, usd
+
 __all__ = ["cell", "render_calibration_md", "render_compare_md", "render_gate_text", "render_report_md"]
 
 _LISTED = 30
@@ -24,45 +26,6 @@ def cell(value: Any, limit: int = 120) -> str:
         s = s[: limit - 1] + "…"
     return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("|", "\\|").replace("`", "'"))
-
-
-def pct(x: float | None, digits: int = 1) -> str:
-    """``0.8123`` -> ``81.2%``; ``–`` for None."""
-    return "–" if x is None else f"{x * 100:.{digits}f}%"
-
-
-def num(x: float | None) -> str:
-    """A number with sensible precision; ``–`` for None."""
-    if x is None:
-        return "–"
-    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1:
-        return f"{int(x):,}"
-    ax = abs(x)
-    if ax >= 100:
-        return f"{x:,.0f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3g}"
-
-
-def usd(x: float | None) -> str:
-    """US dollars with cents, more digits below a cent; ``–`` for None."""
-    if x is None:
-        return "–"
-    return f"${x:,.2f}" if abs(x) >= 0.1 else f"${x:.3g}"
-
-
-def signed(x: float | None, fmt: str = "{:+.3f}") -> str:
-    """A signed number; ``–`` for None."""
-    return "–" if x is None else fmt.format(x)
-
-
-def bar(fraction: float | None, width: int = 12) -> str:
-    """A text bar for a fraction in [0, 1]."""
-    if fraction is None:
-        return ""
-    full = max(0, min(width, round(fraction * width)))
-    return "█" * full + "░" * (width - full)
 
 
 def _table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
