@@ -78,6 +78,13 @@ _LAZY: dict[str, str] = {
     "gate": "atif.report",
     "calibrate": "atif.report",
     "export_dataset": "atif.report",
+    "parse_min_pass": "atif.report",
+    "render_report_md": "atif.report",
+    "render_compare_md": "atif.report",
+    "render_gate_text": "atif.report",
+    "render_calibration_md": "atif.report",
+    "render_report_html": "atif.report",
+    "render_trial_html": "atif.report",
 }
 
 __all__ = [  # noqa: PLE0604 - _LAZY holds the lazily loaded names, all strings

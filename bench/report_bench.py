@@ -110,9 +110,8 @@ def main(n: int) -> None:
         gen_s = generate(path, n)
         print(f"generated 2 x {n:,} trials x {CRITERIA} criteria in SQL: {gen_s:.1f} s")
         with Store.open(path, read_only=True) as store:
-            con = store.connection
-            ref = timed(lambda: con.execute(
-                "SELECT count(*), avg(reward), avg(cost_usd) FROM trials WHERE experiment = 'bench-b'").fetchall())
+            ref = timed(lambda: store.read_one(
+                "SELECT count(*), avg(reward), avg(cost_usd) FROM trials WHERE experiment = 'bench-b'"))
             rep = timed(lambda: build_report(store, "bench-b"))
             by_tag = timed(lambda: build_report(store, "bench-b", by="tag"))
             report = build_report(store, "bench-b")

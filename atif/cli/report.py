@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from atif.cli._common import db_option, emit_json
+from atif.cli._common import db_option, emit_json, json_text, open_store
 
 _OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
                        help="Write to this file instead of stdout.")
-
-
-def _open(db_path: str) -> Any:
-    from atif import Store
-
-    return Store.open(db_path, read_only=True)
 
 
 def _write(text: str, output: str | None) -> None:
@@ -27,12 +20,6 @@ def _write(text: str, output: str | None) -> None:
         click.echo(f"wrote {output} ({len(data):,} bytes)", err=True)
     else:
         sys.stdout.write(text)
-
-
-def _json_text(data: Any) -> str:
-    import orjson
-
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode() + "\n"
 
 
 @click.command("report")
@@ -57,14 +44,14 @@ def report_cmd(experiment: str, fmt: str, output: str | None, by: str | None, ma
       atif report -e nightly --by tag --format json -o report.json
       atif report -e nightly --format html -o report.html
     """
-    from atif.report import build_report, render_report_html, render_report_md
+    from atif import build_report, render_report_html, render_report_md
 
     if fmt == "html" and output is None and sys.stdout.isatty():
         raise click.UsageError("--format html writes a whole page: give -o FILE (or redirect stdout)")
-    with _open(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         rep = build_report(store, experiment, by=by)
         if fmt == "json":
-            text = _json_text(rep)
+            text = json_text(rep, sort_keys=True)
         elif fmt == "md":
             text = render_report_md(rep)
         else:
@@ -94,11 +81,11 @@ def compare_cmd(baseline: str, candidate: str, fmt: str, output: str | None, alp
       atif compare nightly-main nightly-pr-123
       atif compare nightly-main nightly-pr-123 --format json -o compare.json
     """
-    from atif.report import compare, render_compare_md
+    from atif import compare, render_compare_md
 
-    with _open(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         result = compare(store, baseline, candidate, alpha=alpha, seed=seed)
-    _write(_json_text(result) if fmt == "json" else render_compare_md(result), output)
+    _write(json_text(result, sort_keys=True) if fmt == "json" else render_compare_md(result), output)
 
 
 @click.command("gate")
@@ -130,8 +117,7 @@ def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min
       atif gate -e nightly-pr-123 --min-pass correct=0.8 --min-pass '*=0.5'
       atif gate -e nightly-pr-123 --baseline nightly-main --max-regression 0.05
     """
-    from atif.errors import ReportError
-    from atif.report import gate, parse_min_pass, render_gate_text
+    from atif import ReportError, gate, parse_min_pass, render_gate_text
 
     if max_regression is not None and baseline is None:
         raise click.UsageError("--max-regression needs --baseline")
@@ -142,7 +128,7 @@ def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min
             thresholds[label] = rate
     except ReportError as exc:
         raise click.UsageError(str(exc)) from None
-    with _open(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         try:
             result = gate(store, experiment, min_pass=thresholds, min_reward=min_reward, baseline=baseline,
                           max_regression=0.05 if max_regression is None else max_regression, alpha=alpha,
@@ -179,15 +165,15 @@ def calibrate_cmd(experiment: str, against: str, reference: str, fmt: str, outpu
       atif calibrate -e nightly --against human --reference nightly-human-labels
       atif calibrate -e nightly --against human --reference labels.jsonl --format json
     """
-    from atif.report import calibrate, render_calibration_md
+    from atif import calibrate, render_calibration_md
 
     ref_path = Path(reference)
     is_file = ref_path.suffix.lower() in (".jsonl", ".json", ".ndjson") or ref_path.is_file()
-    with _open(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         result = calibrate(store, experiment, against=against,
                            reference=None if is_file else reference,
                            reference_file=ref_path if is_file else None)
-    _write(_json_text(result) if fmt == "json" else render_calibration_md(result), output)
+    _write(json_text(result, sort_keys=True) if fmt == "json" else render_calibration_md(result), output)
 
 
 @click.command("export")
@@ -209,7 +195,7 @@ def export_cmd(experiment: str, kind: str | None, fmt: str | None, output: str, 
       atif export -e nightly --kind preference -o prefs.jsonl
       atif export -e nightly --format parquet -o warehouse/   # the SQL views, partitioned by experiment
     """
-    from atif.report import export_dataset
+    from atif import export_dataset
 
     if kind is None:
         if fmt != "parquet":
@@ -218,7 +204,7 @@ def export_cmd(experiment: str, kind: str | None, fmt: str | None, output: str, 
     fmt = fmt or ("parquet" if kind == "views" else "jsonl")
     if kind == "views" and fmt != "parquet":
         raise click.UsageError("--kind views is written as Parquet: add --format parquet")
-    with _open(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         result = export_dataset(store, experiment, kind, fmt, output)
     skipped = ", ".join(f"{n:,} {why}" for why, n in sorted(result["skipped"].items()))
     what = f"{result['rows']:,} rows" if result["rows"] is not None else f"{len(result.get('files', [])):,} files"
@@ -239,8 +225,8 @@ def view_cmd(trial_id: str, output: str | None, db_path: str) -> None:
     Example:
       atif view 3f2a9c1d -o trial.html
     """
-    from atif.report import render_trial_html
+    from atif import render_trial_html
 
-    with _open(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         text = render_trial_html(store, trial_id)
     _write(text, output or f"trial-{trial_id[:12]}.html")

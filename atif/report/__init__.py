@@ -1,7 +1,7 @@
 """Reports over the store: summaries, comparisons with significance, gates, calibration, exports, HTML.
 
-Every function takes a ``Store`` (or a DuckDB connection, or a store path) and reads
-only the public SQL views plus stored trajectories; nothing here calls an LLM.
+Every function takes a ``Store`` and reads only through its public read API: the SQL views
+plus stored trajectories; nothing here calls an LLM.
 
 - ``build_report(store, experiment, by=None)``: the experiment summary (JSON-ready dict).
 - ``compare(store, baseline, candidate)``: paired comparison with McNemar and bootstrap.
@@ -14,13 +14,13 @@ only the public SQL views plus stored trajectories; nothing here calls an LLM.
 
 from __future__ import annotations
 
-from atif.report.aggregate import COHORT_KEYS, REPORT_SCHEMA_VERSION, build_report
 from atif.report.calibrate import REFERENCE_SOURCES, calibrate, load_reference_file
 from atif.report.compare import compare
 from atif.report.export import EXPORT_FORMATS, EXPORT_KINDS, export_dataset
 from atif.report.gate import Condition, GateResult, gate, parse_min_pass
 from atif.report.html import render_report_html, render_trial_html, resolve_trial_id
 from atif.report.render_md import render_calibration_md, render_compare_md, render_gate_text, render_report_md
+from atif.report.summary import COHORT_KEYS, REPORT_SCHEMA_VERSION, build_report
 
 __all__ = [
     "COHORT_KEYS",

@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 
 from atif.errors import InputError, ParseError, ReportError
-from atif.report.aggregate import clean, connection, query, require_experiment
-from atif.report.compare import pairs_cte
+from atif.report.reading import clean, pairs_cte, require_experiment
 from atif.report.stats import cohen_kappa
+from atif.store import Store
 
 __all__ = ["CALIBRATION_SCHEMA_VERSION", "REFERENCE_SOURCES", "calibrate", "load_reference_file"]
 
@@ -92,7 +92,7 @@ def load_reference_file(path: str | Path, against: str) -> dict[tuple[str, int, 
 
 
 def calibrate(
-    store: Any,
+    store: Store,
     experiment: str,
     *,
     against: str = "human",
@@ -115,14 +115,13 @@ def calibrate(
         raise ReportError(
             "the reference must be another experiment: the store keeps one rating per trial and criterion"
         )
-    con = connection(store)
-    require_experiment(con, experiment)
+    require_experiment(store, experiment)
 
     pairs: list[dict[str, Any]]
     n_judge_unscored = 0
     if reference is not None:
-        require_experiment(con, reference)
-        pairs = query(con, f"""
+        require_experiment(store, reference)
+        pairs = store.read(f"""
             WITH {pairs_cte()}
             SELECT p.c_id AS trial_id, p.task_name, p.epoch, rj.criterion, rj.verdict AS judge,
                    rr.verdict AS reference, rj.reasoning, rj.judge_model
@@ -135,7 +134,7 @@ def calibrate(
         ref_desc: dict[str, Any] = {"experiment": reference}
     else:
         ref = load_reference_file(reference_file, against)  # type: ignore[arg-type]
-        judged = query(con, """
+        judged = store.read("""
             SELECT r.trial_id, t.task_name, t.epoch, r.criterion, r.verdict AS judge, r.reasoning, r.judge_model
             FROM ratings r JOIN trials t USING (trial_id)
             WHERE r.experiment = ? AND r.source = 'judge'

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
-
-from atif.report.aggregate import clean, connection, query, require_experiment
+from atif.report.reading import clean, pairs_cte, require_experiment
 from atif.report.stats import bootstrap_mean_ci, mcnemar_exact
+from atif.store import Store
 
-__all__ = ["COMPARE_SCHEMA_VERSION", "compare", "criterion_table", "pairs_cte"]
+__all__ = ["COMPARE_SCHEMA_VERSION", "compare", "criterion_table"]
 
 COMPARE_SCHEMA_VERSION = "1"
 """Version of the JSON comparison layout (docs/reports.md)."""
@@ -23,26 +22,13 @@ COMPARE_SCHEMA_VERSION = "1"
 _METRICS = ("reward", "cost_usd", "duration_seconds")
 
 
-def pairs_cte() -> str:
-    """SQL defining ``pairs`` (b_id, c_id, task_name, epoch) for parameters ``$baseline``, ``$candidate``."""
-    return """
-        b AS (SELECT trial_id, task_name, epoch,
-                     row_number() OVER (PARTITION BY task_name, epoch ORDER BY trial_id) AS k
-              FROM trials WHERE experiment = $baseline),
-        c AS (SELECT trial_id, task_name, epoch,
-                     row_number() OVER (PARTITION BY task_name, epoch ORDER BY trial_id) AS k
-              FROM trials WHERE experiment = $candidate),
-        pairs AS (SELECT b.trial_id AS b_id, c.trial_id AS c_id, b.task_name, b.epoch
-                  FROM b JOIN c USING (task_name, epoch, k))"""
-
-
-def criterion_table(con: duckdb.DuckDBPyConnection, baseline: str, candidate: str) -> dict[str, dict[tuple[str, str], int]]:
+def criterion_table(store: Store, baseline: str, candidate: str) -> dict[str, dict[tuple[str, str], int]]:
     """Per criterion, counts of paired verdicts ``{(baseline verdict, candidate verdict): n}``.
 
     Verdicts are ``YES``, ``NO``, ``UNSCORED`` or ``MISSING`` (no rating for the trial).
     Criteria rated in either experiment are included.
     """
-    rows = query(con, f"""
+    rows = store.read(f"""
         WITH {pairs_cte()},
         crit AS (SELECT DISTINCT criterion FROM ratings WHERE experiment IN ($baseline, $candidate))
         SELECT k.criterion, coalesce(rb.verdict, 'MISSING') AS vb, coalesce(rc.verdict, 'MISSING') AS vc,
@@ -57,7 +43,7 @@ def criterion_table(con: duckdb.DuckDBPyConnection, baseline: str, candidate: st
     return out
 
 
-def compare(store: Any, baseline: str, candidate: str, *, alpha: float = 0.05, seed: int = 0,
+def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05, seed: int = 0,
             resamples: int = 2000) -> dict[str, Any]:
     """Compare ``candidate`` against ``baseline`` on trials paired by task and epoch.
 
@@ -67,13 +53,12 @@ def compare(store: Any, baseline: str, candidate: str, *, alpha: float = 0.05, s
     ``1 - alpha`` paired bootstrap interval from ``seed``; the regressed, improved and
     mixed pairs; and the unpaired trials of each side.
     """
-    con = connection(store)
-    require_experiment(con, baseline)
-    require_experiment(con, candidate)
+    require_experiment(store, baseline)
+    require_experiment(store, candidate)
     params = {"baseline": baseline, "candidate": candidate}
 
     criteria: dict[str, Any] = {}
-    for label, table in sorted(criterion_table(con, baseline, candidate).items()):
+    for label, table in sorted(criterion_table(store, baseline, candidate).items()):
         yy = table.get(("YES", "YES"), 0)
         yn = table.get(("YES", "NO"), 0)
         ny = table.get(("NO", "YES"), 0)
@@ -97,7 +82,7 @@ def compare(store: Any, baseline: str, candidate: str, *, alpha: float = 0.05, s
             "excluded_missing": total - n - unscored,
         }
 
-    rows = query(con, f"""
+    rows = store.read(f"""
         WITH {pairs_cte()}
         SELECT p.task_name, p.epoch, p.b_id, p.c_id,
                tb.reward AS b_reward, tc.reward AS c_reward, tb.cost_usd AS b_cost_usd, tc.cost_usd AS c_cost_usd,
@@ -122,7 +107,7 @@ def compare(store: Any, baseline: str, candidate: str, *, alpha: float = 0.05, s
             "resamples": boot.resamples,
         }
 
-    flips = {(r["b_id"], r["c_id"]): r for r in query(con, f"""
+    flips = {(r["b_id"], r["c_id"]): r for r in store.read(f"""
         WITH {pairs_cte()}
         SELECT p.b_id, p.c_id,
                list(rb.criterion ORDER BY rb.criterion) FILTER (WHERE rb.verdict = 'YES' AND rc.verdict = 'NO') AS lost,
@@ -153,7 +138,7 @@ def compare(store: Any, baseline: str, candidate: str, *, alpha: float = 0.05, s
             "baseline_reward": r["b_reward"], "candidate_reward": r["c_reward"],
         })
 
-    unpaired = query(con, f"""
+    unpaired = store.read(f"""
         WITH {pairs_cte()}
         SELECT 'baseline' AS side, task_name, epoch, trial_id FROM b WHERE trial_id NOT IN (SELECT b_id FROM pairs)
         UNION ALL

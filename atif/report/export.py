@@ -10,23 +10,22 @@ Kinds (one row per line; layouts in docs/reports.md):
 - ``prompt``: the same messages up to (not including) the last agent turn.
 - ``views``: the store's own Parquet export of its views, partitioned by experiment.
 
-Parquet is written by DuckDB with a fixed column schema per kind, so it needs no extra
-package; nested data (messages, named rewards) are JSON columns.
+Parquet goes through the store's ``write_parquet`` with a fixed column schema per kind;
+nested data (messages, named rewards) are JSON columns.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from atif.errors import ParseError, ReportError
-from atif.report.aggregate import connection, one, query, require_experiment, trajectories
+from atif.report.reading import require_experiment
+from atif.store import Store, write_parquet
 from atif.trial import trajectory_messages
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_dataset", "prompt_messages"]
@@ -66,7 +65,7 @@ def prompt_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(messages)
 
 
-def export_dataset(store: Any, experiment: str, kind: str, fmt: str, out: str | Path) -> dict[str, Any]:
+def export_dataset(store: Store, experiment: str, kind: str, fmt: str, out: str | Path) -> dict[str, Any]:
     """Write ``experiment`` as a dataset of ``kind`` in ``fmt`` to ``out``; return a summary.
 
     ``out`` is a file, or for ``views`` a directory. The summary holds the kind, format,
@@ -79,36 +78,31 @@ def export_dataset(store: Any, experiment: str, kind: str, fmt: str, out: str | 
     if fmt not in EXPORT_FORMATS:
         raise ReportError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
-    con = connection(store)
-    require_experiment(con, experiment)
+    require_experiment(store, experiment)
     if kind == "views":
         return _export_views(store, experiment, fmt, out)
 
     skipped: dict[str, int] = {}
     if kind == "metric":
-        rows: Iterable[dict[str, Any]] = _metric_rows(con, experiment)
+        rows: Iterable[dict[str, Any]] = _metric_rows(store, experiment)
     elif kind == "preference":
-        rows = _preference_rows(con, experiment, skipped)
+        rows = _preference_rows(store, experiment, skipped)
     else:
-        rows = _message_rows(con, experiment, kind, skipped)
+        rows = _message_rows(store, experiment, kind, skipped)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
         n = _write_jsonl(rows, out)
     else:
-        n = _write_parquet(rows, out, _COLUMNS[kind])
+        n = write_parquet(rows, out, _COLUMNS[kind])
     return {"kind": kind, "format": fmt, "path": str(out), "rows": n, "skipped": skipped}
 
 
-def _export_views(store: Any, experiment: str, fmt: str, out: Path) -> dict[str, Any]:
+def _export_views(store: Store, experiment: str, fmt: str, out: Path) -> dict[str, Any]:
     if fmt != "parquet":
         raise ReportError("--kind views is written as Parquet only (use --format parquet)")
-    export = getattr(store, "export_parquet", None)
-    if export is None:
-        raise ReportError("--kind views needs a Store (it writes the store's own Parquet export)")
-    result = export(out, experiment=experiment)
+    store.export_parquet(out, experiment=experiment)
     files = sorted(str(p) for p in out.rglob("*.parquet")) if out.exists() else []
-    return {"kind": "views", "format": "parquet", "path": str(out), "files": files, "rows": None,
-            "skipped": {}, "store_result": result if isinstance(result, (dict, list, str, int)) else None}
+    return {"kind": "views", "format": "parquet", "path": str(out), "files": files, "rows": None, "skipped": {}}
 
 
 def _write_jsonl(rows: Iterable[dict[str, Any]], out: Path) -> int:
@@ -123,44 +117,14 @@ def _write_jsonl(rows: Iterable[dict[str, Any]], out: Path) -> int:
     return n
 
 
-def _write_parquet(rows: Iterable[dict[str, Any]], out: Path, columns: dict[str, str]) -> int:
-    fd, name = tempfile.mkstemp(suffix=".jsonl", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    part = out.with_name(out.name + ".part")
-    try:
-        n = _write_jsonl(rows, tmp)
-        con = duckdb.connect()
-        try:
-            spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
-            select = ", ".join(f'"{k}"' for k in columns)
-            source = (f"read_json(?, format='newline_delimited', columns={spec})" if n
-                      else "(SELECT " + ", ".join(f'NULL::{v} AS "{k}"' for k, v in columns.items()) + " LIMIT 0)")
-            sql = f"COPY (SELECT {select} FROM {source}) TO '{_sql_str(part)}' (FORMAT parquet, COMPRESSION zstd)"
-            con.execute(sql, [str(tmp)] if n else [])
-        finally:
-            con.close()
-        os.replace(part, out)
-        return n
-    finally:
-        tmp.unlink(missing_ok=True)
-        part.unlink(missing_ok=True)
-
-
-def _sql_str(p: Path) -> str:
-    return str(p).replace("'", "''")
-
-
-def _metric_rows(con: duckdb.DuckDBPyConnection, experiment: str) -> Iterator[dict[str, Any]]:
+def _metric_rows(store: Store, experiment: str) -> Iterator[dict[str, Any]]:
     verdicts: dict[str, dict[str, str]] = {}
     labels: list[str] = []
-    for trial_id, criterion, verdict in con.execute(
-        "SELECT trial_id, criterion, verdict FROM ratings WHERE experiment = ?", [experiment]
-    ).fetchall():
-        verdicts.setdefault(trial_id, {})[criterion] = verdict
-        labels.append(criterion)
+    for r in store.read("SELECT trial_id, criterion, verdict FROM ratings WHERE experiment = ?", [experiment]):
+        verdicts.setdefault(r["trial_id"], {})[r["criterion"]] = r["verdict"]
+        labels.append(r["criterion"])
     all_labels = sorted(set(labels))
-    for row in query(con, """
+    for row in store.read("""
             SELECT trial_id, experiment, task_name, epoch, agent_name, model_name, reward, rewards, error,
                    cost_usd, duration_seconds, steps, input_tokens, output_tokens, cached_tokens
             FROM trials WHERE experiment = ? ORDER BY task_name, epoch, trial_id""", [experiment]):
@@ -182,7 +146,7 @@ def _load(raw: bytes, trial_id: str) -> dict[str, Any]:
     return doc
 
 
-def _with_trajectories(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]],
+def _with_trajectories(store: Store, rows: list[dict[str, Any]],
                        skipped: dict[str, int]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Yield (trial row, parsed trajectory) in row order, fetching trajectories in batches."""
     missing = [r for r in rows if not r["trajectory_id"]]
@@ -191,7 +155,7 @@ def _with_trajectories(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]
     with_traj = [r for r in rows if r["trajectory_id"]]
     for i in range(0, len(with_traj), 500):
         chunk = with_traj[i : i + 500]
-        raw = dict(trajectories(con, [r["trajectory_id"] for r in chunk]))
+        raw = dict(store.trajectories([r["trajectory_id"] for r in chunk]))
         for r in chunk:
             data = raw.get(r["trajectory_id"])
             if data is None:
@@ -200,12 +164,12 @@ def _with_trajectories(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]
             yield r, _load(data, r["trial_id"])
 
 
-def _message_rows(con: duckdb.DuckDBPyConnection, experiment: str, kind: str,
+def _message_rows(store: Store, experiment: str, kind: str,
                   skipped: dict[str, int]) -> Iterator[dict[str, Any]]:
-    rows = query(con, """
+    rows = store.read("""
         SELECT trial_id, experiment, task_name, epoch, reward, trajectory_id
         FROM trials WHERE experiment = ? ORDER BY task_name, epoch, trial_id""", [experiment])
-    for r, traj in _with_trajectories(con, rows, skipped):
+    for r, traj in _with_trajectories(store, rows, skipped):
         messages = trajectory_messages(traj, skip_copied=True)
         if kind == "prompt":
             messages = prompt_messages(messages)
@@ -213,15 +177,15 @@ def _message_rows(con: duckdb.DuckDBPyConnection, experiment: str, kind: str,
                "epoch": r["epoch"], "reward": r["reward"], "messages": messages}
 
 
-def _preference_rows(con: duckdb.DuckDBPyConnection, experiment: str,
+def _preference_rows(store: Store, experiment: str,
                      skipped: dict[str, int]) -> Iterator[dict[str, Any]]:
-    rows = query(con, """
+    rows = store.read("""
         SELECT t.trial_id, t.experiment, t.task_name, t.epoch, t.reward, t.trajectory_id,
                count(r.criterion) FILTER (WHERE r.verdict = 'YES') AS passed
         FROM trials t LEFT JOIN ratings r USING (trial_id)
         WHERE t.experiment = ? AND t.trajectory_id IS NOT NULL
         GROUP BY ALL ORDER BY t.task_name, t.trial_id""", [experiment])
-    (n_no_traj,) = one(con, "SELECT count(*) FROM trials WHERE experiment = ? AND trajectory_id IS NULL",
+    (n_no_traj,) = store.read_one("SELECT count(*) FROM trials WHERE experiment = ? AND trajectory_id IS NULL",
                        [experiment])
     if n_no_traj:
         skipped["no trajectory"] = int(n_no_traj)
@@ -246,7 +210,7 @@ def _preference_rows(con: duckdb.DuckDBPyConnection, experiment: str,
             continue
         chosen_pairs.append((best, worst))
     wanted = [r for pair in chosen_pairs for r in pair]
-    docs = {r["trial_id"]: t for r, t in _with_trajectories(con, wanted, {})}
+    docs = {r["trial_id"]: t for r, t in _with_trajectories(store, wanted, {})}
     for best, worst in chosen_pairs:
         if best["trial_id"] not in docs or worst["trial_id"] not in docs:
             skipped["trajectory not stored"] = skipped.get("trajectory not stored", 0) + 1

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from atif.errors import ReportError
-from atif.report.aggregate import clean, connection, criteria_of, one, query, require_experiment
-from atif.report.compare import criterion_table, pairs_cte
+from atif.report.compare import criterion_table
+from atif.report.reading import clean, criteria_of, pairs_cte, require_experiment
 from atif.report.stats import bootstrap_mean_ci, mcnemar_exact
+from atif.store import Store
 
 __all__ = ["Condition", "GateResult", "gate", "parse_min_pass"]
 
@@ -76,7 +77,7 @@ def parse_min_pass(spec: str) -> tuple[str, float]:
 
 
 def gate(
-    store: Any,
+    store: Store,
     experiment: str,
     *,
     min_pass: dict[str, float] | None = None,
@@ -116,19 +117,18 @@ def gate(
         if not 0.0 <= rate <= 1.0:
             raise ReportError(f"--min-pass {label}={rate}: rate is outside [0, 1]")
 
-    con = connection(store)
-    n_trials = require_experiment(con, experiment)
-    known = criteria_of(con, experiment)
+    n_trials = require_experiment(store, experiment)
+    known = criteria_of(store, experiment)
     unknown = [k for k in min_pass if k != ALL_CRITERIA and k not in known]
     if unknown:
         listed = ", ".join(known) if known else "none: the experiment has no ratings"
         raise ReportError(f"unknown criterion {unknown[0]!r} in --min-pass; criteria of {experiment!r}: {listed}")
     if baseline is not None:
-        require_experiment(con, baseline)
+        require_experiment(store, baseline)
 
     conditions: list[Condition] = []
     if min_pass:
-        counts = {r["criterion"]: r for r in query(con, """
+        counts = {r["criterion"]: r for r in store.read("""
             SELECT criterion, count(*) FILTER (WHERE verdict = 'YES') AS n_yes,
                    count(*) FILTER (WHERE verdict = 'NO') AS n_no,
                    count(*) FILTER (WHERE verdict = 'UNSCORED') AS n_unscored
@@ -141,8 +141,8 @@ def gate(
             conditions.append(_pass_condition(label, threshold, counts.get(label), n_trials, ignore_unscored))
 
     if min_reward is not None:
-        n, n_reward, mean_reward = one(
-            con, "SELECT count(*), count(reward), avg(reward) FROM trials WHERE experiment = ?", [experiment])
+        n, n_reward, mean_reward = store.read_one(
+            "SELECT count(*), count(reward), avg(reward) FROM trials WHERE experiment = ?", [experiment])
         if ignore_unscored:
             observed = mean_reward
             detail = f"mean over {n_reward} trials with a reward ({n - n_reward} without, ignored)"
@@ -154,7 +154,7 @@ def gate(
                                     detail if observed is not None else "no trial has a reward"))
 
     if baseline is not None:
-        conditions += _regressions(con, baseline, experiment, max_regression, alpha, ignore_unscored, seed)
+        conditions += _regressions(store, baseline, experiment, max_regression, alpha, ignore_unscored, seed)
 
     return GateResult(experiment, all(c.passed for c in conditions), conditions)
 
@@ -178,12 +178,12 @@ def _pass_condition(label: str, threshold: float, row: dict[str, Any] | None, n_
     return Condition(name, observed >= threshold, observed, threshold, detail)
 
 
-def _regressions(con: Any, baseline: str, candidate: str, max_regression: float, alpha: float,
+def _regressions(store: Store, baseline: str, candidate: str, max_regression: float, alpha: float,
                  ignore_unscored: bool, seed: int) -> list[Condition]:
     out: list[Condition] = []
-    tables = criterion_table(con, baseline, candidate)
-    base_criteria = set(criteria_of(con, baseline))
-    cand_criteria = set(criteria_of(con, candidate))
+    tables = criterion_table(store, baseline, candidate)
+    base_criteria = set(criteria_of(store, baseline))
+    cand_criteria = set(criteria_of(store, candidate))
     for label in sorted(base_criteria & cand_criteria):
         table = tables.get(label, {})
         counts = {"YY": 0, "YN": 0, "NY": 0, "NN": 0}
@@ -213,7 +213,7 @@ def _regressions(con: Any, baseline: str, candidate: str, max_regression: float,
             f"pass rate {b_rate:.3f} -> {c_rate:.3f} over {n} pairs ({counts['YN']} lost, {counts['NY']} gained), "
             f"McNemar p={p:.3g}" + (f", {left_out} pairs left out" if left_out else ""),
         ))
-    rows = query(con, f"""
+    rows = store.read(f"""
         WITH {pairs_cte()}
         SELECT tb.reward AS b, tc.reward AS c
         FROM pairs p JOIN trials tb ON tb.trial_id = p.b_id JOIN trials tc ON tc.trial_id = p.c_id

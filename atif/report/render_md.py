@@ -1,68 +1,62 @@
 """Markdown renderings of reports, comparisons, calibrations and gates.
 
 Written to read well as a pull-request comment: a headline, compact tables, and the long
-lists folded into ``<details>``. Every value that comes from the data (task names,
-error messages, reasons) goes through ``cell`` so it cannot break a table or inject
-markup.
+lists folded into ``<details>``. Every value that comes from the data (names, labels,
+error messages, reasons) goes through ``cell`` (or ``code``, or ``line`` for the plain-text
+gate) so it cannot break a table, start a block or inject a link, an image or markup.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["cell", "render_calibration_md", "render_compare_md", "render_gate_text", "render_report_md"]
+from atif.report.formatting import bar, num, pct, signed, usd
+
+__all__ = ["cell", "code", "line", "render_calibration_md", "render_compare_md", "render_gate_text", "render_report_md"]
 
 _LISTED = 30
+# Line breaks (including Unicode's), C0 and C1 controls (terminal escapes among them).
+_BREAKS = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]")
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]#~|!]")
+# A list marker at the start (-, +, 1. or 1)); * and # are escaped everywhere already.
+_LEADING_BULLET = re.compile(r"^[-+]")
+_LEADING_NUMBER = re.compile(r"^(\d{1,9})([.)])")
 
 
 def cell(value: Any, limit: int = 120) -> str:
-    """A value made safe for one Markdown table cell (pipes, newlines, HTML, length)."""
+    """A value made inert for one line of Markdown: a table cell, a heading or a list item.
+
+    Line breaks and control characters become spaces and surrounding whitespace goes (so
+    the text cannot open a block of its own); ``&``, ``<`` and ``>`` become entities (no raw
+    HTML, no autolink); every character that could start a link, an image, emphasis, a
+    code span, a heading or a table column is backslash-escaped, as is a leading list or
+    quote marker. The text reads as given; long text is cut at ``limit`` characters.
+    """
     if value is None:
         return "–"
-    s = str(value).replace("\r", " ").replace("\n", " ")
+    s = _one_line(str(value)).strip()
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("`", "'"))
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_SPECIAL.sub(r"\\\g<0>", s)
+    s = _LEADING_BULLET.sub(r"\\\g<0>", s)
+    return _LEADING_NUMBER.sub(r"\g<1>\\\g<2>", s)
 
 
-def pct(x: float | None, digits: int = 1) -> str:
-    """``0.8123`` -> ``81.2%``; ``–`` for None."""
-    return "–" if x is None else f"{x * 100:.{digits}f}%"
+def code(value: str, limit: int = 120) -> str:
+    """``value`` as an inline code span (nothing inside is interpreted but a table's ``|``)."""
+    s = _one_line(value).replace("`", "'").replace("|", "\\|")
+    return f"`{s[:limit]}`"
 
 
-def num(x: float | None) -> str:
-    """A number with sensible precision; ``–`` for None."""
-    if x is None:
-        return "–"
-    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1:
-        return f"{int(x):,}"
-    ax = abs(x)
-    if ax >= 100:
-        return f"{x:,.0f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3g}"
+def line(value: Any) -> str:
+    """A value made safe for one line of plain text: no line breaks, no control characters."""
+    return "–" if value is None else _one_line(str(value))
 
 
-def usd(x: float | None) -> str:
-    """US dollars with cents, more digits below a cent; ``–`` for None."""
-    if x is None:
-        return "–"
-    return f"${x:,.2f}" if abs(x) >= 0.1 else f"${x:.3g}"
-
-
-def signed(x: float | None, fmt: str = "{:+.3f}") -> str:
-    """A signed number; ``–`` for None."""
-    return "–" if x is None else fmt.format(x)
-
-
-def bar(fraction: float | None, width: int = 12) -> str:
-    """A text bar for a fraction in [0, 1]."""
-    if fraction is None:
-        return ""
-    full = max(0, min(width, round(fraction * width)))
-    return "█" * full + "░" * (width - full)
+def _one_line(s: str) -> str:
+    return _BREAKS.sub(" ", s)
 
 
 def _table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
@@ -115,7 +109,7 @@ def render_report_md(report: dict[str, Any]) -> str:
             continue
         rows.append([label, f"{st['n']:,}", fmt(st["mean"]), fmt(st["p50"]), fmt(st["p95"]), fmt(st.get("total"))])
     for name, st in s["rewards"].items():
-        rows.append([f"reward `{cell(name)}`", f"{st['n']:,}", num(st["mean"]), num(st["p50"]), num(st["p95"]), "–"])
+        rows.append([f"reward {code(name)}", f"{st['n']:,}", num(st["mean"]), num(st["p50"]), num(st["p95"]), "–"])
     out += _table(["metric", "n", "mean", "p50", "p95", "total"], rows, ["l", "r", "r", "r", "r", "r"]) + [""]
 
     if s["errors"]:
@@ -179,13 +173,13 @@ def render_report_md(report: dict[str, Any]) -> str:
         if notable[key]:
             out += [f"<details><summary>{title}</summary>", ""]
             out += _table(["task", "epoch", "value", "trial"],
-                          [[cell(t["task_name"]), str(t["epoch"]), fmt(t[col]), f"`{t['trial_id'][:12]}`"]
+                          [[cell(t["task_name"]), str(t["epoch"]), fmt(t[col]), code(t["trial_id"][:12])]
                            for t in notable[key]], ["l", "r", "r", "l"])
             out += ["", "</details>", ""]
     if notable["failed"]:
         out += [f"<details><summary>Failed trials ({s['n_errored']:,})</summary>", ""]
         out += _table(["task", "epoch", "error", "trial"],
-                      [[cell(t["task_name"]), str(t["epoch"]), cell(t["error"], 160), f"`{t['trial_id'][:12]}`"]
+                      [[cell(t["task_name"]), str(t["epoch"]), cell(t["error"], 160), code(t["trial_id"][:12])]
                        for t in notable["failed"]], ["l", "r", "l", "l"])
         if s["n_errored"] > len(notable["failed"]):
             out.append(f"\n… and {s['n_errored'] - len(notable['failed']):,} more.")
@@ -252,7 +246,7 @@ def render_calibration_md(result: dict[str, Any]) -> str:
     ref = result["reference"]
     ref_name = f"experiment {ref['experiment']}" if "experiment" in ref else f"file {ref['file']}"
     o = result["overall"]
-    out = [f"## atif calibrate: judge of {cell(result['experiment'])} vs {result['against']} ratings", "",
+    out = [f"## atif calibrate: judge of {cell(result['experiment'])} vs {cell(result['against'])} ratings", "",
            f"Reference: {cell(ref_name)} · **{o['n_pairs']:,} pairs** · agreement **{pct(o['agreement'])}** · "
            f"Cohen's κ **{_kappa(o['kappa'])}**"
            + (f" · {o['n_judge_unscored']:,} UNSCORED judge verdicts left out" if o["n_judge_unscored"] else ""), ""]
@@ -289,7 +283,7 @@ def render_gate_text(result: Any) -> str:
     lines = []
     for c in result.conditions:
         observed = "–" if c.observed is None else f"{c.observed:.4g}"
-        lines.append(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {observed}; {c.detail}")
+        lines.append(f"{'PASS' if c.passed else 'FAIL'}  {line(c.name)}: {observed}; {line(c.detail)}")
     n_fail = len(result.failures())
     lines.append(f"gate {'passed' if result.passed else 'FAILED'}: {len(result.conditions) - n_fail} of "
                  f"{len(result.conditions)} conditions hold")

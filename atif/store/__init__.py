@@ -5,6 +5,7 @@ The SQL views ``trials``, ``steps``, ``tool_calls``, ``ratings``, ``experiment_m
 """
 
 from atif.store.ingest import PRECEDENCE, UnmatchedTrial, UploadError, UploadResult, decode_raw
+from atif.store.parquet import write_parquet as write_parquet
 from atif.store.store import DEFAULT_DB, VIEWS, PendingRating, Store, default_path
 from atif.store.tasks import TaskSpec, load_tasks
 

@@ -143,6 +143,8 @@ class Store:
                 raise locked from None
             raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
         try:
+            # DuckDB draws a progress bar on stdout for slow queries, where it would corrupt a report.
+            self._db.execute("SET enable_progress_bar = false")
             self._check_schema()
         except BaseException:
             self._db.close()

@@ -14,5 +14,4 @@ def builder(tmp_path: Path) -> Iterator[StoreBuilder]:
     """A fresh migrated store in the test's temp dir."""
     b = StoreBuilder(tmp_path / "atif.duckdb")
     yield b
-    if not b.closed:
-        b.close()
+    b.release()

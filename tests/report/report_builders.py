@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from atif.store import migrations
+from atif.store import Store, migrations
 
 
 class StoreBuilder:
@@ -22,6 +22,7 @@ class StoreBuilder:
         # One transaction for all inserts: per-row commits make fixtures slow.
         self.con.execute("BEGIN TRANSACTION")
         self._experiments: set[str] = set()
+        self._store: Store | None = None
         self.closed = False
 
     def experiment(self, name: str, collection: str = "c") -> None:
@@ -101,9 +102,25 @@ class StoreBuilder:
 
     def close(self) -> None:
         """Commit and close the connection so another reader can open the file."""
+        if self.closed:
+            return
         self.con.execute("COMMIT")
         self.con.close()
         self.closed = True
+
+    def store(self) -> Store:
+        """The rows written so far, committed, through a read-only ``Store`` (what reports read)."""
+        self.close()
+        if self._store is None:
+            self._store = Store.open(self.path, read_only=True)
+        return self._store
+
+    def release(self) -> None:
+        """Close everything the builder opened."""
+        self.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
 
 def simple_trajectory(task: str, answer: str = "done", *, copied: bool = False) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def populated(builder: StoreBuilder) -> StoreBuilder:
 
 
 def test_overall_figures(populated: StoreBuilder) -> None:
-    rep = build_report(populated.con, "exp")
+    rep = build_report(populated.store(), "exp")
     s = rep["summary"]
     assert rep["schema_version"] == "1" and rep["kind"] == "report" and rep["experiment"] == "exp"
     assert rep["criteria"] == ["correct", "safe"]
@@ -60,7 +60,7 @@ def test_overall_figures(populated: StoreBuilder) -> None:
 
 
 def test_criteria_pass_rates_unscored_and_missing(populated: StoreBuilder) -> None:
-    s = build_report(populated.con, "exp")["summary"]
+    s = build_report(populated.store(), "exp")["summary"]
     correct = s["criteria"]["correct"]
     # trial 3 has reward .5 but a human YES
     assert (correct["n_yes"], correct["n_no"], correct["n_unscored"], correct["n_missing"]) == (4, 2, 0, 0)
@@ -75,7 +75,7 @@ def test_criteria_pass_rates_unscored_and_missing(populated: StoreBuilder) -> No
 
 
 def test_histograms(populated: StoreBuilder) -> None:
-    h = build_report(populated.con, "exp")["summary"]["histograms"]
+    h = build_report(populated.store(), "exp")["summary"]["histograms"]
     assert len(h["reward"]) == 10 and sum(b["count"] for b in h["reward"]) == 6
     assert h["reward"][9]["count"] == 2 and h["reward"][0]["count"] == 1 and h["reward"][8]["count"] == 1
     passed = {b["passed"]: b["count"] for b in h["criteria_passed"]}
@@ -84,7 +84,7 @@ def test_histograms(populated: StoreBuilder) -> None:
 
 
 def test_judge_usage_is_apart_from_agent_cost(populated: StoreBuilder) -> None:
-    j = build_report(populated.con, "exp")["summary"]["judge"]
+    j = build_report(populated.store(), "exp")["summary"]["judge"]
     # 5 judge ratings on "correct" (one is human) + 5 "safe" judge ratings; one cached
     assert j["calls"] + j["cache_hits"] == 10 and j["cache_hits"] == 1
     assert j["cost_usd"] == pytest.approx(0.002 * 3)  # cached call costs nothing again
@@ -93,36 +93,36 @@ def test_judge_usage_is_apart_from_agent_cost(populated: StoreBuilder) -> None:
 
 
 def test_notable_trials(populated: StoreBuilder) -> None:
-    n = build_report(populated.con, "exp")["notable"]
+    n = build_report(populated.store(), "exp")["notable"]
     assert [t["duration_seconds"] for t in n["slowest"]] == [60.0, 50.0, 40.0, 30.0, 20.0]
     assert n["most_expensive"][0]["cost_usd"] == pytest.approx(0.06)
     assert [t["error"] for t in n["failed"]] == ["TimeoutError: agent took too long"]
 
 
 def test_cohorts_by_tag_model_agent(populated: StoreBuilder) -> None:
-    rep = build_report(populated.con, "exp", by="tag")
+    rep = build_report(populated.store(), "exp", by="tag")
     values = [c["value"] for c in rep["cohorts"]]
     assert values == ["(untagged)", "easy", "hard", "py"]
     by = {c["value"]: c["summary"] for c in rep["cohorts"]}
     assert by["easy"]["n_trials"] == 2 and by["py"]["n_trials"] == 2 and by["hard"]["n_trials"] == 2
     assert by["(untagged)"]["n_errored"] == 1
-    rep = build_report(populated.con, "exp", by="model")
+    rep = build_report(populated.store(), "exp", by="model")
     # the trajectory's model wins over the trial metadata for trial 0
     assert {c["value"]: c["summary"]["n_trials"] for c in rep["cohorts"]} == {"m-1": 1, "m-a": 3, "m-b": 2}
-    rep = build_report(populated.con, "exp", by="agent")
+    rep = build_report(populated.store(), "exp", by="agent")
     assert sum(c["summary"]["n_trials"] for c in rep["cohorts"]) == 6
 
 
 def test_errors(populated: StoreBuilder) -> None:
     with pytest.raises(NotFoundError, match="no trials for experiment 'nope'; known: exp, other"):
-        build_report(populated.con, "nope")
+        build_report(populated.store(), "nope")
     with pytest.raises(ReportError, match="unknown cohort key"):
-        build_report(populated.con, "exp", by="colour")
+        build_report(populated.store(), "exp", by="colour")
 
 
 def test_json_is_stable_and_sorted(populated: StoreBuilder) -> None:
-    a = orjson.dumps(build_report(populated.con, "exp", by="tag"))
-    b = orjson.dumps(build_report(populated.con, "exp", by="tag"))
+    a = orjson.dumps(build_report(populated.store(), "exp", by="tag"))
+    b = orjson.dumps(build_report(populated.store(), "exp", by="tag"))
     assert a == b
     data = orjson.loads(a)
     assert list(data) == sorted(data)
@@ -133,13 +133,13 @@ def test_reads_through_a_store(populated: StoreBuilder, tmp_path: Path) -> None:
     populated.close()
     with Store.open(tmp_path / "atif.duckdb", read_only=True) as store:
         assert build_report(store, "exp")["summary"]["n_trials"] == 6
-    assert build_report(tmp_path / "atif.duckdb", "other")["summary"]["n_trials"] == 1
+        assert build_report(store, "other")["summary"]["n_trials"] == 1
 
 
 def test_markdown_is_safe_for_tables(builder: StoreBuilder) -> None:
     builder.trial("e", "a|b<script>", reward=0.5, error="Bad | thing\n<img src=x onerror=alert(1)>",
                   ratings={"c": "NO"})
-    md = render_report_md(build_report(builder.con, "e"))
+    md = render_report_md(build_report(builder.store(), "e"))
     assert "<img" not in md and "<script>" not in md
     assert "a\\|b&lt;script&gt;" in md
     assert "| c | 0.0%" in md

@@ -33,7 +33,7 @@ def labelled(builder: StoreBuilder) -> StoreBuilder:
 
 
 def test_against_a_reference_experiment(labelled: StoreBuilder) -> None:
-    r = calibrate(labelled.con, "judged", against="human", reference="labels")
+    r = calibrate(labelled.store(), "judged", against="human", reference="labels")
     o = r["overall"]
     assert o["n_pairs"] == 50 and o["agreement"] == pytest.approx(0.7) and o["kappa"] == pytest.approx(0.4)
     assert o["confusion"] == {"YES": {"YES": 20, "NO": 5}, "NO": {"YES": 10, "NO": 15}}
@@ -46,7 +46,7 @@ def test_against_a_reference_experiment(labelled: StoreBuilder) -> None:
 
 
 def test_against_precomputed_picks_that_source_only(labelled: StoreBuilder) -> None:
-    r = calibrate(labelled.con, "judged", against="precomputed", reference="labels")
+    r = calibrate(labelled.store(), "judged", against="precomputed", reference="labels")
     assert r["overall"]["n_pairs"] == 1 and r["overall"]["agreement"] == 0.0
     assert r["overall"]["kappa"] == 0.0  # po 0, pe 0
 
@@ -57,7 +57,7 @@ def test_against_a_reference_file(labelled: StoreBuilder, tmp_path: Path) -> Non
     lines.append({"task_name": "t00", "epoch": 2, "criterion": "ok", "rating": True})  # no such trial
     lines.append({"task_name": "t01", "criterion": "ok", "rating": "NO", "source": "precomputed"})  # other source
     f.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n\n")
-    r = calibrate(labelled.con, "judged", against="human", reference_file=f)
+    r = calibrate(labelled.store(), "judged", against="human", reference_file=f)
     assert r["overall"]["n_pairs"] == 50 and r["overall"]["kappa"] == pytest.approx(0.4)
     assert r["reference"]["n_ratings"] == 51
 
@@ -74,24 +74,24 @@ def test_reference_file_errors(labelled: StoreBuilder, tmp_path: Path) -> None:
     ):
         f.write_bytes(content)
         with pytest.raises(InputError, match=msg):
-            calibrate(labelled.con, "judged", against="human", reference_file=f)
+            calibrate(labelled.store(), "judged", against="human", reference_file=f)
     with pytest.raises(InputError, match="cannot read"):
-        calibrate(labelled.con, "judged", against="human", reference_file=tmp_path / "missing.jsonl")
+        calibrate(labelled.store(), "judged", against="human", reference_file=tmp_path / "missing.jsonl")
 
 
 def test_usage_errors(labelled: StoreBuilder) -> None:
     with pytest.raises(ReportError, match="another experiment"):
-        calibrate(labelled.con, "judged", reference="judged")
+        calibrate(labelled.store(), "judged", reference="judged")
     with pytest.raises(ReportError, match="give a reference"):
-        calibrate(labelled.con, "judged")
+        calibrate(labelled.store(), "judged")
     with pytest.raises(ReportError, match="--against"):
-        calibrate(labelled.con, "judged", against="judge", reference="labels")
+        calibrate(labelled.store(), "judged", against="judge", reference="labels")
     with pytest.raises(ReportError, match="no trial x criterion"):
-        calibrate(labelled.con, "labels", against="human", reference="judged")
+        calibrate(labelled.store(), "labels", against="human", reference="judged")
 
 
 def test_markdown_and_cli(labelled: StoreBuilder, tmp_path: Path) -> None:
-    md = render_calibration_md(calibrate(labelled.con, "judged", against="human", reference="labels"))
+    md = render_calibration_md(calibrate(labelled.store(), "judged", against="human", reference="labels"))
     assert "agreement **70.0%**" in md and "Cohen's κ **0.400**" in md
     assert "| judge YES | 20 | 5 |" in md and "Disagreements (15)" in md
     labelled.close()

@@ -30,7 +30,7 @@ def runs(builder: StoreBuilder) -> StoreBuilder:
 
 
 def test_compare_pairs_and_tests(runs: StoreBuilder) -> None:
-    r = compare(runs.con, "base", "cand")
+    r = compare(runs.store(), "base", "cand")
     assert r["n_pairs"] == 20 and r["pairing"] == "task_name+epoch"
     c = r["criteria"]["correct"]
     assert (c["n_pairs"], c["regressed"], c["improved"], c["both_yes"]) == (20, 12, 0, 8)
@@ -54,8 +54,8 @@ def test_compare_pairs_and_tests(runs: StoreBuilder) -> None:
 
 
 def test_compare_is_reproducible_and_seeded(runs: StoreBuilder) -> None:
-    assert compare(runs.con, "base", "cand", seed=3) == compare(runs.con, "base", "cand", seed=3)
-    assert compare(runs.con, "base", "cand", seed=3)["seed"] == 3
+    assert compare(runs.store(), "base", "cand", seed=3) == compare(runs.store(), "base", "cand", seed=3)
+    assert compare(runs.store(), "base", "cand", seed=3)["seed"] == 3
 
 
 def test_compare_leaves_out_unscored_and_counts_it(builder: StoreBuilder) -> None:
@@ -65,12 +65,12 @@ def test_compare_leaves_out_unscored_and_counts_it(builder: StoreBuilder) -> Non
     builder.trial("b", "t2")
     builder.trial("a", "t3", ratings={"c": "NO"})
     builder.trial("b", "t3", ratings={"c": "YES"})
-    c = compare(builder.con, "a", "b")["criteria"]["c"]
+    c = compare(builder.store(), "a", "b")["criteria"]["c"]
     assert (c["n_pairs"], c["excluded_unscored"], c["excluded_missing"], c["improved"]) == (1, 1, 1, 1)
 
 
 def test_compare_markdown(runs: StoreBuilder) -> None:
-    md = render_compare_md(compare(runs.con, "base", "cand"))
+    md = render_compare_md(compare(runs.store(), "base", "cand"))
     assert "## atif compare: base → cand" in md
     assert "| correct | 20 | 100.0% | 40.0% | -60.0 pp **↓** | 12 | 0 |" in md
     assert "Regressed (12)" in md and "Unpaired, candidate only (2)" in md
@@ -78,7 +78,7 @@ def test_compare_markdown(runs: StoreBuilder) -> None:
 
 def test_compare_unknown_experiment(runs: StoreBuilder) -> None:
     with pytest.raises(NotFoundError):
-        compare(runs.con, "base", "nope")
+        compare(runs.store(), "base", "nope")
 
 
 def test_parse_min_pass() -> None:
@@ -94,39 +94,39 @@ def test_gate_thresholds_and_unscored(builder: StoreBuilder) -> None:
     for i in range(10):
         v = "YES" if i < 8 else ("UNSCORED" if i == 8 else "NO")
         builder.trial("e", f"t{i}", reward=1.0 if i < 7 else None, ratings={"c": v, "d": "YES"})
-    res = gate(builder.con, "e", min_pass={"c": 0.8})
+    res = gate(builder.store(), "e", min_pass={"c": 0.8})
     assert res.passed and res.conditions[0].observed == pytest.approx(0.8)
-    res = gate(builder.con, "e", min_pass={"c": 0.85})
+    res = gate(builder.store(), "e", min_pass={"c": 0.85})
     assert not res.passed and "1 unscored" in res.conditions[0].detail
-    res = gate(builder.con, "e", min_pass={"c": 0.85}, ignore_unscored=True)
+    res = gate(builder.store(), "e", min_pass={"c": 0.85}, ignore_unscored=True)
     assert res.passed and res.conditions[0].observed == pytest.approx(8 / 9)
-    res = gate(builder.con, "e", min_pass={"*": 0.9})
+    res = gate(builder.store(), "e", min_pass={"*": 0.9})
     assert [c.passed for c in res.conditions] == [False, True]
     # rewards: 7 trials of 10 have reward 1; missing ones count as 0 unless ignored
-    assert not gate(builder.con, "e", min_reward=0.8).passed
-    assert gate(builder.con, "e", min_reward=0.8, ignore_unscored=True).passed
+    assert not gate(builder.store(), "e", min_reward=0.8).passed
+    assert gate(builder.store(), "e", min_reward=0.8, ignore_unscored=True).passed
 
 
 def test_gate_rejects_malformed_gates(builder: StoreBuilder) -> None:
     builder.trial("e", "t", ratings={"c": "YES"})
     with pytest.raises(ReportError, match="unknown criterion 'zz'"):
-        gate(builder.con, "e", min_pass={"zz": 0.5})
+        gate(builder.store(), "e", min_pass={"zz": 0.5})
     with pytest.raises(ReportError, match="nothing to check"):
-        gate(builder.con, "e")
+        gate(builder.store(), "e")
     with pytest.raises(ReportError):
-        gate(builder.con, "e", min_pass={"c": 0.5}, alpha=0)
+        gate(builder.store(), "e", min_pass={"c": 0.5}, alpha=0)
     with pytest.raises(NotFoundError):
-        gate(builder.con, "e", baseline="missing")
+        gate(builder.store(), "e", baseline="missing")
 
 
 def test_gate_regression_needs_size_and_significance(runs: StoreBuilder) -> None:
-    res = gate(runs.con, "cand", baseline="base", max_regression=0.05)
+    res = gate(runs.store(), "cand", baseline="base", max_regression=0.05)
     by_name = {c.name.split(" vs ")[0]: c for c in res.conditions}
     assert not by_name["no regression of correct"].passed
     assert by_name["no regression of style"].passed
     assert not by_name["no regression of mean reward"].passed
     # a drop larger than tolerated but on too few pairs to be significant passes
-    res = gate(runs.con, "cand", baseline="base", max_regression=0.7)
+    res = gate(runs.store(), "cand", baseline="base", max_regression=0.7)
     assert res.passed
 
 
@@ -134,14 +134,14 @@ def test_gate_regression_small_sample_not_significant(builder: StoreBuilder) -> 
     for i in range(3):
         builder.trial("b", f"t{i}", ratings={"c": "YES"})
         builder.trial("c", f"t{i}", ratings={"c": "NO" if i < 2 else "YES"})
-    res = gate(builder.con, "c", baseline="b", max_regression=0.05)
+    res = gate(builder.store(), "c", baseline="b", max_regression=0.05)
     cond = res.conditions[0]
     assert cond.observed == pytest.approx(2 / 3) and cond.passed  # p = 0.5
     assert "McNemar p=0.5" in cond.detail
 
 
 def test_gate_text(runs: StoreBuilder) -> None:
-    text = render_gate_text(gate(runs.con, "cand", min_pass={"correct": 0.5}))
+    text = render_gate_text(gate(runs.store(), "cand", min_pass={"correct": 0.5}))
     assert text.startswith("FAIL  pass rate of correct >= 0.5: 0.3636")
     assert text.rstrip().endswith("gate FAILED: 0 of 1 conditions hold")
 

@@ -39,7 +39,7 @@ def exp(builder: StoreBuilder) -> StoreBuilder:
 
 
 def test_metric_rows(exp: StoreBuilder, tmp_path: Path) -> None:
-    res = export_dataset(exp.con, "e", "metric", "jsonl", tmp_path / "m.jsonl")
+    res = export_dataset(exp.store(), "e", "metric", "jsonl", tmp_path / "m.jsonl")
     rows = _jsonl(tmp_path / "m.jsonl")
     assert res["rows"] == 6 == len(rows)
     first = rows[0]
@@ -54,7 +54,7 @@ def test_metric_rows(exp: StoreBuilder, tmp_path: Path) -> None:
 
 def test_metric_parquet(exp: StoreBuilder, tmp_path: Path) -> None:
     out = tmp_path / "sub" / "m.parquet"
-    assert export_dataset(exp.con, "e", "metric", "parquet", out)["rows"] == 6
+    assert export_dataset(exp.store(), "e", "metric", "parquet", out)["rows"] == 6
     con = duckdb.connect()
     cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{out}')").fetchall()}
     assert cols["verdicts"] == "MAP(VARCHAR, VARCHAR)" and cols["reward"] == "DOUBLE" and cols["epoch"] == "INTEGER"
@@ -65,7 +65,7 @@ def test_metric_parquet(exp: StoreBuilder, tmp_path: Path) -> None:
 
 
 def test_preference_pairs(exp: StoreBuilder, tmp_path: Path) -> None:
-    res = export_dataset(exp.con, "e", "preference", "jsonl", tmp_path / "p.jsonl")
+    res = export_dataset(exp.store(), "e", "preference", "jsonl", tmp_path / "p.jsonl")
     rows = _jsonl(tmp_path / "p.jsonl")
     assert len(rows) == 1 and res["skipped"] == {"all trials of the task tie": 1, "no trajectory": 1}
     p = rows[0]
@@ -79,7 +79,7 @@ def test_preference_pairs(exp: StoreBuilder, tmp_path: Path) -> None:
 
 
 def test_completion_skips_copied_context(exp: StoreBuilder, tmp_path: Path) -> None:
-    res = export_dataset(exp.con, "e", "completion", "jsonl", tmp_path / "c.jsonl")
+    res = export_dataset(exp.store(), "e", "completion", "jsonl", tmp_path / "c.jsonl")
     rows = _jsonl(tmp_path / "c.jsonl")
     assert res["rows"] == 5 and res["skipped"] == {"no trajectory": 1}
     two = next(r for r in rows if r["epoch"] == 2 and r["task_name"] == "fix")
@@ -91,7 +91,7 @@ def test_completion_skips_copied_context(exp: StoreBuilder, tmp_path: Path) -> N
 
 
 def test_prompt_is_up_to_the_last_agent_turn(exp: StoreBuilder, tmp_path: Path) -> None:
-    export_dataset(exp.con, "e", "prompt", "parquet", tmp_path / "p.parquet")
+    export_dataset(exp.store(), "e", "prompt", "parquet", tmp_path / "p.parquet")
     con = duckdb.connect()
     msgs = con.execute(f"SELECT messages FROM read_parquet('{tmp_path / 'p.parquet'}') LIMIT 1").fetchone()[0]
     assert [m["role"] for m in orjson.loads(msgs)] == ["system", "user", "assistant", "tool"]
@@ -102,7 +102,7 @@ def test_prompt_is_up_to_the_last_agent_turn(exp: StoreBuilder, tmp_path: Path) 
 def test_empty_parquet_keeps_its_schema(builder: StoreBuilder, tmp_path: Path) -> None:
     builder.trial("e", "t", reward=1.0)
     out = tmp_path / "c.parquet"
-    assert export_dataset(builder.con, "e", "completion", "parquet", out)["rows"] == 0
+    assert export_dataset(builder.store(), "e", "completion", "parquet", out)["rows"] == 0
     cols = [r[0] for r in duckdb.connect().execute(f"DESCRIBE SELECT * FROM read_parquet('{out}')").fetchall()]
     assert cols == ["trial_id", "experiment", "task_name", "epoch", "reward", "messages"]
 
@@ -115,17 +115,15 @@ def test_views_through_the_store(exp: StoreBuilder, tmp_path: Path) -> None:
     n = duckdb.connect().execute(
         f"SELECT count(*) FROM read_parquet('{tmp_path}/wh/trials/**/*.parquet', hive_partitioning=true)").fetchone()
     assert n == (6,)
-    with pytest.raises(ReportError, match="needs a Store"):
-        export_dataset(tmp_path / "atif.duckdb", "e", "views", "parquet", tmp_path / "wh2")
 
 
 def test_bad_kind_and_format(exp: StoreBuilder, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="unknown export kind"):
-        export_dataset(exp.con, "e", "weights", "jsonl", tmp_path / "x")
+        export_dataset(exp.store(), "e", "weights", "jsonl", tmp_path / "x")
     with pytest.raises(ReportError, match="unknown export format"):
-        export_dataset(exp.con, "e", "metric", "csv", tmp_path / "x")
+        export_dataset(exp.store(), "e", "metric", "csv", tmp_path / "x")
     with pytest.raises(ReportError, match="Parquet only"):
-        export_dataset(exp.con, "e", "views", "jsonl", tmp_path / "x")
+        export_dataset(exp.store(), "e", "views", "jsonl", tmp_path / "x")
 
 
 def test_cli(exp: StoreBuilder, tmp_path: Path) -> None:

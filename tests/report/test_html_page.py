@@ -23,7 +23,7 @@ from report_builders import (
 from atif.cli import cli
 from atif.errors import NotFoundError, ReportError
 from atif.report import render_report_html, render_trial_html, resolve_trial_id
-from atif.report.html import slim
+from atif.report.embed import slim
 from atif.store import Store
 
 _BLOB = re.compile(r'<script type="application/x-atif-gzip-base64" id="traj-(\d+)">([A-Za-z0-9+/=]*)</script>')
@@ -51,7 +51,7 @@ def hostile(builder: StoreBuilder) -> tuple[StoreBuilder, str]:
 
 def test_untrusted_text_never_appears_as_markup(hostile: tuple[StoreBuilder, str]) -> None:
     b, tid = hostile
-    for page in (render_report_html(b.con, "e"), render_trial_html(b.con, tid)):
+    for page in (render_report_html(b.store(), "e"), render_trial_html(b.store(), tid)):
         for p in PAYLOADS:
             assert p.strip() not in page
         for needle in ("<img", "<svg onload", "<script>window", "</script><script>window"):
@@ -64,7 +64,7 @@ def test_untrusted_text_never_appears_as_markup(hostile: tuple[StoreBuilder, str
 
 def test_server_side_text_is_escaped(hostile: tuple[StoreBuilder, str]) -> None:
     b, _ = hostile
-    page = render_report_html(b.con, "e")
+    page = render_report_html(b.store(), "e")
     # the error cause table is rendered in Python
     assert "&lt;script&gt;window.__pwned = &#x27;script&#x27;&lt;/script&gt;" in page
 
@@ -89,7 +89,7 @@ def test_data_blocks_round_trip_exactly(hostile: tuple[StoreBuilder, str]) -> No
 
 def test_csp_allows_only_the_page_script(hostile: tuple[StoreBuilder, str]) -> None:
     b, _ = hostile
-    page = render_report_html(b.con, "e")
+    page = render_report_html(b.store(), "e")
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
     code = re.search(r"<script>(.*?)</script></body>", page, re.DOTALL).group(1)
     digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
@@ -110,8 +110,8 @@ def test_size_budget_cuts_long_text_with_a_marker(builder: StoreBuilder) -> None
         builder.trial("big", f"t{i}", reward=0.5, trajectory=long_trajectory(i, n_steps=20, obs_chars=8000),
                       source_id=str(i))
     builder.trial("big", "small", reward=1.0, trajectory=simple_trajectory("small"))
-    unlimited = render_report_html(builder.con, "big", budget_bytes=10**9)
-    page = render_report_html(builder.con, "big", budget_bytes=400_000)
+    unlimited = render_report_html(builder.store(), "big", budget_bytes=10**9)
+    page = render_report_html(builder.store(), "big", budget_bytes=400_000)
     sizes = [len(b) for _, b in _BLOB.findall(page)]
     assert sum(sizes) <= 400_000 < sum(len(b) for _, b in _BLOB.findall(unlimited))
     blobs = _blobs(page)
@@ -143,24 +143,24 @@ def test_slim_drops_token_ids_and_tool_definitions() -> None:
 def test_max_trials_keeps_errors_and_worst_first(builder: StoreBuilder) -> None:
     for i in range(10):
         builder.trial("e", f"t{i}", reward=i / 10, error="boom" if i == 9 else None)
-    page = render_report_html(builder.con, "e", max_trials=3)
+    page = render_report_html(builder.store(), "e", max_trials=3)
     names = sorted(t["task_name"] for t in _data(page)["trials"])
     assert names == ["t0", "t1", "t9"]
     assert "The table holds 3 of 10 trials" in page
     with pytest.raises(ReportError):
-        render_report_html(builder.con, "e", max_trials=0)
+        render_report_html(builder.store(), "e", max_trials=0)
 
 
 def test_trial_view_and_id_prefixes(builder: StoreBuilder) -> None:
     tid = builder.trial("e", "sub", reward=1.0, trajectory=subagent_trajectory(), ratings={"c": "YES"})
     builder.trial("e", "plain", reward=1.0)
-    assert resolve_trial_id(builder.con, tid[:8]) == tid
-    assert resolve_trial_id(builder.con, tid.upper()) == tid
+    assert resolve_trial_id(builder.store(), tid[:8]) == tid
+    assert resolve_trial_id(builder.store(), tid.upper()) == tid
     with pytest.raises(ReportError, match="too short"):
-        resolve_trial_id(builder.con, "ab")
+        resolve_trial_id(builder.store(), "ab")
     with pytest.raises(NotFoundError):
-        resolve_trial_id(builder.con, "ffffffffffff0000")
-    page = render_trial_html(builder.con, tid[:10])
+        resolve_trial_id(builder.store(), "ffffffffffff0000")
+    page = render_trial_html(builder.store(), tid[:10])
     data = _data(page)
     assert data["mode"] == "trial" and [t["trial_id"] for t in data["trials"]] == [tid]
     assert _blobs(page)[0]["trajectory"]["subagent_trajectories"][0]["trajectory_id"] == "sub-survey"
@@ -170,8 +170,8 @@ def test_ambiguous_prefix(builder: StoreBuilder) -> None:
     builder.trial("e", "a", trial_id="abcd" + "1" * 60)
     builder.trial("e", "b", trial_id="abcd" + "2" * 60)
     with pytest.raises(ReportError, match="ambiguous"):
-        resolve_trial_id(builder.con, "abcd")
-    assert resolve_trial_id(builder.con, "abcd2") == "abcd" + "2" * 60
+        resolve_trial_id(builder.store(), "abcd")
+    assert resolve_trial_id(builder.store(), "abcd2") == "abcd" + "2" * 60
 
 
 def test_cli_writes_html_md_json(hostile: tuple[StoreBuilder, str], tmp_path: Path) -> None:

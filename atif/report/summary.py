@@ -1,39 +1,20 @@
-"""Experiment summaries computed in SQL over the store's public views.
+"""Experiment summaries (``build_report``) computed in SQL over the store's public views.
 
-Every figure of ``build_report`` is a ``GROUP BY`` in DuckDB over ``trials`` and
-``ratings``; Python only shapes the result and computes Wilson intervals from counts.
-That keeps a 100,000-trial experiment well under a few seconds.
-
-Data access goes through the public views (``trials``, ``ratings``, ...) and, for
-trajectories, ``trajectory_data.raw`` (decoded as ``raw_encoding`` says); nothing else of the
-schema is assumed.
+Every figure is a ``GROUP BY`` in the store over ``trials`` and ``ratings``; Python only
+shapes the result and computes Wilson intervals from counts. That keeps a 100,000-trial
+experiment well under a few seconds.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from atif.errors import NotFoundError, ReportError, StoreError
+from atif.errors import ReportError
+from atif.report.reading import clean, criteria_of, require_experiment
 from atif.report.stats import wilson_interval
-from atif.store.ingest import decode_raw
+from atif.store import Store
 
-__all__ = [
-    "COHORT_KEYS",
-    "REPORT_SCHEMA_VERSION",
-    "build_report",
-    "clean",
-    "connection",
-    "criteria_of",
-    "one",
-    "query",
-    "require_experiment",
-    "trajectories",
-]
+__all__ = ["COHORT_KEYS", "REPORT_SCHEMA_VERSION", "build_report"]
 
 REPORT_SCHEMA_VERSION = "1"
 """Version of the JSON report layout (docs/reports.md); bumped on any breaking change."""
@@ -66,108 +47,6 @@ _FAILED_LISTED = 20
 _REWARD_BINS = 10
 
 
-def connection(store: Any) -> duckdb.DuckDBPyConnection:
-    """The DuckDB connection behind ``store``.
-
-    ``store`` is a ``Store`` (its ``connection``), a DuckDB connection, or a path to a store
-    file (opened read-only). DuckDB's progress bar is switched off on it: it writes to
-    stdout, where it would corrupt a report printed there.
-    """
-    con: Any = None
-    if isinstance(store, duckdb.DuckDBPyConnection):
-        con = store
-    elif isinstance(store, (str, Path)):
-        path = Path(store)
-        if not path.exists():
-            raise NotFoundError(f"{path}: no such store (run `atif upload` first, or pass --db)")
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}") from None
-    else:
-        for attr in ("connection", "db"):
-            candidate = getattr(store, attr, None)
-            if isinstance(candidate, duckdb.DuckDBPyConnection):
-                con = candidate
-                break
-    if con is None:
-        raise ReportError(f"cannot read from {type(store).__name__}: expected a Store, a DuckDB connection or a path")
-    con.execute("SET enable_progress_bar = false")
-    return con
-
-
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-    """Run ``sql`` and return its rows as dicts."""
-    cur = con.execute(sql, params)
-    cols = [d[0] for d in cur.description or []]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
-
-
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
-    """The single row of an aggregate query."""
-    row = con.execute(sql, params).fetchone()
-    if row is None:  # an aggregate without GROUP BY always returns a row
-        raise ReportError(f"query returned no row: {sql.split()[0:4]}")
-    return tuple(row)
-
-
-def require_experiment(con: duckdb.DuckDBPyConnection, experiment: str) -> int:
-    """The number of trials of ``experiment``; ``NotFoundError`` when it has none."""
-    (n,) = one(con, "SELECT count(*) FROM trials WHERE experiment = ?", [experiment])
-    if not n:
-        known = [r[0] for r in con.execute("SELECT DISTINCT experiment FROM trials ORDER BY 1 LIMIT 20").fetchall()]
-        hint = f"; known: {', '.join(known)}" if known else "; the store holds no trials"
-        raise NotFoundError(f"no trials for experiment {experiment!r}{hint}")
-    return int(n)
-
-
-def criteria_of(con: duckdb.DuckDBPyConnection, experiment: str) -> list[str]:
-    """Labels of the criteria rated in ``experiment``, sorted."""
-    rows = con.execute(
-        "SELECT DISTINCT criterion FROM ratings WHERE experiment = ? ORDER BY 1", [experiment]
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def trajectories(con: duckdb.DuckDBPyConnection, trajectory_ids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-    """``(trajectory_id, raw bytes)`` for the given ids, fetched in batches."""
-    ids = [t for t in dict.fromkeys(trajectory_ids) if t]
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        # A semi join on an unnested list: `IN ?` with a list parameter scans row by row.
-        cur = con.execute(
-            "SELECT j.trajectory_id, j.raw, j.raw_encoding FROM trajectory_data j "
-            "SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS id) w ON j.trajectory_id = w.id",
-            [chunk],
-        )
-        while True:
-            rows = cur.fetchmany(100)
-            if not rows:
-                break
-            for tid, raw, encoding in rows:
-                yield tid, decode_raw(raw, encoding)
-
-
-def clean(value: Any) -> Any:
-    """JSON-ready copy of ``value``: floats to 10 significant digits, NaN/inf to None, keys sorted.
-
-    Rounding makes the JSON stable although DuckDB may sum floats in any order.
-    """
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return None
-        return float(f"{value:.10g}")
-    if isinstance(value, dict):
-        return {str(k): clean(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if hasattr(value, "__float__"):  # Decimal from DuckDB
-        return clean(float(value))
-    return str(value)
-
-
 def _base_cte(by: str | None) -> str:
     return f"""
         base AS (
@@ -178,7 +57,7 @@ def _base_cte(by: str | None) -> str:
         )"""
 
 
-def build_report(store: Any, experiment: str, *, by: str | None = None) -> dict[str, Any]:
+def build_report(store: Store, experiment: str, *, by: str | None = None) -> dict[str, Any]:
     """Summarise ``experiment``: the whole of it and, with ``by``, each cohort.
 
     ``by`` is ``"tag"`` (a trial counts in each of its task's tags), ``"agent"`` or
@@ -188,10 +67,9 @@ def build_report(store: Any, experiment: str, *, by: str | None = None) -> dict[
     """
     if by is not None and by not in COHORT_KEYS:
         raise ReportError(f"unknown cohort key {by!r}; expected one of {', '.join(COHORT_KEYS)}")
-    con = connection(store)
-    require_experiment(con, experiment)
-    criteria = criteria_of(con, experiment)
-    overall = _summaries(con, experiment, None, criteria)["all"]
+    require_experiment(store, experiment)
+    criteria = criteria_of(store, experiment)
+    overall = _summaries(store, experiment, None, criteria)["all"]
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "kind": "report",
@@ -200,15 +78,15 @@ def build_report(store: Any, experiment: str, *, by: str | None = None) -> dict[
         "by": by,
         "summary": overall,
         "cohorts": [],
-        "notable": _notable(con, experiment),
+        "notable": _notable(store, experiment),
     }
     if by is not None:
-        per = _summaries(con, experiment, by, criteria)
+        per = _summaries(store, experiment, by, criteria)
         report["cohorts"] = [{"value": k, "summary": per[k]} for k in sorted(per)]
     return clean(report)  # type: ignore[no-any-return]
 
 
-def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
+def _summaries(store: Store, experiment: str, by: str | None,
                criteria: list[str]) -> dict[str, dict[str, Any]]:
     params = {"experiment": experiment}
     with_base = "WITH " + _base_cte(by)
@@ -225,7 +103,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
             f"max({col}) AS {name}__max",
             f"sum({col}) AS {name}__total",
         ]
-    for row in query(con, f"{with_base} SELECT cohort, {', '.join(parts)} FROM base GROUP BY cohort", params):
+    for row in store.read(f"{with_base} SELECT cohort, {', '.join(parts)} FROM base GROUP BY cohort", params):
         n = int(row["n_trials"])
         block: dict[str, Any] = {
             "n_trials": n,
@@ -245,14 +123,14 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
         out[row["cohort"]] = block
 
     cause = r"trim(regexp_extract(error, '^([^\n:]{1,120})', 1))"
-    for row in query(con, f"""{with_base}
+    for row in store.read(f"""{with_base}
             SELECT cohort, CASE WHEN {cause} = '' THEN '(empty)' ELSE {cause} END AS cause, count(*) AS n
             FROM base WHERE error IS NOT NULL GROUP BY ALL ORDER BY cohort, n DESC, cause""", params):
         out[row["cohort"]]["errors"].append({"cause": row["cause"], "count": int(row["n"])})
     for block in out.values():
         block["errors"] = _top(block["errors"], _TOP_CAUSES, "cause")
 
-    for row in query(con, f"""{with_base}, e AS (
+    for row in store.read(f"""{with_base}, e AS (
                 SELECT cohort, unnest(map_entries(CAST(rewards AS MAP(VARCHAR, JSON)))) AS kv
                 FROM base WHERE rewards IS NOT NULL AND json_type(rewards) = 'OBJECT'
             ), v AS (
@@ -265,7 +143,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
             FROM v GROUP BY ALL""", params):
         out[row["cohort"]]["rewards"][row["name"]] = _stat(row, "r", False)
 
-    for row in query(con, f"""{with_base}
+    for row in store.read(f"""{with_base}
             SELECT b.cohort, r.criterion,
                    count(*) FILTER (WHERE r.verdict = 'YES') AS n_yes,
                    count(*) FILTER (WHERE r.verdict = 'NO') AS n_no,
@@ -284,7 +162,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
         block["n_missing"] = sum(c["n_missing"] for c in block["criteria"].values())
 
     reason = r"trim(regexp_extract(coalesce(r.error, ''), '^([^\n]{1,160})', 1))"
-    for row in query(con, f"""{with_base}
+    for row in store.read(f"""{with_base}
             SELECT b.cohort, r.criterion,
                    CASE WHEN {reason} = '' THEN '(no reason recorded)' ELSE {reason} END AS reason,
                    count(*) AS n
@@ -297,7 +175,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
         for c in block["criteria"].values():
             c["unscored_reasons"] = _top(c["unscored_reasons"], _TOP_REASONS, "reason")
 
-    for row in query(con, f"""{with_base}
+    for row in store.read(f"""{with_base}
             SELECT cohort, least(floor(reward * {_REWARD_BINS}), {_REWARD_BINS - 1})::INTEGER AS bin, count(*) AS n
             FROM base WHERE reward BETWEEN 0 AND 1 GROUP BY ALL""", params):
         out[row["cohort"]]["histograms"]["reward"].append((int(row["bin"]), int(row["n"])))
@@ -309,7 +187,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
         )
 
     if criteria:
-        for row in query(con, f"""{with_base}, per AS (
+        for row in store.read(f"""{with_base}, per AS (
                     SELECT b.cohort, b.trial_id, count(r.criterion) FILTER (WHERE r.verdict = 'YES') AS passed
                     FROM base b LEFT JOIN ratings r USING (trial_id) GROUP BY ALL
                 )
@@ -321,7 +199,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, experiment: str, by: str | None,
                 {"passed": k, "count": counts.get(k, 0)} for k in range(len(criteria) + 1)
             ]
 
-    for row in query(con, f"""{with_base}
+    for row in store.read(f"""{with_base}
             SELECT b.cohort, coalesce(r.judge_model, '(unknown)') AS model,
                    count(*) FILTER (WHERE NOT r.cached) AS calls,
                    count(*) FILTER (WHERE r.cached) AS cache_hits,
@@ -380,14 +258,14 @@ def _top(items: list[dict[str, Any]], n: int, key: str) -> list[dict[str, Any]]:
     return items[:n] + [{key: f"(other, {len(items) - n} kinds)", "count": rest}]
 
 
-def _notable(con: duckdb.DuckDBPyConnection, experiment: str) -> dict[str, list[dict[str, Any]]]:
+def _notable(store: Store, experiment: str) -> dict[str, list[dict[str, Any]]]:
     cols = "trial_id, task_name, epoch, reward, duration_seconds, cost_usd, error"
     params = [experiment]
-    slowest = query(con, f"""SELECT {cols} FROM trials WHERE experiment = ? AND duration_seconds IS NOT NULL
+    slowest = store.read(f"""SELECT {cols} FROM trials WHERE experiment = ? AND duration_seconds IS NOT NULL
                             ORDER BY duration_seconds DESC, trial_id LIMIT {_NOTABLE}""", params)
-    costly = query(con, f"""SELECT {cols} FROM trials WHERE experiment = ? AND cost_usd IS NOT NULL
+    costly = store.read(f"""SELECT {cols} FROM trials WHERE experiment = ? AND cost_usd IS NOT NULL
                            ORDER BY cost_usd DESC, trial_id LIMIT {_NOTABLE}""", params)
-    failed = query(con, f"""SELECT {cols} FROM trials WHERE experiment = ? AND error IS NOT NULL
+    failed = store.read(f"""SELECT {cols} FROM trials WHERE experiment = ? AND error IS NOT NULL
                            ORDER BY task_name, epoch, trial_id LIMIT {_FAILED_LISTED}""", params)
     for row in failed:
         err = row["error"] or ""
