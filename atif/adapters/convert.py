@@ -18,16 +18,17 @@ registry order (or to the ``--from`` adapter only); a directory no adapter claim
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atif.adapters._util import dump_json, dump_line, safe_name
 from atif.adapters.base import Adapter, Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.jsonio import dump_json, dump_line
 from atif.adapters.registry import get_adapter, sniff_all
+from atif.adapters.values import safe_name
 from atif.errors import AdapterError, AtifError
+from atif.progress import Progress, ProgressCallback
 from atif.schema.validate import load_json, validate
 
 __all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
@@ -35,7 +36,6 @@ __all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
 # Files considered when walking a directory; anything else is passed over silently.
 CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval")
 MAX_ISSUES_IN_REASON = 5
-PROGRESS_MIN_INPUTS = 4
 
 
 @dataclass(slots=True)
@@ -110,11 +110,6 @@ class ConvertResult:
             "inputs": [r.to_dict() for r in self.inputs],
             "dry_run": self.dry_run,
         }
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding inputs
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -198,11 +193,6 @@ def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> 
         yield from visit(Path(src), explicit=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Converting
-# ---------------------------------------------------------------------------------------------
-
-
 def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
     """Validate a converted trajectory; an invalid one becomes a Failure naming its issues."""
     if item.trajectory is None:
@@ -275,32 +265,15 @@ def iter_convert(
         yield from _run(job, opts, InputReport(str(job.path), job.adapter.name))
 
 
-def _progress(enabled: bool, total: int) -> Any:
-    if not enabled or total < PROGRESS_MIN_INPUTS or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("converting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
 def convert(
     sources: Iterable[Path | str],
     out_dir: Path | str | None,
     *,
     source_format: str = "auto",
     mapping: Path | str | None = None,
-    progress: bool = True,
     dry_run: bool = False,
     options: ConvertOptions | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> ConvertResult:
     """Convert runner output to ``OUT/trajectories/<task>/<trial_key>.json`` and ``OUT/trials.jsonl``.
 
@@ -308,7 +281,9 @@ def convert(
     file implies the ``mapping`` adapter. With ``dry_run`` nothing is written (``out_dir``
     may be None) and the result lists, per input, the adapter, trial count, warnings and
     ATIF errors. Failures are collected, never raised; only an unknown format or a missing
-    mapping file raises :class:`AdapterError`.
+    mapping file raises :class:`AdapterError`. ``on_progress`` receives a
+    ``Progress(stage="converting", done, total, detail=<input>)`` as each input starts,
+    and a last one when all are done.
     """
     fmt = _check_format(source_format, mapping)
     if mapping is not None and not Path(mapping).is_file():
@@ -323,34 +298,25 @@ def convert(
     records: dict[tuple[str, str], dict[str, Any]] = {}
     instructions: dict[str, str | None] = {}
     written: list[Path] = []
-    bar = _progress(progress, len(jobs))
-    task_id = None
-    if bar is not None:
-        bar.start()
-        task_id = bar.add_task("", total=len(jobs))
-    try:
-        for job in jobs:
-            report = InputReport(str(job.path), job.adapter.name if job.adapter else None)
-            result.inputs.append(report)
-            if bar is not None:
-                bar.update(task_id, description=_short(job.path))
-            if job.adapter is None:
-                (report.skipped if job.skip else report.failures).append((str(job.path), job.reason))
-            else:
-                result.adapters[str(job.path)] = job.adapter.name
-                for item in _run(job, opts, report):
-                    if isinstance(item, Failure):
-                        (report.skipped if item.skipped else report.failures).append((item.source, item.reason))
-                        continue
-                    report.trials += 1
-                    _accept(item, out, dry_run, records, instructions, written, report)
-            result.skipped.extend(report.skipped)
-            result.failures.extend(report.failures)
-            if bar is not None:
-                bar.advance(task_id)
-    finally:
-        if bar is not None:
-            bar.stop()
+    for done, job in enumerate(jobs):
+        if on_progress is not None:
+            on_progress(Progress("converting", done, len(jobs), detail=_short(job.path)))
+        report = InputReport(str(job.path), job.adapter.name if job.adapter else None)
+        result.inputs.append(report)
+        if job.adapter is None:
+            (report.skipped if job.skip else report.failures).append((str(job.path), job.reason))
+        else:
+            result.adapters[str(job.path)] = job.adapter.name
+            for item in _run(job, opts, report):
+                if isinstance(item, Failure):
+                    (report.skipped if item.skipped else report.failures).append((item.source, item.reason))
+                    continue
+                report.trials += 1
+                _accept(item, out, dry_run, records, instructions, written, report)
+        result.skipped.extend(report.skipped)
+        result.failures.extend(report.failures)
+    if on_progress is not None and jobs:
+        on_progress(Progress("converting", len(jobs), len(jobs)))
 
     result.converted = len(records)
     if not dry_run and out is not None:

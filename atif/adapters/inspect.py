@@ -36,19 +36,12 @@ from typing import Any
 
 import orjson
 
-from atif.adapters._util import (
-    TrajectoryBuilder,
-    iso_timestamp,
-    load_json_cached,
-    make_trial,
-    seconds_between,
-    sniff_json,
-    stable_id,
-    text_of,
-    tool_call,
-)
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.builder import TrajectoryBuilder, make_trial, tool_call
+from atif.adapters.jsonio import load_json_cached, sniff_json
+from atif.adapters.values import iso_timestamp, seconds_between, text_of
 from atif.errors import AdapterError, AtifError, ParseError
+from atif.schema.identity import stable_id
 
 __all__ = ["InspectAdapter", "grade_value", "read_eval_log"]
 
@@ -59,11 +52,6 @@ _IMAGE_EXT = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", 
               ".webp": "image/webp"}
 _ATTACHMENT = "attachment://"
 _BROKEN = "__atif_unreadable__"
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading logs
-# ---------------------------------------------------------------------------------------------
 
 
 def _zstd_decompress(data: bytes, size: int, where: str) -> bytes:
@@ -165,11 +153,6 @@ def _read_eval_zip(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]
     return header, samples()
 
 
-# ---------------------------------------------------------------------------------------------
-# Scores
-# ---------------------------------------------------------------------------------------------
-
-
 def grade_value(value: Any) -> float | None:
     """A score value as a number: C/I/P/N letter grades, booleans, numbers, numeric strings."""
     if isinstance(value, bool):
@@ -210,11 +193,6 @@ def _reward(scores: Mapping[str, Any], headline: str | None) -> float | dict[str
         if 0.0 <= only <= 1.0:
             return only
     return named
-
-
-# ---------------------------------------------------------------------------------------------
-# Samples -> trajectories
-# ---------------------------------------------------------------------------------------------
 
 
 def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
@@ -374,8 +352,6 @@ def _tool_definitions(events: list[Mapping[str, Any]]) -> list[dict[str, Any]] |
     return None
 
 
-
-
 def _instruction(value: Any) -> str | None:
     if isinstance(value, str):
         return value
@@ -504,12 +480,6 @@ def _total_time(sample: Mapping[str, Any]) -> float | None:
     return float(t) if isinstance(t, (int, float)) and t >= 0 else None
 
 
-def _event_message_id(ev: Mapping[str, Any]) -> str | None:
-    choices = (ev.get("output") or {}).get("choices") or []
-    msg = choices[0].get("message") if choices and isinstance(choices[0], Mapping) else None
-    return str(msg["id"]) if isinstance(msg, Mapping) and msg.get("id") else None
-
-
 def _agent_extra(header: Mapping[str, Any]) -> dict[str, Any] | None:
     plan = header.get("plan") or {}
     steps = plan.get("steps") if isinstance(plan, Mapping) else None
@@ -566,11 +536,6 @@ def _tool(builder: TrajectoryBuilder, msg: Mapping[str, Any]) -> None:
         if not content:
             content = str(message)  # what the model was shown
     builder.observe(msg.get("tool_call_id"), content, extra=extra or None)
-
-
-# ---------------------------------------------------------------------------------------------
-# The adapter
-# ---------------------------------------------------------------------------------------------
 
 
 def _sample_order(header: Mapping[str, Any]) -> dict[Any, int]:
