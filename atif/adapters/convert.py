@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from atif.adapters.base import Adapter, Converted, ConvertOptions, Failure, Sniff
-from atif.adapters.jsonio import dump_json, dump_line
+from atif.adapters.jsonio import drain_warnings, dump_json, dump_line, parse, read_bytes, read_error
 from atif.adapters.registry import get_adapter, sniff_all
 from atif.adapters.values import safe_name
-from atif.errors import AdapterError, AtifError
+from atif.errors import AdapterError, AtifError, ParseError
 from atif.progress import Progress, ProgressCallback
-from atif.schema.validate import load_json, validate
+from atif.schema.jsonio import max_file_bytes, too_large
+from atif.schema.validate import validate
 
 __all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
 
@@ -125,18 +126,24 @@ def _detect(path: Path) -> tuple[Adapter | None, list[tuple[str, Sniff]]]:
 
 
 def _declined(path: Path, answers: list[tuple[str, Sniff]]) -> str:
-    if path.is_file():
+    if path.is_file() and path.suffix.lower() not in (".jsonl", ".ndjson", ".eval"):
         # A precise parse error beats "nobody recognised it" when the bytes are not JSON at all.
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return f"cannot read: {exc.strerror or exc}"
-        if path.suffix.lower() not in (".jsonl", ".ndjson", ".eval"):
-            _, issues = load_json(data, source=str(path))
-            if issues:
-                return f"malformed JSON: {issues[0].message}"
+            parse(read_bytes(path), path)
+        except ParseError as exc:
+            return exc.reason if exc.reason.startswith("cannot read") else f"malformed JSON: {exc.reason}"
     tried = "; ".join(f"{n}: {s.reason}" for n, s in answers)
     return f"no adapter recognises this input (tried {tried})"
+
+
+def _too_large(path: Path) -> str | None:
+    """The size-limit failure of a file input, before any adapter reads it (sniffing included)."""
+    try:
+        size = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return None
+    limit = max_file_bytes()
+    return read_error(too_large(size, limit)) if size > limit else None
 
 
 def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> Iterator[_Job]:
@@ -150,6 +157,10 @@ def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> 
             yield _Job(path, None, "no such file or directory")
             return
         if skip_dir is not None and path.is_dir() and path.resolve() == skip_dir:
+            return
+        oversize = _too_large(path)
+        if oversize is not None:
+            yield _Job(path, None, oversize)
             return
         if forced is not None:
             if path.is_file():
@@ -210,6 +221,7 @@ def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
 
 def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Converted | Failure]:
     assert job.adapter is not None
+    drain_warnings()  # what sniffing read is reported by the conversion that reads it again
     try:
         for item in job.adapter.convert(job.path, options):
             if isinstance(item, Converted):
@@ -223,6 +235,7 @@ def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Co
         yield Failure(str(job.path), str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken input must not stop the batch
         yield Failure(str(job.path), f"{job.adapter.name} adapter crashed: {type(exc).__name__}: {exc}")
+    report.warnings.extend(drain_warnings())
 
 
 def _options(mapping: Path | str | None, options: ConvertOptions | None) -> ConvertOptions:

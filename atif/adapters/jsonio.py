@@ -1,12 +1,14 @@
 """Reading runner output as JSON and writing ATIF files: the byte-level I/O every adapter shares.
 
-Input is parsed with the schema layer's one JSON reading policy
-(:func:`atif.schema.validate.load_json`); output is canonical (sorted keys, UTF-8), so that
-re-runs give byte-identical files.
+Input is read with the schema layer's size limit and JSON reading policy
+(:mod:`atif.schema.jsonio`); its warnings (duplicate keys) wait in :func:`drain_warnings`
+until the conversion pipeline collects them. Output is canonical (sorted keys, UTF-8), so
+that re-runs give byte-identical files.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,19 @@ from typing import Any
 import orjson
 
 from atif.errors import ParseError
-from atif.schema.validate import load_json
+from atif.schema.issues import Issue
+from atif.schema.jsonio import load_json, max_file_bytes, read_file, too_large
 
 __all__ = [
+    "drain_warnings",
     "dump_json",
     "dump_line",
     "iter_jsonl",
     "iter_records",
     "load_json_cached",
+    "parse",
+    "read_bytes",
+    "read_error",
     "read_json",
     "sniff_json",
     "sniff_jsonl_first",
@@ -36,31 +43,71 @@ def dump_json(obj: Any, *, indent: bool = True) -> bytes:
     The same object always gives the same bytes, which makes re-runs byte-identical.
     """
     opt = _SORTED | (orjson.OPT_INDENT_2 if indent else 0)
-    return orjson.dumps(obj, option=opt) + b"\n"
+    try:
+        return orjson.dumps(obj, option=opt) + b"\n"
+    except orjson.JSONEncodeError:
+        return _dump_big_integers(obj, indent=indent)
 
 
 def dump_line(obj: Any) -> bytes:
     """One compact, key-sorted JSON line (for ``.jsonl`` files), newline included."""
-    return orjson.dumps(obj, option=_SORTED) + b"\n"
+    return dump_json(obj, indent=False)
+
+
+def _dump_big_integers(obj: Any, *, indent: bool) -> bytes:
+    """The same canonical form through the standard library, which (unlike orjson) writes
+    integers beyond 64 bits exactly, as the JSON policy keeps them."""
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False,
+                      indent=2 if indent else None, separators=(",", ": ") if indent else (",", ":"))
+    return text.encode() + b"\n"
+
+
+def read_error(issue: Issue) -> str:
+    """The one-line reason for an input that cannot be read or parsed (same code and message as validate)."""
+    if issue.code in ("file.not-found", "file.unreadable"):
+        return f"cannot read: {issue.message}"
+    return f"[{issue.code}] {issue.message}"
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of an input file, within the size limit; :class:`ParseError` names the file otherwise."""
+    data, issues = read_file(path)
+    if data is None:
+        raise ParseError(read_error(issues[0]), path=str(path))
+    return data
+
+
+def parse(data: bytes, path: Path, where: str = "") -> Any:
+    """Parse JSON bytes read from ``path`` under the schema layer's JSON policy.
+
+    An error raises :class:`ParseError` (``where`` prefixes the reason, e.g. ``line 3: ``);
+    warnings (duplicate keys) are kept for :func:`drain_warnings`.
+    """
+    doc, issues = load_json(data, source=str(path))
+    for issue in issues:
+        if issue.severity == "error":
+            raise ParseError(where + read_error(issue), path=str(path))
+        _WARNINGS.append(f"{path}: {where}{issue.path or '/'}: [{issue.code}] {issue.message}")
+    return doc
+
+
+def drain_warnings() -> list[str]:
+    """The JSON reading warnings since the last call (each once), and forget them."""
+    out = list(dict.fromkeys(_WARNINGS))
+    _WARNINGS.clear()
+    return out
 
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file; :class:`ParseError` names the file and the position of a syntax error."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
-    doc, issues = load_json(data, source=str(path))
-    if issues:
-        raise ParseError(issues[0].message, path=str(path))
-    return doc
+    return parse(read_bytes(path), path)
 
 
-_CACHE: dict[tuple[str, int, int], Any] = {}
+_WARNINGS: list[str] = []
+
+_CACHE: dict[tuple[str, int, int], tuple[Any, list[str]]] = {}
 
 _CACHE_SIZE = 4
-
-SNIFF_MAX_BYTES = 64 * 1024 * 1024
 
 
 def load_json_cached(path: Path) -> Any:
@@ -75,24 +122,21 @@ def load_json_cached(path: Path) -> Any:
         raise ParseError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key in _CACHE:
-        return _CACHE[key]
+        doc, warnings = _CACHE[key]
+        _WARNINGS.extend(warnings)
+        return doc
+    before = len(_WARNINGS)
     doc = read_json(path)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = doc
+    _CACHE[key] = (doc, _WARNINGS[before:])
     return doc
 
 
-def sniff_json(path: Path, *, max_bytes: int = SNIFF_MAX_BYTES) -> tuple[Any, str | None]:
-    """For sniffing: ``(parsed JSON, None)``, or ``(None, why not)`` for a directory, a huge or non-JSON file."""
+def sniff_json(path: Path) -> tuple[Any, str | None]:
+    """For sniffing: ``(parsed JSON, None)``, or ``(None, why not)`` for a directory, a too large or non-JSON file."""
     if not path.is_file():
         return None, "not a file"
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        return None, f"cannot read: {exc.strerror or exc}"
-    if size > max_bytes:
-        return None, f"larger than {max_bytes // 1048576} MB"
     try:
         return load_json_cached(path), None
     except ParseError as exc:
@@ -104,12 +148,15 @@ def sniff_jsonl_first(path: Path) -> tuple[Any, str | None]:
     if not path.is_file():
         return None, "not a file"
     try:
+        if path.stat().st_size > max_file_bytes():
+            return None, read_error(too_large(path.stat().st_size, max_file_bytes()))
         with path.open("rb") as fh:
             for line in fh:
                 if line.strip():
                     doc, issues = load_json(line)
-                    if issues:
-                        return None, f"first line is not JSON ({issues[0].message})"
+                    errors = [i for i in issues if i.severity == "error"]
+                    if errors:
+                        return None, f"first line is not JSON ({errors[0].message})"
                     return doc, None
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
@@ -121,17 +168,10 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
     A malformed line raises :class:`ParseError` naming the file and line.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
+    data = read_bytes(path)
     for lineno, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        doc, issues = load_json(line)
-        if issues:
-            raise ParseError(f"line {lineno}: {issues[0].message}", path=str(path))
-        yield lineno, doc
+        if line.strip():
+            yield lineno, parse(line, path, f"line {lineno}: ")
 
 
 def iter_records(path: Path) -> Iterator[tuple[int | None, Any]]:

@@ -30,17 +30,27 @@ __all__ = [
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def safe_name(name: Any, *, max_len: int = 120) -> str:
-    """A file-name-safe form of ``name`` (letters, digits, ``._-``).
+# Names Windows reserves for devices, with or without an extension ("CON", "nul.json").
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
-    Safe names are kept as they are; others are cleaned and get a short hash suffix so
-    that distinct inputs never collapse onto one file name.
+
+def safe_name(name: Any, *, max_len: int = 120) -> str:
+    """A file-name-safe form of ``name`` (letters, digits, ``._-``) that every OS can open.
+
+    Safe names are kept as they are; others (including Windows device names such as ``CON``
+    or ``nul``) are cleaned and get a short hash suffix so that distinct inputs never collapse
+    onto one file name.
     """
     text = str(name) if name is not None else ""
-    if text and len(text) <= max_len and not _UNSAFE.search(text) and text[0] not in "._" and text[-1] != ".":
+    if (text and len(text) <= max_len and not _UNSAFE.search(text) and text[0] not in "._" and text[-1] != "."
+            and text.split(".", 1)[0].upper() not in _RESERVED):
         return text
     out = _UNSAFE.sub("_", text).strip("._")[: max_len - 9] or "_"
-    return f"{out}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    suffix = "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    stem, dot, rest = out.partition(".")
+    if stem.upper() in _RESERVED:  # the suffix must change the part before the first dot
+        return f"{stem}{suffix}{dot}{rest}"
+    return out + suffix
 
 
 def iso_timestamp(value: Any) -> str | None:

@@ -45,7 +45,8 @@ def convert_cmd(
 
     Writes OUT/trajectories/<task>/<trial>.json and OUT/trials.jsonl (one trial per line).
     Directories are walked; each input is sniffed unless --from is given. Bad inputs are
-    reported and the rest is still converted; the exit code is 1 if any input failed.
+    reported and the rest is still converted; the exit code is 1 if any input failed
+    or nothing was converted.
 
     \b
     Example:
@@ -70,7 +71,9 @@ def convert_cmd(
         emit_json(result.to_dict())
     else:
         _print_text(result, out_dir)
-    if result.failures:
+    if result.failures or not result.converted:
+        if not result.converted and not result.failures:
+            click.echo("Error: nothing was converted", err=True)
         sys.exit(EXIT_FAILURE)
 
 

@@ -367,3 +367,41 @@ def test_convert_reports_progress_per_input_and_draws_nothing(tmp_path: Path) ->
     assert result.converted == 5
     assert [(e.stage, e.done, e.total) for e in events] == [("converting", i, 5) for i in range(6)]
     assert [e.detail.endswith(f"c{i}.json") for i, e in enumerate(events[:5])] == [True] * 5
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [("CON", False), ("con", False), ("NUL", False), ("nul.json", False), ("AUX", False), ("PRN", False),
+     ("COM1", False), ("lpt9", False), ("CONSOLE", True), ("COM10", True), ("task-1", True),
+     ("my.task_2", True), ("NULL", True)],
+)
+def test_safe_name_escapes_windows_device_names_only(name: str, kept: bool) -> None:
+    from atif.adapters.values import safe_name
+
+    out = safe_name(name)
+    assert (out == name) is kept
+    if not kept:
+        assert out.split(".", 1)[0].upper() not in {"CON", "PRN", "AUX", "NUL", "COM1", "LPT9"}
+        assert out != safe_name(name.swapcase())  # distinct inputs keep distinct names
+
+
+def test_a_task_called_con_gets_a_file_name_windows_can_open(tmp_path: Path) -> None:
+    src = tmp_path / "c.json"
+    src.write_bytes(orjson.dumps({"task_name": "CON", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}))
+    result = convert([src], tmp_path / "out")
+    [path] = [p for p in result.outputs if p.suffix == ".json"]
+    assert path.parent.name.startswith("CON-") and path.parent.name != "CON"
+
+
+def test_exit_1_when_nothing_was_converted(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"n{i}.json").write_bytes(b'{"not": "a trajectory"}')
+    r = CliRunner().invoke(cli, ["convert", str(folder), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert "0 converted, 30 skipped, 0 failed" in r.output
+    assert "Error: nothing was converted" in r.output
+    (folder / "ok.json").write_bytes(orjson.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    assert CliRunner().invoke(cli, ["convert", str(folder), "-o", str(tmp_path / "out")]).exit_code == 0
