@@ -37,16 +37,13 @@ from atif.adapters.archive import Archive
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.builder import TrajectoryBuilder, make_trial, tool_call
 from atif.adapters.jsonio import load_json_cached, sniff_json
-from atif.adapters.values import iso_timestamp, seconds_between, text_of
+from atif.adapters.values import image_part, iso_timestamp, seconds_between, text_of
 from atif.errors import AdapterError, AtifError, ParseError
 from atif.schema.identity import stable_id
 
 __all__ = ["InspectAdapter", "grade_value", "read_eval_log"]
 
 _LETTER_GRADES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
-_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-_IMAGE_EXT = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
-              ".webp": "image/webp"}
 _ATTACHMENT = "attachment://"
 _BROKEN = "__atif_unreadable__"
 
@@ -160,20 +157,6 @@ def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
     return value
 
 
-def _image(url: Any) -> dict[str, Any] | None:
-    if not isinstance(url, str) or not url:
-        return None
-    if url.startswith("data:"):
-        media = url[5:].split(";", 1)[0].split(",", 1)[0]
-    else:
-        media = _IMAGE_EXT.get(Path(url.split("?", 1)[0]).suffix.lower(), "")
-    if media == "image/jpg":
-        media = "image/jpeg"
-    if media not in _IMAGE_TYPES:
-        return None
-    return {"type": "image", "source": {"media_type": media, "path": url}}
-
-
 def _content(content: Any) -> str | list[dict[str, Any]]:
     """Text of an Inspect message content, or text and image parts when it holds images."""
     if not isinstance(content, list):
@@ -187,7 +170,7 @@ def _content(content: Any) -> str | list[dict[str, Any]]:
         if btype == "text" and isinstance(block.get("text"), str):
             parts.append({"type": "text", "text": block["text"]})
         elif btype == "image":
-            img = _image(block.get("image"))
+            img = image_part(block.get("image"))
             if img is not None:
                 parts.append(img)
                 has_image = True

@@ -15,7 +15,10 @@ from typing import Any
 
 import orjson
 
+from atif.schema.models import IMAGE_MEDIA_TYPES
+
 __all__ = [
+    "image_part",
     "iso_timestamp",
     "message_list",
     "obj",
@@ -196,3 +199,27 @@ def message_list(record: Any) -> list[Any] | None:
 def without_none(d: dict[str, Any]) -> dict[str, Any]:
     """``d`` without its None values (ATIF leaves unknown fields out rather than null)."""
     return {k: v for k, v in d.items() if v is not None}
+
+
+_IMAGE_EXT = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
+              ".webp": "image/webp"}
+
+
+def image_part(url: Any, media: Any = None) -> dict[str, Any] | None:
+    """An ATIF image content part for ``url`` (a data URL, a path or a link), or None.
+
+    The media type is ``media`` when given, else the data URL's, else the file extension's;
+    None when it is not an image type ATIF allows.
+    """
+    if not isinstance(url, str) or not url:
+        return None
+    if media is None:
+        if url.startswith("data:"):
+            media = url[5:].split(";", 1)[0].split(",", 1)[0]
+        else:
+            media = _IMAGE_EXT.get(Path(url.split("?", 1)[0]).suffix.lower())
+    if media == "image/jpg":
+        media = "image/jpeg"
+    if media not in IMAGE_MEDIA_TYPES:
+        return None
+    return {"type": "image", "source": {"media_type": media, "path": url}}

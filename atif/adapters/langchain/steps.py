@@ -5,20 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from atif.adapters.builder import TrajectoryBuilder, tool_call
 from atif.adapters.values import (
+    image_part,
     parse_arguments,
     text_of,
     without_none,
 )
-
-_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-
-_IMAGE_EXT = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
-              ".webp": "image/webp"}
 
 _TOOL_BLOCKS = ("tool_use", "function_call", "tool_call")
 
@@ -46,18 +41,7 @@ def _image_part(block: Mapping[str, Any]) -> dict[str, Any] | None:
             url = f"data:{media};base64,{block.get('base64') or block.get('data')}"
         elif isinstance(block.get("file_id"), str):
             url, media = f"file-id:{block['file_id']}", block.get("mime_type")
-    if not isinstance(url, str) or not url:
-        return None
-    if media is None:
-        if url.startswith("data:"):
-            media = url[5:].split(";", 1)[0].split(",", 1)[0]
-        else:
-            media = _IMAGE_EXT.get(Path(url.split("?", 1)[0]).suffix.lower())
-    if media == "image/jpg":
-        media = "image/jpeg"
-    if media not in _IMAGE_TYPES:
-        return None
-    return {"type": "image", "source": {"media_type": media, "path": url}}
+    return image_part(url, media)
 
 
 def _message_content(content: Any) -> str | list[dict[str, Any]]:
