@@ -47,6 +47,7 @@ _LAZY: dict[str, str] = {
     "ValidationReport": "atif.schema",
     "VERSIONS": "atif.schema",
     "validate": "atif.schema",
+    "normalize_version": "atif.schema.versions",
     "repair": "atif.schema.repair",
     "RepairResult": "atif.schema.repair",
     "json_schema": "atif.schema.jsonschema",
@@ -59,6 +60,7 @@ _LAZY: dict[str, str] = {
     # adapters
     "convert": "atif.adapters.convert",
     "ConvertResult": "atif.adapters.convert",
+    "InputReport": "atif.adapters.convert",
     "detect": "atif.adapters.registry",
     "adapter_names": "atif.adapters.registry",
     # store

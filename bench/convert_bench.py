@@ -195,7 +195,7 @@ def _dry(src: list[Path], fmt: str, n: int) -> None:
 def _full(src: list[Path], fmt: str, n: int, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
-    res = convert(src, out, source_format=fmt, progress=False)
+    res = convert(src, out, source_format=fmt)
     assert res.converted == n and res.ok, (fmt, res.failures[:3])
 
 

@@ -18,7 +18,7 @@ array of such objects. Assistant entries may be full Message objects (``id``, ``
   ``cached_tokens = cache_read_input_tokens``, ``completion_tokens = output_tokens``.
 
 Agent name: the record's ``agent``, else ``anthropic``. Task name and trial key: see
-:func:`atif.adapters._util.source_names`.
+:func:`atif.adapters.values.source_names`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from atif.adapters._util import TrajectoryBuilder, make_trial, message_list, obj, source_names, text_of
 from atif.adapters.base import Converted
-from atif.adapters.openai import _agent_info, _Base, _ids, _metadata, _tool_definitions
+from atif.adapters.builder import TrajectoryBuilder, make_trial
+from atif.adapters.chatlog import ChatLogAdapter, agent_info, record_metadata, source_ids, tool_definitions
+from atif.adapters.values import message_list, obj, source_names, text_of
 
 __all__ = ["AnthropicAdapter", "anthropic_metrics"]
 
@@ -62,8 +63,6 @@ def anthropic_metrics(usage: Any) -> dict[str, Any] | None:
     if created:
         m["extra"] = {"cache_creation_input_tokens": created}
     return m
-
-
 
 
 def _why_not(record: Any) -> str | None:
@@ -122,7 +121,7 @@ def _text_blocks(content: Any) -> str:
     return "\n".join(x for x in out if x)
 
 
-class AnthropicAdapter(_Base):
+class AnthropicAdapter(ChatLogAdapter):
     """Anthropic Messages API conversations."""
 
     name = "anthropic"
@@ -156,13 +155,13 @@ class AnthropicAdapter(_Base):
         if not isinstance(model, str):
             model = next((m.get("model") for m in messages if isinstance(m, dict)
                           and isinstance(m.get("model"), str)), None)
-        agent_name, agent_version = _agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, self.name)
         task, key = source_names(path, rec, index=index)
         b = TrajectoryBuilder(
             agent_name=agent_name,
             agent_version=agent_version,
             model_name=model,
-            tool_definitions=_tool_definitions(req.get("tools")),
+            tool_definitions=tool_definitions(req.get("tools")),
         )
         system = req.get("system")
         if system:
@@ -191,9 +190,9 @@ class AnthropicAdapter(_Base):
                         texts.append(block)
                 if blocks is None or texts:
                     b.user(_text_blocks(texts), timestamp=ts, extra={"role": role} if role != "user" else None)
-        traj = b.build(extra=_metadata(rec))
+        traj = b.build(extra=record_metadata(rec))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
-                           source_ids=_ids(rec, index), trial_id=key)
+                           source_ids=source_ids(rec, index), trial_id=key)
         return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
 
     @staticmethod

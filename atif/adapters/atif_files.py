@@ -35,8 +35,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from atif.adapters._util import ATIF_VERSION, load_json_cached, make_trial, obj, read_json, sniff_json
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.builder import ATIF_VERSION, make_trial
+from atif.adapters.jsonio import load_json_cached, read_json, sniff_json
+from atif.adapters.values import obj
 from atif.errors import AtifError
 
 __all__ = ["AtifAdapter", "continuation_of", "looks_like_atif", "resolve_trajectory"]

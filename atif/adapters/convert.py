@@ -18,24 +18,25 @@ registry order (or to the ``--from`` adapter only); a directory no adapter claim
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atif.adapters._util import dump_json, dump_line, safe_name
 from atif.adapters.base import Adapter, Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.jsonio import drain_warnings, dump_json, dump_line, parse, read_bytes, read_error
 from atif.adapters.registry import get_adapter, sniff_all
-from atif.errors import AdapterError, AtifError
-from atif.schema.validate import load_json, validate
+from atif.adapters.values import safe_name
+from atif.errors import AdapterError, AtifError, ParseError
+from atif.progress import Progress, ProgressCallback
+from atif.schema.jsonio import max_file_bytes, too_large
+from atif.schema.validate import validate
 
 __all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
 
 # Files considered when walking a directory; anything else is passed over silently.
 CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval")
 MAX_ISSUES_IN_REASON = 5
-PROGRESS_MIN_INPUTS = 4
 
 
 @dataclass(slots=True)
@@ -112,11 +113,6 @@ class ConvertResult:
         }
 
 
-# ---------------------------------------------------------------------------------------------
-# Finding inputs
-# ---------------------------------------------------------------------------------------------
-
-
 @dataclass(slots=True)
 class _Job:
     path: Path
@@ -130,18 +126,24 @@ def _detect(path: Path) -> tuple[Adapter | None, list[tuple[str, Sniff]]]:
 
 
 def _declined(path: Path, answers: list[tuple[str, Sniff]]) -> str:
-    if path.is_file():
+    if path.is_file() and path.suffix.lower() not in (".jsonl", ".ndjson", ".eval"):
         # A precise parse error beats "nobody recognised it" when the bytes are not JSON at all.
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return f"cannot read: {exc.strerror or exc}"
-        if path.suffix.lower() not in (".jsonl", ".ndjson", ".eval"):
-            _, issues = load_json(data, source=str(path))
-            if issues:
-                return f"malformed JSON: {issues[0].message}"
+            parse(read_bytes(path), path)
+        except ParseError as exc:
+            return exc.reason if exc.reason.startswith("cannot read") else f"malformed JSON: {exc.reason}"
     tried = "; ".join(f"{n}: {s.reason}" for n, s in answers)
     return f"no adapter recognises this input (tried {tried})"
+
+
+def _too_large(path: Path) -> str | None:
+    """The size-limit failure of a file input, before any adapter reads it (sniffing included)."""
+    try:
+        size = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return None
+    limit = max_file_bytes()
+    return read_error(too_large(size, limit)) if size > limit else None
 
 
 def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> Iterator[_Job]:
@@ -155,6 +157,10 @@ def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> 
             yield _Job(path, None, "no such file or directory")
             return
         if skip_dir is not None and path.is_dir() and path.resolve() == skip_dir:
+            return
+        oversize = _too_large(path)
+        if oversize is not None:
+            yield _Job(path, None, oversize)
             return
         if forced is not None:
             if path.is_file():
@@ -198,11 +204,6 @@ def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> 
         yield from visit(Path(src), explicit=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Converting
-# ---------------------------------------------------------------------------------------------
-
-
 def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
     """Validate a converted trajectory; an invalid one becomes a Failure naming its issues."""
     if item.trajectory is None:
@@ -220,6 +221,7 @@ def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
 
 def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Converted | Failure]:
     assert job.adapter is not None
+    drain_warnings()  # what sniffing read is reported by the conversion that reads it again
     try:
         for item in job.adapter.convert(job.path, options):
             if isinstance(item, Converted):
@@ -233,6 +235,7 @@ def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Co
         yield Failure(str(job.path), str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken input must not stop the batch
         yield Failure(str(job.path), f"{job.adapter.name} adapter crashed: {type(exc).__name__}: {exc}")
+    report.warnings.extend(drain_warnings())
 
 
 def _options(mapping: Path | str | None, options: ConvertOptions | None) -> ConvertOptions:
@@ -275,32 +278,15 @@ def iter_convert(
         yield from _run(job, opts, InputReport(str(job.path), job.adapter.name))
 
 
-def _progress(enabled: bool, total: int) -> Any:
-    if not enabled or total < PROGRESS_MIN_INPUTS or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("converting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
 def convert(
     sources: Iterable[Path | str],
     out_dir: Path | str | None,
     *,
     source_format: str = "auto",
     mapping: Path | str | None = None,
-    progress: bool = True,
     dry_run: bool = False,
     options: ConvertOptions | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> ConvertResult:
     """Convert runner output to ``OUT/trajectories/<task>/<trial_key>.json`` and ``OUT/trials.jsonl``.
 
@@ -308,7 +294,9 @@ def convert(
     file implies the ``mapping`` adapter. With ``dry_run`` nothing is written (``out_dir``
     may be None) and the result lists, per input, the adapter, trial count, warnings and
     ATIF errors. Failures are collected, never raised; only an unknown format or a missing
-    mapping file raises :class:`AdapterError`.
+    mapping file raises :class:`AdapterError`. ``on_progress`` receives a
+    ``Progress(stage="converting", done, total, detail=<input>)`` as each input starts,
+    and a last one when all are done.
     """
     fmt = _check_format(source_format, mapping)
     if mapping is not None and not Path(mapping).is_file():
@@ -323,34 +311,25 @@ def convert(
     records: dict[tuple[str, str], dict[str, Any]] = {}
     instructions: dict[str, str | None] = {}
     written: list[Path] = []
-    bar = _progress(progress, len(jobs))
-    task_id = None
-    if bar is not None:
-        bar.start()
-        task_id = bar.add_task("", total=len(jobs))
-    try:
-        for job in jobs:
-            report = InputReport(str(job.path), job.adapter.name if job.adapter else None)
-            result.inputs.append(report)
-            if bar is not None:
-                bar.update(task_id, description=_short(job.path))
-            if job.adapter is None:
-                (report.skipped if job.skip else report.failures).append((str(job.path), job.reason))
-            else:
-                result.adapters[str(job.path)] = job.adapter.name
-                for item in _run(job, opts, report):
-                    if isinstance(item, Failure):
-                        (report.skipped if item.skipped else report.failures).append((item.source, item.reason))
-                        continue
-                    report.trials += 1
-                    _accept(item, out, dry_run, records, instructions, written, report)
-            result.skipped.extend(report.skipped)
-            result.failures.extend(report.failures)
-            if bar is not None:
-                bar.advance(task_id)
-    finally:
-        if bar is not None:
-            bar.stop()
+    for done, job in enumerate(jobs):
+        if on_progress is not None:
+            on_progress(Progress("converting", done, len(jobs), detail=_short(job.path)))
+        report = InputReport(str(job.path), job.adapter.name if job.adapter else None)
+        result.inputs.append(report)
+        if job.adapter is None:
+            (report.skipped if job.skip else report.failures).append((str(job.path), job.reason))
+        else:
+            result.adapters[str(job.path)] = job.adapter.name
+            for item in _run(job, opts, report):
+                if isinstance(item, Failure):
+                    (report.skipped if item.skipped else report.failures).append((item.source, item.reason))
+                    continue
+                report.trials += 1
+                _accept(item, out, dry_run, records, instructions, written, report)
+        result.skipped.extend(report.skipped)
+        result.failures.extend(report.failures)
+    if on_progress is not None and jobs:
+        on_progress(Progress("converting", len(jobs), len(jobs)))
 
     result.converted = len(records)
     if not dry_run and out is not None:

@@ -45,9 +45,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from atif.adapters._util import load_json_cached, make_trial, obj, read_json
 from atif.adapters.atif_files import resolve_trajectory
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.builder import make_trial
+from atif.adapters.jsonio import load_json_cached, read_json
+from atif.adapters.values import obj
 from atif.errors import AtifError, ParseError
 
 __all__ = ["HarborAdapter", "strip_canary"]

@@ -19,103 +19,39 @@ so any version of Inspect that wrote it can be read without installing it.
   give named rewards, the headline scorer first.
 * The task name is ``<eval.task>/<sample id>``; the sample's input is its instruction.
 
-``.eval`` archives written by current Inspect versions compress members with Zstandard,
-which the standard library reads only from Python 3.14; the ``zstandard`` package (or
-``pyarrow``) is used when present.
+``.eval`` archives are read member by member within size and compression-ratio limits
+(:mod:`atif.adapters.archive`); current Inspect versions compress members with Zstandard.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 import zipfile
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from atif.adapters._util import (
-    TrajectoryBuilder,
-    iso_timestamp,
-    load_json_cached,
-    make_trial,
-    seconds_between,
-    sniff_json,
-    stable_id,
-    text_of,
-    tool_call,
-)
+from atif.adapters.archive import Archive
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.builder import TrajectoryBuilder, make_trial, tool_call
+from atif.adapters.jsonio import load_json_cached, sniff_json
+from atif.adapters.values import image_part, iso_timestamp, seconds_between, text_of
 from atif.errors import AdapterError, AtifError, ParseError
+from atif.schema.identity import stable_id
 
 __all__ = ["InspectAdapter", "grade_value", "read_eval_log"]
 
-_ZIP_STORED, _ZIP_DEFLATED, _ZIP_ZSTD = 0, 8, 93
 _LETTER_GRADES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
-_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-_IMAGE_EXT = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
-              ".webp": "image/webp"}
 _ATTACHMENT = "attachment://"
 _BROKEN = "__atif_unreadable__"
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading logs
-# ---------------------------------------------------------------------------------------------
-
-
-def _zstd_decompress(data: bytes, size: int, where: str) -> bytes:
-    try:
-        import zstandard  # type: ignore[import-not-found]
-
-        return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
-    except ImportError:
-        pass
-    try:
-        import pyarrow  # type: ignore[import-not-found]
-
-        return bytes(pyarrow.Codec("zstd").decompress(data, decompressed_size=size))
-    except ImportError:
-        pass
-    raise AdapterError(
-        f"{where}: the log is compressed with Zstandard, which this Python cannot read; "
-        "install it with `pip install zstandard` (or convert the log with "
-        "`inspect log convert --to json`)"
-    )
-
-
-def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
-    where = f"{path}: {info.filename}"
-    if info.compress_type in (_ZIP_STORED, _ZIP_DEFLATED):
-        try:
-            return zf.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ParseError(f"cannot read {info.filename}: {exc}", path=str(path)) from exc
-    if info.compress_type != _ZIP_ZSTD:
-        raise AdapterError(f"{where}: unsupported zip compression method {info.compress_type}")
-    # zipfile refuses methods it does not know, so the raw bytes are read from the local header.
-    assert zf.fp is not None
-    zf.fp.seek(info.header_offset)
-    header = zf.fp.read(30)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise ParseError(f"bad local header for {info.filename}", path=str(path))
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    zf.fp.seek(info.header_offset + 30 + name_len + extra_len)
-    raw = zf.fp.read(info.compress_size)
-    data = _zstd_decompress(raw, info.file_size, where)
-    if zlib.crc32(data) != info.CRC:
-        raise ParseError(f"{info.filename} fails its CRC check (the archive is corrupt)", path=str(path))
-    return data
-
-
-def _json(data: bytes, path: Path, member: str) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"{member}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                         path=str(path)) from exc
+def _object(doc: Any, path: Path, member: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ParseError(f"{member}: a JSON {type(doc).__name__}, not an object", path=str(path))
+    return doc
 
 
 def read_eval_log(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
@@ -135,39 +71,33 @@ def read_eval_log(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]
 
 
 def _read_eval_zip(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    archive = Archive(path)
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ParseError(f"not a readable .eval archive: {exc}", path=str(path)) from exc
-    infos = {i.filename: i for i in zf.infolist()}
-    if "header.json" in infos:
-        header = _json(_member(zf, infos["header.json"], path), path, "header.json")
-    elif "_journal/start.json" in infos:
-        header = _json(_member(zf, infos["_journal/start.json"], path), path, "_journal/start.json")
-        header.setdefault("status", "started")
-    else:
-        zf.close()
-        raise AdapterError(f"{path}: a zip archive without header.json: not an Inspect .eval log")
-    if "reductions" not in header and "reductions.json" in infos:
-        header["reductions"] = _json(_member(zf, infos["reductions.json"], path), path, "reductions.json")
-    names = sorted(n for n in infos if n.startswith("samples/") and n.endswith(".json"))
+        if "header.json" in archive.members:
+            header = _object(archive.json("header.json"), path, "header.json")
+        elif "_journal/start.json" in archive.members:
+            header = _object(archive.json("_journal/start.json"), path, "_journal/start.json")
+            header.setdefault("status", "started")
+        else:
+            raise AdapterError(f"{path}: a zip archive without header.json: not an Inspect .eval log")
+        if "reductions" not in header and "reductions.json" in archive.members:
+            header["reductions"] = archive.json("reductions.json")
+    except BaseException:
+        archive.close()
+        raise
+    names = sorted(n for n in archive.members if n.startswith("samples/") and n.endswith(".json"))
 
     def samples() -> Iterator[dict[str, Any]]:
         try:
             for name in names:
                 try:
-                    yield _json(_member(zf, infos[name], path), path, name)
+                    yield archive.json(name)  # type: ignore[misc]
                 except ParseError as exc:  # one broken sample must not hide the others
                     yield {_BROKEN: str(exc), "id": name.removeprefix("samples/").removesuffix(".json")}
         finally:
-            zf.close()
+            archive.close()
 
     return header, samples()
-
-
-# ---------------------------------------------------------------------------------------------
-# Scores
-# ---------------------------------------------------------------------------------------------
 
 
 def grade_value(value: Any) -> float | None:
@@ -212,11 +142,6 @@ def _reward(scores: Mapping[str, Any], headline: str | None) -> float | dict[str
     return named
 
 
-# ---------------------------------------------------------------------------------------------
-# Samples -> trajectories
-# ---------------------------------------------------------------------------------------------
-
-
 def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
     """Replace ``attachment://<hash>`` references by the attached content."""
     if not attachments:
@@ -232,20 +157,6 @@ def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
     return value
 
 
-def _image(url: Any) -> dict[str, Any] | None:
-    if not isinstance(url, str) or not url:
-        return None
-    if url.startswith("data:"):
-        media = url[5:].split(";", 1)[0].split(",", 1)[0]
-    else:
-        media = _IMAGE_EXT.get(Path(url.split("?", 1)[0]).suffix.lower(), "")
-    if media == "image/jpg":
-        media = "image/jpeg"
-    if media not in _IMAGE_TYPES:
-        return None
-    return {"type": "image", "source": {"media_type": media, "path": url}}
-
-
 def _content(content: Any) -> str | list[dict[str, Any]]:
     """Text of an Inspect message content, or text and image parts when it holds images."""
     if not isinstance(content, list):
@@ -259,7 +170,7 @@ def _content(content: Any) -> str | list[dict[str, Any]]:
         if btype == "text" and isinstance(block.get("text"), str):
             parts.append({"type": "text", "text": block["text"]})
         elif btype == "image":
-            img = _image(block.get("image"))
+            img = image_part(block.get("image"))
             if img is not None:
                 parts.append(img)
                 has_image = True
@@ -372,8 +283,6 @@ def _tool_definitions(events: list[Mapping[str, Any]]) -> list[dict[str, Any]] |
                     defs.append({"type": "function", "function": fn})
             return defs or None
     return None
-
-
 
 
 def _instruction(value: Any) -> str | None:
@@ -504,12 +413,6 @@ def _total_time(sample: Mapping[str, Any]) -> float | None:
     return float(t) if isinstance(t, (int, float)) and t >= 0 else None
 
 
-def _event_message_id(ev: Mapping[str, Any]) -> str | None:
-    choices = (ev.get("output") or {}).get("choices") or []
-    msg = choices[0].get("message") if choices and isinstance(choices[0], Mapping) else None
-    return str(msg["id"]) if isinstance(msg, Mapping) and msg.get("id") else None
-
-
 def _agent_extra(header: Mapping[str, Any]) -> dict[str, Any] | None:
     plan = header.get("plan") or {}
     steps = plan.get("steps") if isinstance(plan, Mapping) else None
@@ -566,11 +469,6 @@ def _tool(builder: TrajectoryBuilder, msg: Mapping[str, Any]) -> None:
         if not content:
             content = str(message)  # what the model was shown
     builder.observe(msg.get("tool_call_id"), content, extra=extra or None)
-
-
-# ---------------------------------------------------------------------------------------------
-# The adapter
-# ---------------------------------------------------------------------------------------------
 
 
 def _sample_order(header: Mapping[str, Any]) -> dict[Any, int]:

@@ -28,28 +28,19 @@ step (one model turn) until a tool output or user message intervenes; ``function
 (``input_tokens`` includes ``input_tokens_details.cached_tokens``) goes to the last agent step.
 
 Agent name: the record's ``agent`` (a name, or ``{"name", "version"}``), else the format name.
-Task name and trial key: see :func:`atif.adapters._util.source_names`.
+Task name and trial key: see :func:`atif.adapters.values.source_names`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from atif.adapters._util import (
-    TrajectoryBuilder,
-    iter_records,
-    make_trial,
-    message_list,
-    obj,
-    sniff_json,
-    sniff_jsonl_first,
-    source_names,
-    text_of,
-)
-from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
-from atif.errors import AtifError
+from atif.adapters.base import Converted
+from atif.adapters.builder import TrajectoryBuilder, make_trial
+from atif.adapters.chatlog import ChatLogAdapter, agent_info, record_metadata, source_ids, tool_definitions
+from atif.adapters.values import message_list, obj, source_names, text_of
 
 __all__ = ["OpenAIChatAdapter", "OpenAIResponsesAdapter", "chat_metrics", "responses_metrics"]
 
@@ -64,11 +55,6 @@ _RESPONSES_ITEMS = {
     "apply_patch_call_output", "mcp_call", "mcp_list_tools", "mcp_approval_request",
     "mcp_approval_response", "item_reference", "compaction",
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared
-# ---------------------------------------------------------------------------------------------
 
 
 def _int(v: Any) -> int | None:
@@ -109,21 +95,6 @@ def responses_metrics(usage: Any) -> dict[str, Any] | None:
     return out or None
 
 
-def _agent_info(record: Any, default: str) -> tuple[str, str]:
-    agent = record.get("agent") if isinstance(record, dict) else None
-    if isinstance(agent, str) and agent:
-        return agent, "unknown"
-    if isinstance(agent, dict) and isinstance(agent.get("name"), str):
-        return agent["name"], str(agent.get("version") or "unknown")
-    return default, "unknown"
-
-
-def _tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
-    if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools):
-        return [dict(t) for t in tools]
-    return None
-
-
 def _parts_text(content: Any) -> str:
     """Text of chat/Responses content, with placeholders for media parts."""
     if not isinstance(content, list):
@@ -149,66 +120,6 @@ def _parts_text(content: Any) -> str:
                 if isinstance(text, str):
                     out.append(text)
     return "\n".join(out)
-
-
-def _metadata(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    meta = record.get("metadata")
-    return {"metadata": dict(meta)} if isinstance(meta, dict) and meta else None
-
-
-class _Base:
-    name = ""
-    description = ""
-
-    def _conversations(self, doc: Any) -> list[Any] | None:
-        raise NotImplementedError
-
-    def _why_not(self, doc: Any) -> str | None:
-        raise NotImplementedError
-
-    def _build(self, record: Any, path: Path, index: int | None) -> Converted:
-        raise NotImplementedError
-
-    def sniff(self, path: Path) -> Sniff:
-        """Accept a ``.json``/``.jsonl`` file whose (first) record has this format's markers."""
-        if path.is_dir():
-            return Sniff(False, "a directory")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            doc, why = sniff_jsonl_first(path)
-        elif suffix == ".json":
-            doc, why = sniff_json(path)
-        else:
-            return Sniff(False, "not a .json or .jsonl file")
-        if why:
-            return Sniff(False, why)
-        reason = self._why_not(doc)
-        return Sniff(reason is None, reason or f"looks like {self.name} input")
-
-    def convert(self, path: Path, options: ConvertOptions) -> Iterator[Converted | Failure]:
-        """One trial per conversation (per line of a JSONL file, per element of a JSON array of conversations)."""
-        try:
-            for lineno, doc in iter_records(path):
-                convs = self._conversations(doc)
-                where = f"{path}:{lineno}" if lineno is not None else str(path)
-                if convs is None:
-                    yield Failure(where, f"not {self.description}: {self._why_not(doc)}")
-                    continue
-                for i, conv in enumerate(convs):
-                    index = lineno if lineno is not None else (i + 1 if len(convs) > 1 else None)
-                    try:
-                        yield self._build(conv, path, index)
-                    except AtifError as exc:
-                        yield Failure(where, str(exc))
-        except AtifError as exc:
-            yield Failure(str(path), str(exc))
-
-
-# ---------------------------------------------------------------------------------------------
-# Chat completions
-# ---------------------------------------------------------------------------------------------
-
-
 
 
 def _chat_why_not(record: Any) -> str | None:
@@ -238,7 +149,7 @@ def _chat_why_not(record: Any) -> str | None:
     return None
 
 
-class OpenAIChatAdapter(_Base):
+class OpenAIChatAdapter(ChatLogAdapter):
     """OpenAI chat-completions message lists."""
 
     name = "openai-chat"
@@ -270,7 +181,7 @@ class OpenAIChatAdapter(_Base):
                 messages.append({**msg, "role": msg.get("role") or "assistant"})
                 usage_owner_index = len(messages) - 1
         model = resp.get("model") or req.get("model")
-        agent_name, agent_version = _agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, self.name)
         task, key = source_names(path, rec, index=index)
         if isinstance(resp.get("id"), str) and resp is not rec and not rec.get("id"):
             key = resp["id"]
@@ -278,7 +189,7 @@ class OpenAIChatAdapter(_Base):
             agent_name=agent_name,
             agent_version=agent_version,
             model_name=model if isinstance(model, str) else None,
-            tool_definitions=_tool_definitions(req.get("tools")),
+            tool_definitions=tool_definitions(req.get("tools")),
         )
         usage_metrics = chat_metrics(resp.get("usage"))
         pending_fn: dict[str, list[str]] = {}
@@ -344,9 +255,9 @@ class OpenAIChatAdapter(_Base):
         final = None
         if usage_metrics and not any(s.get("metrics") for s in b.steps):
             final = {f"total_{k}": v for k, v in usage_metrics.items() if k != "extra"}
-        traj = b.build(extra=_metadata(rec), final_metrics=_final(final, b))
+        traj = b.build(extra=record_metadata(rec), final_metrics=_final(final, b))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
-                           source_ids=_ids(rec, index), trial_id=key)
+                           source_ids=source_ids(rec, index), trial_id=key)
         return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
 
 
@@ -354,24 +265,6 @@ def _final(final: dict[str, Any] | None, b: TrajectoryBuilder) -> dict[str, Any]
     if final is None:
         return None
     return {**final, "total_steps": len(b.steps) or 1}
-
-
-def _ids(rec: Mapping[str, Any], index: int | None) -> dict[str, Any]:
-    ids: dict[str, Any] = {}
-    for k in ("id", "trial_id", "session_id", "conversation_id"):
-        if isinstance(rec.get(k), (str, int)) and not isinstance(rec.get(k), bool):
-            ids[k] = rec[k]
-    resp = rec.get("response")
-    if isinstance(resp, dict) and isinstance(resp.get("id"), str):
-        ids["response_id"] = resp["id"]
-    if index is not None:
-        ids["record"] = index
-    return ids
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses
-# ---------------------------------------------------------------------------------------------
 
 
 def _responses_items(record: Any) -> tuple[list[Any], Mapping[str, Any]] | None:
@@ -441,7 +334,7 @@ def _reasoning_text(item: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-class OpenAIResponsesAdapter(_Base):
+class OpenAIResponsesAdapter(ChatLogAdapter):
     """OpenAI Responses items, Response objects and Agents SDK ``to_input_list()`` output."""
 
     name = "openai-responses"
@@ -467,13 +360,13 @@ class OpenAIResponsesAdapter(_Base):
         items, top = got
         rec: Mapping[str, Any] = record if isinstance(record, dict) else {}
         model = top.get("model")
-        agent_name, agent_version = _agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, self.name)
         task, key = source_names(path, rec, index=index)
         b = TrajectoryBuilder(
             agent_name=agent_name,
             agent_version=agent_version,
             model_name=model if isinstance(model, str) else None,
-            tool_definitions=_tool_definitions(top.get("tools")),
+            tool_definitions=tool_definitions(top.get("tools")),
         )
         if isinstance(top.get("instructions"), str) and top["instructions"]:
             b.system(top["instructions"])
@@ -562,7 +455,7 @@ class OpenAIResponsesAdapter(_Base):
             last_agent = next((s for s in reversed(b.steps) if s["source"] == "agent"), None)
             if last_agent is not None:
                 last_agent["metrics"] = metrics
-        traj = b.build(extra=_metadata(rec))
+        traj = b.build(extra=record_metadata(rec))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
-                           source_ids=_ids(rec, index), trial_id=key)
+                           source_ids=source_ids(rec, index), trial_id=key)
         return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import click
 
+from atif import ConvertResult, Progress, ProgressCallback, convert
 from atif.cli._common import EXIT_FAILURE, emit_json
+from atif.cli._progress import progress_bar
 
 FORMATS = [
     "auto", "atif", "harbor", "langchain", "langsmith", "openai-chat", "openai-responses",
     "anthropic", "inspect", "mapping",
 ]
 MAX_LISTED = 50
+# A bar for fewer inputs only flickers.
+PROGRESS_MIN_INPUTS = 4
 
 
 @click.command(name="convert")
@@ -41,7 +45,8 @@ def convert_cmd(
 
     Writes OUT/trajectories/<task>/<trial>.json and OUT/trials.jsonl (one trial per line).
     Directories are walked; each input is sniffed unless --from is given. Bad inputs are
-    reported and the rest is still converted; the exit code is 1 if any input failed.
+    reported and the rest is still converted; the exit code is 1 if any input failed
+    or nothing was converted.
 
     \b
     Example:
@@ -49,32 +54,42 @@ def convert_cmd(
       atif convert chats/*.json --from openai-chat -o out/
       atif convert runs.jsonl --mapping my-runner.yaml --dry-run
     """
-    from atif.adapters.convert import convert
-
     if out_dir is None and not dry_run:
         raise click.UsageError("give an output directory with -o/--out (or use --dry-run)")
     if source_format == "mapping" and mapping is None:
         raise click.UsageError("--from mapping needs --mapping FILE")
-    result = convert(
-        list(sources),
-        out_dir,
-        source_format=source_format,
-        mapping=mapping,
-        progress=not no_progress and output_format == "text",
-        dry_run=dry_run,
-    )
+    with progress_bar(not no_progress and output_format == "text") as bar:
+        result = convert(
+            list(sources),
+            out_dir,
+            source_format=source_format,
+            mapping=mapping,
+            dry_run=dry_run,
+            on_progress=_for_many_inputs(bar),
+        )
     if output_format == "json":
         emit_json(result.to_dict())
     else:
         _print_text(result, out_dir)
-    if result.failures:
+    if result.failures or not result.converted:
+        if not result.converted and not result.failures:
+            click.echo("Error: nothing was converted", err=True)
         sys.exit(EXIT_FAILURE)
 
 
-def _print_text(result: object, out_dir: Path | None) -> None:
-    from atif.adapters.convert import ConvertResult
+def _for_many_inputs(bar: ProgressCallback | None) -> ProgressCallback | None:
+    """Pass progress on to the bar only when there are enough inputs to show one."""
+    if bar is None:
+        return None
 
-    assert isinstance(result, ConvertResult)
+    def forward(event: Progress) -> None:
+        if (event.total or 0) >= PROGRESS_MIN_INPUTS:
+            bar(event)
+
+    return forward
+
+
+def _print_text(result: ConvertResult, out_dir: Path | None) -> None:
     echo = click.echo
     if result.dry_run:
         for r in result.inputs:

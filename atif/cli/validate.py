@@ -5,10 +5,12 @@ from __future__ import annotations
 import glob
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from atif.cli._common import emit_json
+from atif import VERSIONS, InputError, ValidationReport, json_schema, normalize_version, repair, validate
+from atif.cli._common import emit_json, json_text
 
 
 def _expand(paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -60,12 +62,9 @@ def validate_cmd(paths: tuple[str, ...], version: str | None, mode: str, fmt: st
       atif validate run.json --format json
       atif validate 'jobs/**/trajectory.json' --repair -o repaired/
     """
-    from atif.schema.validate import validate
-    from atif.schema.versions import normalize_version, version_index
-
     if version is not None:
         version = normalize_version(version)
-        if version_index(version) < 0:
+        if version not in VERSIONS:
             raise click.UsageError(f"unknown version {version!r}; expected v1.0 .. v1.8")
     if repair and not out_dir:
         raise click.UsageError("--repair needs -o DIR (inputs are never overwritten)")
@@ -122,12 +121,7 @@ def validate_cmd(paths: tuple[str, ...], version: str | None, mode: str, fmt: st
         sys.exit(1)
 
 
-def _write_repairs(reports: list, out_dir: Path) -> list[dict]:
-    import orjson
-
-    from atif.schema.repair import repair
-    from atif.schema.validate import validate
-
+def _write_repairs(reports: list[ValidationReport], out_dir: Path) -> list[dict[str, Any]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
     for r in reports:
@@ -139,7 +133,7 @@ def _write_repairs(reports: list, out_dir: Path) -> list[dict]:
             raise click.UsageError(f"{src}: -o would overwrite the input; choose another folder")
         result = repair(r.document)
         after = validate(result.document)
-        target.write_bytes(orjson.dumps(result.document, option=orjson.OPT_INDENT_2) + b"\n")
+        target.write_text(json_text(result.document), encoding="utf-8")
         log = {
             "source": str(src),
             "output": str(target),
@@ -147,7 +141,7 @@ def _write_repairs(reports: list, out_dir: Path) -> list[dict]:
             "valid_after_repair": after.valid,
             "remaining_issues": [i.to_dict() for i in after.issues],
         }
-        target.with_suffix(".repair.json").write_bytes(orjson.dumps(log, option=orjson.OPT_INDENT_2) + b"\n")
+        target.with_suffix(".repair.json").write_text(json_text(log), encoding="utf-8")
         done.append({"source": str(src), "output": str(target), "changes": len(result.actions),
                      "valid_after_repair": after.valid})
     return done
@@ -166,16 +160,11 @@ def schema_cmd(version: str, output: str | None) -> None:
     Example:
       atif schema --version v1.8 > atif-v1.8.schema.json
     """
-    import orjson
-
-    from atif.errors import InputError
-    from atif.schema.jsonschema import json_schema
-
     try:
         schema = json_schema(version)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
-    data = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    data = json_text(schema, sort_keys=True).encode()
     if output:
         Path(output).write_bytes(data)
     else:

@@ -1,5 +1,7 @@
 """ATIF v1.0–v1.8: models, version table, validation, repair and JSON Schema export."""
 
+from atif.schema.issues import Issue
+from atif.schema.jsonio import load_json, max_file_bytes, read_file
 from atif.schema.models import (
     Agent,
     AudioSource,
@@ -14,7 +16,7 @@ from atif.schema.models import (
     ToolCall,
     Trajectory,
 )
-from atif.schema.validate import CODES, EXTRA_CHECKS, Issue, ValidationReport, load_json, validate
+from atif.schema.validate import CODES, EXTRA_CHECKS, ValidationReport, validate
 from atif.schema.versions import ADDED, LATEST, VERSIONS
 
 __all__ = [
@@ -38,5 +40,7 @@ __all__ = [
     "Trajectory",
     "ValidationReport",
     "load_json",
+    "max_file_bytes",
+    "read_file",
     "validate",
 ]

@@ -271,7 +271,3 @@ class Trajectory(BaseModel):
     """Custom root metadata. Added in ATIF-v1.1."""
     subagent_trajectories: list[Trajectory] | None = None
     """Embedded subagent trajectories, each complete with step ids from 1. Added in ATIF-v1.7."""
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The document as JSON-ready data, without unset (null) fields."""
-        return self.model_dump(mode="json", exclude_none=True)

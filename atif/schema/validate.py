@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from typing_extensions import TypedDict
 
 from atif.errors import ValidationError
+from atif.schema.issues import Issue, escape_pointer
+from atif.schema.jsonio import load_json, max_file_bytes, read_file, too_large
 from atif.schema.models import (
     AUDIO_MEDIA_TYPES,
     IMAGE_MEDIA_TYPES,
@@ -51,6 +53,9 @@ CODES: dict[str, str] = {
     "json.truncated": "the JSON ends early",
     "json.syntax": "the bytes are not JSON",
     "json.not-object": "the JSON is not an object",
+    "json.non-finite": "NaN or Infinity, which JSON does not have",
+    "json.surrogate": "a \\u escape of a lone surrogate, which is not Unicode text",
+    "json.duplicate-key": "a key appears twice in one object (the last value is kept)",
     "version.unknown": "schema_version is not ATIF-v1.0 .. ATIF-v1.8",
     "version.missing": "no schema_version; ATIF-v1.8 assumed",
     "version.too-new": "a field or feature newer than the declared schema_version",
@@ -89,34 +94,12 @@ EXTRA_CHECKS: dict[str, str] = {
     "version.missing": "warning",
 }
 
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _VIDX = {v: i for i, v in enumerate(VERSIONS)}
 _METRIC_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
 _NUMBER_TYPES = (int, float)  # exact types: bool is not a count
 _LATEST_IDX = len(VERSIONS) - 1
 AGENT_ONLY_FIELDS = ("model_name", "reasoning_effort", "reasoning_content", "tool_calls", "metrics")
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "None"}
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One problem found in a document."""
-
-    path: str
-    """JSON pointer to the offending value (``""`` is the whole document)."""
-    code: str
-    """Stable machine-readable code (see ``CODES``; shape errors are ``schema.<type>``)."""
-    message: str
-    """Human-readable explanation."""
-    severity: Literal["error", "warning"] = "error"
-    """``error`` makes the document invalid; ``warning`` does not."""
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        return {"path": self.path, "code": self.code, "severity": self.severity, "message": self.message}
-
-    def __str__(self) -> str:
-        return f"{self.path or '/'}: {self.severity} [{self.code}] {self.message}"
 
 
 @dataclass(slots=True)
@@ -165,80 +148,8 @@ class ValidationReport:
         }
 
 
-def escape_pointer(token: object) -> str:
-    """Escape one JSON-pointer reference token."""
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
 def _ptr(base: str, *tokens: object) -> str:
     return base + "".join("/" + escape_pointer(t) for t in tokens)
-
-
-def load_json(data: bytes, *, source: str | None = None) -> tuple[Any, list[Issue]]:
-    """Parse bytes as JSON; on failure return ``(None, [issue])`` with a precise reason."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data.strip():
-        return None, [Issue("", "json.empty", "the file is empty" if source else "the input is empty")]
-    try:
-        return orjson.loads(data), []
-    except orjson.JSONDecodeError as exc:
-        msg = str(exc)
-        pos = f"line {exc.lineno}, column {exc.colno} (byte {exc.pos})"
-        if "UTF-8" in msg or "utf-8" in msg or "surrogate" in msg:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as uexc:
-                return None, [Issue("", "json.encoding", f"not UTF-8: invalid byte at offset {uexc.start}")]
-            return None, [Issue("", "json.encoding", f"not valid UTF-8 text at {pos}")]
-        if exc.pos >= len(data.rstrip()) or "end of" in msg.lower():
-            return None, [Issue("", "json.truncated", f"the JSON ends early at {pos}")]
-        return None, [Issue("", "json.syntax", f"not valid JSON at {pos}: {exc.msg}")]
-
-
-def _read_file(path: Path, max_bytes: int) -> tuple[bytes | None, list[Issue]]:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return None, [Issue("", "file.not-found", "no such file")]
-    except OSError as exc:
-        return None, [Issue("", "file.unreadable", exc.strerror or str(exc))]
-    if path.is_dir():
-        return None, [Issue("", "file.unreadable", "is a directory, not a file")]
-    if size > max_bytes:
-        return None, [
-            Issue(
-                "",
-                "file.too-large",
-                f"{size / 1048576:.0f} MiB is over the {max_bytes / 1048576:.0f} MiB limit "
-                "(raise it with ATIF_MAX_FILE_MB)",
-            )
-        ]
-    try:
-        return path.read_bytes(), []
-    except OSError as exc:
-        return None, [Issue("", "file.unreadable", exc.strerror or str(exc))]
-
-
-def read_source(
-    obj: Any, *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> tuple[Any, str | None, Path | None, list[Issue]]:
-    """Turn a path, bytes or object into ``(document, source name, base dir, issues)``."""
-    if isinstance(obj, (str, os.PathLike)):
-        path = Path(obj)
-        data, issues = _read_file(path, max_bytes)
-        if data is None:
-            return None, str(obj), None, issues
-        doc, issues = load_json(data, source=str(obj))
-        return doc, str(obj), path.parent, issues
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        if len(obj) > max_bytes:
-            return None, None, None, [Issue("", "file.too-large", f"input is over {max_bytes} bytes")]
-        doc, issues = load_json(bytes(obj))
-        return doc, None, None, issues
-    if isinstance(obj, pydantic.BaseModel):
-        return obj.model_dump(mode="json", exclude_none=True), None, None, []
-    return obj, None, None, []
 
 
 def validate(
@@ -258,29 +169,26 @@ def validate(
     (``continued_trajectory_ref``, ``trajectory_path``) are resolved against the
     file's folder (or ``base_dir``) and a missing one is a warning.
     """
-    if max_bytes is None:
-        max_bytes = int(float(os.environ.get("ATIF_MAX_FILE_MB", DEFAULT_MAX_BYTES / 1048576)) * 1048576)
-    shaped: Any = None
+    limit = max_file_bytes() if max_bytes is None else max_bytes
     source: str | None = None
     file_dir: Path | None = None
+    issues: list[Issue] = []
     if isinstance(obj, (str, os.PathLike)):
         source, file_dir = str(obj), Path(obj).parent
-        data, issues = _read_file(Path(obj), max_bytes)
+        data, issues = read_file(obj, limit)
         if data is None:
             return ValidationReport(source=source, issues=issues)
         obj = data
-    if isinstance(obj, (bytes, bytearray)) and len(obj) <= max_bytes:
-        # Fast path: parse and shape-check in one pass; fall back for precise errors.
-        try:
-            shaped = _SHAPE.validate_json(obj)
-        except pydantic.ValidationError:
-            shaped = None
-    if shaped is not None:
-        doc, issues = shaped, []
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        if len(obj) > limit:
+            return ValidationReport(source=source, issues=[too_large(len(obj), limit)])
+        doc, issues = load_json(obj, source=source)
+    elif isinstance(obj, pydantic.BaseModel):
+        doc = obj.model_dump(mode="json", exclude_none=True)
     else:
-        doc, _, _, issues = read_source(obj, max_bytes=max_bytes)
+        doc = obj
     report = ValidationReport(source=source, issues=issues, document=doc)
-    if issues:
+    if not report.valid:
         return report
     if not isinstance(doc, dict):
         kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
@@ -289,14 +197,14 @@ def validate(
         report.issues.append(Issue("", "json.not-object", f"expected an ATIF trajectory object, got {kind}"))
         return report
     checker = _Checker(mode=mode, base_dir=Path(base_dir) if base_dir else file_dir)
-    report.version = checker.run(doc, version, shaped=shaped is not None)
+    report.version = checker.run(doc, version)
     report.issues.extend(sorted(checker.issues, key=_document_order))
     return report
 
 
 # Shape validation runs on TypedDict twins of the models, derived from them at import:
-# pydantic-core then parses JSON bytes straight into plain dicts (no model instances),
-# about twice as fast as models, and the rule pass reads those dicts. Same types,
+# pydantic-core then checks the parsed JSON as plain dicts (no model instances), about
+# twice as fast as models, and the rule pass reads those dicts. Same types,
 # same constraints, same lax coercion as the models (and as Harbor's).
 _TYPED_DICTS: dict[type, Any] = {}
 
@@ -445,15 +353,13 @@ class _Checker:
             severity: Literal["error", "warning"] = "error") -> None:
         self.issues.append(Issue(_ptr("", *path), code, message, severity))
 
-    def run(self, doc: dict[str, Any], version: str | None, *, shaped: bool = False) -> str:
-        if not shaped:
-            coerced, issues = _shape_issues(doc)
-            self.issues.extend(issues)
-            if coerced is not None:
-                doc = coerced  # rules read the same coerced values Harbor's validators see
+    def run(self, doc: dict[str, Any], version: str | None) -> str:
+        coerced, issues = _shape_issues(doc)
+        self.issues.extend(issues)
+        if coerced is not None:
+            doc = coerced  # rules read the same coerced values Harbor's validators see
         return self.trajectory(doc, (), version)
 
-    # -- version gates ---------------------------------------------------
     def gate(self, path: tuple[Any, ...], added: str, what: str) -> None:
         if self.vidx >= _VIDX[added]:
             return
@@ -464,7 +370,6 @@ class _Checker:
             "error" if self.mode == "strict" else "warning",
         )
 
-    # -- the trajectory ---------------------------------------------------
     def trajectory(self, doc: dict[str, Any], base: tuple[Any, ...], version: str | None) -> str:
         declared = doc.get("schema_version")
         if version is not None:

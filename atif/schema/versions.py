@@ -61,11 +61,3 @@ def normalize_version(version: str) -> str:
     v = v.removeprefix("v")
     candidate = f"ATIF-v{v}"
     return candidate if candidate in VERSIONS else version
-
-
-def added_in(model: str, field: str) -> str | None:
-    """The version that added ``model.field``, or None when it is in every version."""
-    for a in ADDED:
-        if a.model == model and a.field == field:
-            return a.version
-    return None

@@ -380,7 +380,7 @@ class _Reader:
                         yield _Problem(where, f"cannot read trajectory file {tpath}: {exc.strerror or exc}")
                         continue
                     doc, issues = load_json(raw, source=tpath)
-                    if issues:
+                    if any(i.severity == "error" for i in issues):
                         yield _Problem(tpath, _issue_reason(issues))
                         continue
                     if not isinstance(doc, dict):
@@ -397,7 +397,7 @@ class _Reader:
         except OSError as exc:
             return _Problem(str(path), f"cannot read: {exc.strerror or exc}")
         doc, issues = load_json(raw, source=str(path))
-        if issues:
+        if any(i.severity == "error" for i in issues):
             return _Problem(str(path), _issue_reason(issues))
         if not isinstance(doc, dict):
             return _Problem(str(path), "/: [json.not-object] expected an ATIF trajectory object")

@@ -62,7 +62,7 @@ def test_writes_trajectories_and_sorted_trials(tmp_path: Path) -> None:
     src = tmp_path / "runs"
     write(src / "b.json", chat("second", task_name="t2"))
     write(src / "a.json", chat("first", task_name="t1"))
-    result = convert([src], tmp_path / "out", progress=False)
+    result = convert([src], tmp_path / "out")
 
     assert result.ok and result.converted == 2
     assert result.adapters == {str(src / "a.json"): "openai-chat", str(src / "b.json"): "openai-chat"}
@@ -88,7 +88,7 @@ def test_rerun_is_byte_identical(tmp_path: Path) -> None:
     outs = []
     for n in (1, 2):
         out = tmp_path / f"out{n}"
-        convert([src], out, progress=False)
+        convert([src], out)
         outs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outs[0] == outs[1]
     assert len(outs[0]) == 8  # 7 trajectories + trials.jsonl
@@ -96,7 +96,7 @@ def test_rerun_is_byte_identical(tmp_path: Path) -> None:
 
 def test_trajectory_files_are_canonical_json(tmp_path: Path) -> None:
     write(tmp_path / "in" / "c.json", chat())
-    result = convert([tmp_path / "in" / "c.json"], tmp_path / "out", progress=False)
+    result = convert([tmp_path / "in" / "c.json"], tmp_path / "out")
     path = result.outputs[0]
     data = path.read_bytes()
     assert data.endswith(b"}\n")
@@ -106,7 +106,7 @@ def test_trajectory_files_are_canonical_json(tmp_path: Path) -> None:
 def test_trial_key_collisions_get_a_suffix(tmp_path: Path) -> None:
     write(tmp_path / "x" / "one.json", atif_doc(extra={"task_name": "t"}))
     write(tmp_path / "y" / "two.json", atif_doc(extra={"task_name": "t"}))
-    result = convert([tmp_path / "x", tmp_path / "y"], tmp_path / "out", progress=False)
+    result = convert([tmp_path / "x", tmp_path / "y"], tmp_path / "out")
     assert result.converted == 2
     names = sorted(p.name for p in (tmp_path / "out" / "trajectories" / "t").iterdir())
     assert names == ["s-1.json", "s-1~2.json"]
@@ -115,7 +115,7 @@ def test_trial_key_collisions_get_a_suffix(tmp_path: Path) -> None:
 
 def test_tasks_file_only_when_an_instruction_is_known(tmp_path: Path) -> None:
     write(tmp_path / "c.json", chat())
-    convert([tmp_path / "c.json"], tmp_path / "out", progress=False)
+    convert([tmp_path / "c.json"], tmp_path / "out")
     assert not (tmp_path / "out" / "tasks.jsonl").exists()
 
 
@@ -125,7 +125,7 @@ def test_tasks_file_only_when_an_instruction_is_known(tmp_path: Path) -> None:
 def test_malformed_json_names_file_and_position(tmp_path: Path) -> None:
     bad = write(tmp_path / "bad.json", b'{"messages": [\n  {"role": "user",, }]}')
     good = write(tmp_path / "good.json", chat())
-    result = convert([bad, good], tmp_path / "out", progress=False)
+    result = convert([bad, good], tmp_path / "out")
     assert result.converted == 1
     [(source, reason)] = result.failures
     assert source == str(bad)
@@ -134,7 +134,7 @@ def test_malformed_json_names_file_and_position(tmp_path: Path) -> None:
 
 def test_unrecognised_file_lists_every_adapter_tried(tmp_path: Path) -> None:
     odd = write(tmp_path / "odd.json", {"hello": "world"})
-    result = convert([odd], tmp_path / "out", progress=False)
+    result = convert([odd], tmp_path / "out")
     [(source, reason)] = result.failures
     assert source == str(odd)
     for name in ("atif", "harbor", "openai-chat", "openai-responses", "anthropic"):
@@ -146,14 +146,14 @@ def test_walked_directory_skips_unrecognised_files_and_ignores_other_extensions(
     write(tmp_path / "d" / "odd.json", {"hello": "world"})
     write(tmp_path / "d" / "notes.md", b"# not an input")
     write(tmp_path / "d" / "c.json", chat())
-    result = convert([tmp_path / "d"], tmp_path / "out", progress=False)
+    result = convert([tmp_path / "d"], tmp_path / "out")
     assert result.ok and result.converted == 1
     assert [s for s, _ in result.skipped] == [str(tmp_path / "d" / "odd.json")]
 
 
 def test_missing_path_and_empty_directory_fail(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    result = convert([tmp_path / "nope.json", tmp_path / "empty"], tmp_path / "out", progress=False)
+    result = convert([tmp_path / "nope.json", tmp_path / "empty"], tmp_path / "out")
     reasons = dict(result.failures)
     assert reasons[str(tmp_path / "nope.json")] == "no such file or directory"
     assert "no convertible input" in reasons[str(tmp_path / "empty")]
@@ -164,7 +164,7 @@ def test_invalid_result_is_a_failure_and_not_written(tmp_path: Path) -> None:
     doc["steps"][0]["step_id"] = 3  # not sequential
     doc["steps"][0]["tool_calls"] = []  # agent-only field on a user step
     src = write(tmp_path / "t" / "bad.json", doc)
-    result = convert([src], tmp_path / "out", progress=False)
+    result = convert([src], tmp_path / "out")
     assert result.converted == 0
     [(_source, reason)] = result.failures
     assert "not valid ATIF" in reason and "step.id-sequence" in reason and "step.agent-only-field" in reason
@@ -180,7 +180,7 @@ def test_unknown_format_raises() -> None:
 
 def test_forced_format_reports_why_the_adapter_failed(tmp_path: Path) -> None:
     src = write(tmp_path / "c.json", {"hello": "world"})
-    result = convert([src], tmp_path / "out", source_format="openai-chat", progress=False)
+    result = convert([src], tmp_path / "out", source_format="openai-chat")
     [(_source, reason)] = result.failures
     assert "neither a message list" in reason
 
@@ -236,7 +236,7 @@ def test_atif_continuation_is_stitched_and_its_file_skipped(tmp_path: Path) -> N
     for part in ("summary", "questions", "answers"):
         shutil.copy(GOLDEN / "terminus_2" / f"hello-world-context-summarization.trajectory.summarization-1-{part}.json",
                     agent / f"trajectory.summarization-1-{part}.json")
-    result = convert([agent], tmp_path / "out", progress=False)
+    result = convert([agent], tmp_path / "out")
     # one stitched trial plus the three subagent files on their own; the continuation is skipped
     assert result.converted == 4
     assert [r for _, r in result.skipped] == ["continuation of trajectory.json; stitched into it"]
@@ -346,7 +346,62 @@ def test_cli_help_ends_with_example() -> None:
 
 def test_output_inside_the_source_folder_is_not_read_back(tmp_path: Path) -> None:
     write(tmp_path / "c.json", chat())
-    first = convert([tmp_path], tmp_path / "out", progress=False)
-    second = convert([tmp_path], tmp_path / "out", progress=False)
+    first = convert([tmp_path], tmp_path / "out")
+    second = convert([tmp_path], tmp_path / "out")
     assert first.converted == second.converted == 1
     assert list(second.adapters) == [str(tmp_path / "c.json")]
+
+
+def test_convert_reports_progress_per_input_and_draws_nothing(tmp_path: Path) -> None:
+    from atif import Progress
+
+    inputs = []
+    for i in range(5):
+        f = tmp_path / "in" / f"c{i}.json"
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(orjson.dumps({"messages": [{"role": "user", "content": f"hi {i}"},
+                                                 {"role": "assistant", "content": "hello"}]}))
+        inputs.append(f)
+    events: list[Progress] = []
+    result = convert(inputs, tmp_path / "out", on_progress=events.append)
+    assert result.converted == 5
+    assert [(e.stage, e.done, e.total) for e in events] == [("converting", i, 5) for i in range(6)]
+    assert [e.detail.endswith(f"c{i}.json") for i, e in enumerate(events[:5])] == [True] * 5
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [("CON", False), ("con", False), ("NUL", False), ("nul.json", False), ("AUX", False), ("PRN", False),
+     ("COM1", False), ("lpt9", False), ("CONSOLE", True), ("COM10", True), ("task-1", True),
+     ("my.task_2", True), ("NULL", True)],
+)
+def test_safe_name_escapes_windows_device_names_only(name: str, kept: bool) -> None:
+    from atif.adapters.values import safe_name
+
+    out = safe_name(name)
+    assert (out == name) is kept
+    if not kept:
+        assert out.split(".", 1)[0].upper() not in {"CON", "PRN", "AUX", "NUL", "COM1", "LPT9"}
+        assert out != safe_name(name.swapcase())  # distinct inputs keep distinct names
+
+
+def test_a_task_called_con_gets_a_file_name_windows_can_open(tmp_path: Path) -> None:
+    src = tmp_path / "c.json"
+    src.write_bytes(orjson.dumps({"task_name": "CON", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}))
+    result = convert([src], tmp_path / "out")
+    [path] = [p for p in result.outputs if p.suffix == ".json"]
+    assert path.parent.name.startswith("CON-") and path.parent.name != "CON"
+
+
+def test_exit_1_when_nothing_was_converted(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"n{i}.json").write_bytes(b'{"not": "a trajectory"}')
+    r = CliRunner().invoke(cli, ["convert", str(folder), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert "0 converted, 30 skipped, 0 failed" in r.output
+    assert "Error: nothing was converted" in r.output
+    (folder / "ok.json").write_bytes(orjson.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    assert CliRunner().invoke(cli, ["convert", str(folder), "-o", str(tmp_path / "out")]).exit_code == 0

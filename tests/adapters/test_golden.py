@@ -70,7 +70,6 @@ def run_case(raw: Path, opts: dict[str, Any], out: Path) -> tuple[Any, Any, byte
             out,
             source_format=opts.get("from", "auto"),
             mapping=mapping,
-            progress=False,
         )
     finally:
         os.chdir(cwd)
@@ -119,7 +118,7 @@ def test_every_case_has_its_input() -> None:
 
 
 if __name__ == "__main__":  # print the candidate expected file of one input, for review
-    from atif.adapters._util import dump_json
+    from atif.adapters.jsonio import dump_json
 
     target = Path(sys.argv[1]).resolve()
     with tempfile.TemporaryDirectory() as tmp:

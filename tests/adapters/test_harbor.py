@@ -188,7 +188,7 @@ def test_empty_result_is_skipped_and_malformed_result_fails(tmp_path: Path) -> N
 def test_malformed_trajectory_fails_that_trial_only(tmp_path: Path) -> None:
     shutil.copytree(JOB, tmp_path / "job")
     (tmp_path / "job" / "hello-world__UxsdVDJ" / "agent" / "trajectory.json").write_text("{ nope")
-    result = convert([tmp_path / "job"], tmp_path / "out", progress=False)
+    result = convert([tmp_path / "job"], tmp_path / "out")
     assert result.converted == 6
     [(source, reason)] = result.failures
     assert source.endswith("hello-world__UxsdVDJ/agent/trajectory.json") and "line 1" in reason
@@ -196,7 +196,7 @@ def test_malformed_trajectory_fails_that_trial_only(tmp_path: Path) -> None:
 
 
 def test_convert_job_writes_tasks_file(tmp_path: Path) -> None:
-    result = convert([JOB], tmp_path / "out", progress=False)
+    result = convert([JOB], tmp_path / "out")
     assert result.ok and result.converted == 7
     tasks = [json.loads(line) for line in (tmp_path / "out" / "tasks.jsonl").read_text().splitlines()]
     assert [t["name"] for t in tasks] == ["count-lines", "hello-handoff", "hello-rubric", "hello-world"]
@@ -209,7 +209,7 @@ def test_convert_job_writes_tasks_file(tmp_path: Path) -> None:
 def test_jobs_dir_of_several_jobs_is_walked(tmp_path: Path) -> None:
     shutil.copytree(JOB, tmp_path / "jobs" / "a")
     shutil.copytree(JOB, tmp_path / "jobs" / "b")
-    result = convert([tmp_path / "jobs"], tmp_path / "out", progress=False)
+    result = convert([tmp_path / "jobs"], tmp_path / "out")
     assert result.adapters == {str(tmp_path / "jobs" / "a"): "harbor", str(tmp_path / "jobs" / "b"): "harbor"}
     # same trial names in both jobs: the second copy of each gets a suffix
     assert result.converted == 14
@@ -217,7 +217,7 @@ def test_jobs_dir_of_several_jobs_is_walked(tmp_path: Path) -> None:
 
 def test_outputs_pass_harbors_own_model(tmp_path: Path) -> None:
     trajectories = pytest.importorskip("harbor.models.trajectories")
-    convert([JOB, SINGLE], tmp_path / "out", progress=False)
+    convert([JOB, SINGLE], tmp_path / "out")
     files = sorted((tmp_path / "out" / "trajectories").rglob("*.json"))
     assert len(files) == 6
     for f in files:
@@ -228,5 +228,5 @@ def test_outputs_pass_harbors_own_model(tmp_path: Path) -> None:
 def test_forced_harbor_on_a_file_is_a_clear_failure(tmp_path: Path) -> None:
     f = tmp_path / "x.json"
     f.write_text("{}")
-    result = convert([f], tmp_path / "out", source_format="harbor", progress=False)
+    result = convert([f], tmp_path / "out", source_format="harbor")
     assert result.failures == [(str(f), "not a directory (Harbor input is a job or trial directory)")]

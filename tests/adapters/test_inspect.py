@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from atif.adapters import Converted, ConvertOptions, Failure, get_adapter
-from atif.adapters._util import dump_json
 from atif.adapters.inspect import grade_value
+from atif.adapters.jsonio import dump_json
 from atif.adapters.registry import detect
 from atif.errors import AdapterError, ParseError
 from atif.schema.validate import validate
@@ -347,7 +347,7 @@ def _pipeline(name: str, out: Path) -> tuple[dict[str, Any], bytes]:
     cwd = os.getcwd()
     os.chdir(INSPECT)
     try:
-        result = run_convert([name], out, progress=False)
+        result = run_convert([name], out)
     finally:
         os.chdir(cwd)
     assert not result.failures, result.failures

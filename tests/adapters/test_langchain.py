@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from atif.adapters import Converted, ConvertOptions, get_adapter
-from atif.adapters._util import dump_json
+from atif.adapters.jsonio import dump_json
 from atif.adapters.registry import detect
 from atif.errors import AdapterError, ParseError
 from atif.schema.validate import validate

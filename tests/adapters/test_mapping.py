@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from atif.adapters import Converted, ConvertOptions, Failure, get_adapter
-from atif.adapters._util import dump_json
 from atif.adapters.convert import convert as run_convert
+from atif.adapters.jsonio import dump_json
 from atif.adapters.mapping import load_mapping
 from atif.errors import AdapterError
 from atif.schema.validate import validate
@@ -136,7 +136,7 @@ def test_dry_run_lists_unmatched_records(tmp_path: Path) -> None:
 def test_convert_writes_trials_deterministically(tmp_path: Path) -> None:
     outs = []
     for n in (1, 2):
-        res = run_convert([CREW[1]], tmp_path / f"out{n}", mapping=CREW[0], progress=False)
+        res = run_convert([CREW[1]], tmp_path / f"out{n}", mapping=CREW[0])
         assert res.converted == 2 and not res.failures
         outs.append({p.relative_to(tmp_path / f"out{n}").as_posix(): p.read_bytes() for p in res.outputs})
     assert outs[0] == outs[1]
@@ -278,7 +278,7 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 
 def test_bad_mapping_through_the_pipeline_fails_the_input(tmp_path: Path) -> None:
     path = write_mapping(tmp_path, MINIMAL.replace("message: text", "message: \"text(\""))
-    res = run_convert([ACME[1]], None, mapping=path, dry_run=True, progress=False)
+    res = run_convert([ACME[1]], None, mapping=path, dry_run=True)
     assert res.converted == 0
     (failure,) = res.failures
     assert str(path) in failure[1] and "rules[0].message" in failure[1]
@@ -334,13 +334,13 @@ _VALUES: list[object] = [
 def test_compiled_expressions_match_the_interpreter(expr: str) -> None:
     import jmespath
 
-    from atif.adapters import mapping as mod
+    from atif.adapters.mapping import expressions as mod
 
-    compiled = mod._compile(Path("t.yaml"), "k", expr)
+    compiled = mod.compile_expression(Path("t.yaml"), "k", expr)
     assert compiled.fn is not None, expr
     for value in _VALUES:
         try:
-            want = jmespath.search(expr, value, options=mod._OPTIONS)
+            want = jmespath.search(expr, value, options=mod.OPTIONS)
         except (jmespath.exceptions.JMESPathError, TypeError):
             with pytest.raises(AdapterError):
                 compiled(value)
@@ -350,8 +350,8 @@ def test_compiled_expressions_match_the_interpreter(expr: str) -> None:
 
 
 def test_expressions_with_exprefs_use_the_interpreter() -> None:
-    from atif.adapters import mapping as mod
+    from atif.adapters.mapping import expressions as mod
 
-    compiled = mod._compile(Path("t.yaml"), "k", "sort_by(a, &b)[*].b")
+    compiled = mod.compile_expression(Path("t.yaml"), "k", "sort_by(a, &b)[*].b")
     assert compiled.fn is None
     assert compiled({"a": [{"b": 2}, {"b": 1}]}) == [1, 2]

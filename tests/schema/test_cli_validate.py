@@ -92,7 +92,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
 
     from atif.cli._common import run
 
-    v = importlib.import_module("atif.schema.validate")
+    v = importlib.import_module("atif.cli.validate")
 
     def boom(*args, **kwargs):
         raise RuntimeError("something broke\nsecond line")

@@ -1,0 +1,106 @@
+"""What the conversation-log adapters share (OpenAI chat, OpenAI Responses, Anthropic Messages).
+
+Each of those formats is a message list in a ``.json`` file (one conversation, or an array of
+them) or one conversation per line of a ``.jsonl`` file. :class:`ChatLogAdapter` does the
+reading, sniffing and per-record error handling; a subclass says what a conversation of its
+format looks like (``_why_not``, ``_conversations``) and builds one (``_build``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
+from atif.adapters.jsonio import iter_records, sniff_json, sniff_jsonl_first
+from atif.errors import AtifError
+
+__all__ = ["ChatLogAdapter", "agent_info", "record_metadata", "source_ids", "tool_definitions"]
+
+
+class ChatLogAdapter:
+    """Base of the conversation-log adapters: sniffing, reading records, one trial per conversation."""
+
+    name = ""
+    description = ""
+
+    def _conversations(self, doc: Any) -> list[Any] | None:
+        raise NotImplementedError
+
+    def _why_not(self, doc: Any) -> str | None:
+        raise NotImplementedError
+
+    def _build(self, record: Any, path: Path, index: int | None) -> Converted:
+        raise NotImplementedError
+
+    def sniff(self, path: Path) -> Sniff:
+        """Accept a ``.json``/``.jsonl`` file whose (first) record has this format's markers."""
+        if path.is_dir():
+            return Sniff(False, "a directory")
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            doc, why = sniff_jsonl_first(path)
+        elif suffix == ".json":
+            doc, why = sniff_json(path)
+        else:
+            return Sniff(False, "not a .json or .jsonl file")
+        if why:
+            return Sniff(False, why)
+        reason = self._why_not(doc)
+        return Sniff(reason is None, reason or f"looks like {self.name} input")
+
+    def convert(self, path: Path, options: ConvertOptions) -> Iterator[Converted | Failure]:
+        """One trial per conversation (per line of a JSONL file, per element of a JSON array of conversations)."""
+        try:
+            for lineno, doc in iter_records(path):
+                convs = self._conversations(doc)
+                where = f"{path}:{lineno}" if lineno is not None else str(path)
+                if convs is None:
+                    yield Failure(where, f"not {self.description}: {self._why_not(doc)}")
+                    continue
+                for i, conv in enumerate(convs):
+                    index = lineno if lineno is not None else (i + 1 if len(convs) > 1 else None)
+                    try:
+                        yield self._build(conv, path, index)
+                    except AtifError as exc:
+                        yield Failure(where, str(exc))
+        except AtifError as exc:
+            yield Failure(str(path), str(exc))
+
+
+def agent_info(record: Any, default: str) -> tuple[str, str]:
+    """``(name, version)`` from the record's ``agent`` (a name or ``{"name", "version"}``), else ``default``."""
+    agent = record.get("agent") if isinstance(record, dict) else None
+    if isinstance(agent, str) and agent:
+        return agent, "unknown"
+    if isinstance(agent, dict) and isinstance(agent.get("name"), str):
+        return agent["name"], str(agent.get("version") or "unknown")
+    return default, "unknown"
+
+
+def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
+    """A copy of a request's ``tools`` list when it is a non-empty list of objects, else None."""
+    if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools):
+        return [dict(t) for t in tools]
+    return None
+
+
+def record_metadata(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record's ``metadata`` object as trajectory ``extra`` (``{"metadata": {...}}``), or None."""
+    meta = record.get("metadata")
+    return {"metadata": dict(meta)} if isinstance(meta, dict) and meta else None
+
+
+def source_ids(rec: Mapping[str, Any], index: int | None) -> dict[str, Any]:
+    """The ids a record carries (and its record number in a multi-record file), for ``Trial.metadata``."""
+    ids: dict[str, Any] = {}
+    for k in ("id", "trial_id", "session_id", "conversation_id"):
+        if isinstance(rec.get(k), (str, int)) and not isinstance(rec.get(k), bool):
+            ids[k] = rec[k]
+    resp = rec.get("response")
+    if isinstance(resp, dict) and isinstance(resp.get("id"), str):
+        ids["response_id"] = resp["id"]
+    if index is not None:
+        ids["record"] = index
+    return ids

@@ -1,0 +1,176 @@
+"""Reading files as JSON: the one size limit and the one JSON reading policy of every command.
+
+``validate``, ``convert`` (every adapter, sniffing included) and ``upload`` read input through
+:func:`read_file` and :func:`load_json`, so the same bytes give the same verdict everywhere:
+
+* **Size**: a file larger than ``ATIF_MAX_FILE_MB`` mebibytes (default 100; :func:`max_file_bytes`)
+  is refused unread with the issue ``file.too-large``. Archive members are held to the same limit.
+* **NaN and Infinity** (and ``-Infinity``) are not JSON: an error, ``json.non-finite``.
+* **Duplicate keys**: the last value is kept (as every JSON library does) and each duplicate is
+  a warning, ``json.duplicate-key``, naming the key and the JSON pointer of its object.
+* **Big integers** are kept exact (2**64 + 1 stays an int, never a float).
+* **A lone surrogate escape** (``"\\ud800"`` without its pair) is an error, ``json.surrogate``:
+  it is not Unicode text, and no UTF-8 output could hold it.
+* Invalid UTF-8 bytes (``json.encoding``), a document that ends early (``json.truncated``) and
+  other syntax errors (``json.syntax``) are errors with their line, column and byte offset.
+
+A UTF-8 byte-order mark is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jiter
+import orjson
+
+from atif.schema.issues import Issue, escape_pointer
+
+__all__ = ["DEFAULT_MAX_FILE_MB", "load_json", "max_file_bytes", "read_file", "too_large"]
+
+DEFAULT_MAX_FILE_MB = 100
+_MIB = 1024 * 1024
+
+
+def max_file_bytes() -> int:
+    """The size limit of one input file in bytes: ``ATIF_MAX_FILE_MB`` mebibytes (default 100)."""
+    raw = os.environ.get("ATIF_MAX_FILE_MB", "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_MAX_FILE_MB
+    except ValueError:
+        mb = DEFAULT_MAX_FILE_MB
+    return int(mb * _MIB) if mb > 0 else int(DEFAULT_MAX_FILE_MB * _MIB)
+
+
+def too_large(size: int | None, limit: int, what: str = "") -> Issue:
+    """The ``file.too-large`` issue: one message wherever the limit is hit."""
+    amount = f"{size / _MIB:.0f} MiB is" if size is not None else "is"
+    subject = f"{what} " if what else ("" if size is not None else "the file ")
+    return Issue(
+        "",
+        "file.too-large",
+        f"{subject}{amount} over the {limit / _MIB:.0f} MiB limit (raise it with ATIF_MAX_FILE_MB)",
+    )
+
+
+def read_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> tuple[bytes | None, list[Issue]]:
+    """The bytes of one input file, or ``(None, [issue])``: not found, a directory, unreadable, too large.
+
+    The size is checked before anything is read. ``max_bytes`` defaults to :func:`max_file_bytes`.
+    """
+    path = Path(path)
+    limit = max_file_bytes() if max_bytes is None else max_bytes
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None, [Issue("", "file.not-found", "no such file")]
+    except OSError as exc:
+        return None, [Issue("", "file.unreadable", exc.strerror or str(exc))]
+    if path.is_dir():
+        return None, [Issue("", "file.unreadable", "is a directory, not a file")]
+    if size > limit:
+        return None, [too_large(size, limit)]
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)  # a file that grew since stat() is still held to the limit
+    except OSError as exc:
+        return None, [Issue("", "file.unreadable", exc.strerror or str(exc))]
+    if len(data) > limit:
+        return None, [too_large(None, limit, "the file")]
+    return data, []
+
+
+def load_json(data: bytes | bytearray | memoryview, *, source: str | None = None) -> tuple[Any, list[Issue]]:
+    """Parse bytes as JSON under the policy above: ``(document, warnings)`` or ``(None, [error])``."""
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return jiter.from_json(data, allow_inf_nan=False, catch_duplicate_keys=True), []
+    except ValueError:
+        pass
+    if not data.strip():
+        return None, [Issue("", "json.empty", "the file is empty" if source else "the input is empty")]
+    return _diagnose(data)
+
+
+def _diagnose(data: bytes) -> tuple[Any, list[Issue]]:
+    """The slow path: say exactly why the fast parse refused ``data`` (or list its duplicate keys)."""
+    try:
+        doc = jiter.from_json(data, allow_inf_nan=False)
+    except ValueError as exc:
+        strict_error = str(exc)
+    else:
+        return doc, _duplicate_keys(data)
+    try:
+        jiter.from_json(data, allow_inf_nan=True)
+    except ValueError:
+        pass
+    else:
+        where = strict_error.rsplit(" at ", 1)[-1] if " at line " in strict_error else "somewhere"
+        return None, [Issue("", "json.non-finite",
+                            f"NaN and Infinity are not JSON numbers (the first is at {where})")]
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return None, [_orjson_issue(data, exc)]
+    return None, [Issue("", "json.syntax", f"not valid JSON: {strict_error}")]
+
+
+def _orjson_issue(data: bytes, exc: orjson.JSONDecodeError) -> Issue:
+    msg = str(exc)
+    pos = f"line {exc.lineno}, column {exc.colno} (byte {exc.pos})"
+    if "surrogate" in msg:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return Issue("", "json.encoding", f"not UTF-8: invalid byte at offset {uexc.start}")
+        return Issue("", "json.surrogate",
+                     f"a \\u escape at {pos} is a lone surrogate (\\ud800-\\udfff without its pair), "
+                     "which is not Unicode text")
+    if "UTF-8" in msg or "utf-8" in msg:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return Issue("", "json.encoding", f"not UTF-8: invalid byte at offset {uexc.start}")
+        return Issue("", "json.encoding", f"not valid UTF-8 text at {pos}")
+    if exc.pos >= len(data.rstrip()) or "end of" in msg.lower():
+        return Issue("", "json.truncated", f"the JSON ends early at {pos}")
+    return Issue("", "json.syntax", f"not valid JSON at {pos}: {exc.msg}")
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers which of its keys came more than once."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    obj.duplicates = []
+    for key, value in pairs:
+        if key in obj and key not in obj.duplicates:
+            obj.duplicates.append(key)
+        obj[key] = value
+    return obj
+
+
+def _duplicate_keys(data: bytes) -> list[Issue]:
+    """One warning per duplicated key, at the pointer of the object holding it (document order)."""
+    found: list[Issue] = []
+    stack: list[tuple[str, Any]] = [("", json.loads(data, object_pairs_hook=_object))]
+    while stack:
+        pointer, value = stack.pop()
+        if isinstance(value, _Object):
+            for key in value.duplicates:
+                found.append(Issue(f"{pointer}/{escape_pointer(key)}", "json.duplicate-key",
+                                   f"the key {key!r} appears more than once in this object; "
+                                   "the last value is kept", "warning"))
+            stack.extend((f"{pointer}/{escape_pointer(k)}", v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
+    return found
