@@ -8,14 +8,12 @@ that re-runs give byte-identical files.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from atif.errors import ParseError
+from atif.schema.identity import canonical_json
 from atif.schema.issues import Issue
 from atif.schema.jsonio import load_json, max_file_bytes, read_file, too_large
 
@@ -34,32 +32,18 @@ __all__ = [
     "sniff_jsonl_first",
 ]
 
-_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 def dump_json(obj: Any, *, indent: bool = True) -> bytes:
-    """Canonical JSON bytes: sorted keys, UTF-8, two-space indent (or compact), trailing newline.
-
-    The same object always gives the same bytes, which makes re-runs byte-identical.
+    """Canonical JSON bytes (:func:`~atif.schema.identity.canonical_json`), two-space indent or compact,
+    with a trailing newline. The same object always gives the same bytes, which makes re-runs byte-identical.
     """
-    opt = _SORTED | (orjson.OPT_INDENT_2 if indent else 0)
-    try:
-        return orjson.dumps(obj, option=opt) + b"\n"
-    except orjson.JSONEncodeError:
-        return _dump_big_integers(obj, indent=indent)
+    return canonical_json(obj, indent=indent) + b"\n"
 
 
 def dump_line(obj: Any) -> bytes:
     """One compact, key-sorted JSON line (for ``.jsonl`` files), newline included."""
     return dump_json(obj, indent=False)
-
-
-def _dump_big_integers(obj: Any, *, indent: bool) -> bytes:
-    """The same canonical form through the standard library, which (unlike orjson) writes
-    integers beyond 64 bits exactly, as the JSON policy keeps them."""
-    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False,
-                      indent=2 if indent else None, separators=(",", ": ") if indent else (",", ":"))
-    return text.encode() + b"\n"
 
 
 def read_error(issue: Issue) -> str:

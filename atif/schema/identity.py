@@ -7,6 +7,7 @@ uploaded on another gets the same id.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import orjson
@@ -16,9 +17,18 @@ __all__ = ["canonical_json", "content_hash", "stable_id", "trajectory_id_of", "t
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
-def canonical_json(doc: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, compact, UTF-8 (the input of every content hash)."""
-    return orjson.dumps(doc, option=_SORTED)
+def canonical_json(doc: Any, *, indent: bool = False) -> bytes:
+    """Canonical JSON bytes: sorted keys, UTF-8, compact (the input of every content hash) or indented.
+
+    Integers beyond 64 bits, which the JSON reading policy keeps exact and orjson cannot write,
+    go through the standard library in the same form.
+    """
+    try:
+        return orjson.dumps(doc, option=_SORTED | (orjson.OPT_INDENT_2 if indent else 0))
+    except orjson.JSONEncodeError:
+        text = json.dumps(doc, sort_keys=True, ensure_ascii=False, allow_nan=False,
+                          indent=2 if indent else None, separators=(",", ": ") if indent else (",", ":"))
+        return text.encode()
 
 
 def content_hash(doc: Any) -> str:
