@@ -120,7 +120,7 @@ def test_evaluate_against_a_real_server_then_rerun_from_cache(tmp_path: Path) ->
     with JudgeServer(reads_the_transcript) as server:
         upload(db, {"model": "openai/house-judge", "api_base": server.api_base, "concurrency": 4})
         with Store(db) as store:
-            summary = evaluate(store, "it", progress=False)
+            summary = evaluate(store, "it")
             rows = store.query("SELECT t.task_name, r.criterion, r.verdict, r.reasoning, r.prompt_tokens, "
                                "r.completion_tokens, r.latency_ms, r.cost_usd, r.cache_key "
                                "FROM rating_data r JOIN trial_data t USING (trial_id) ORDER BY ALL")[1]
@@ -135,9 +135,9 @@ def test_evaluate_against_a_real_server_then_rerun_from_cache(tmp_path: Path) ->
         assert all(r["temperature"] == 0 and r["model"] == "house-judge" for r in server.requests)
 
         with Store(db) as store:
-            again = evaluate(store, "it", progress=False)
+            again = evaluate(store, "it")
             store._db.execute("DELETE FROM rating_data")
-            cached = evaluate(store, "it", progress=False)
+            cached = evaluate(store, "it")
         assert again.total == 0 and cached.cached == 4 and len(server.requests) == 4
 
 
@@ -158,7 +158,7 @@ def test_rate_limit_with_retry_after_over_real_http(tmp_path: Path) -> None:
                files=[GOLDEN / "openhands" / "hello-world.trajectory.json"])
         started = time.perf_counter()
         with Store(db) as store:
-            summary = evaluate(store, "it", labels=["hello-file"], progress=False)
+            summary = evaluate(store, "it", labels=["hello-file"])
         assert time.perf_counter() - started >= 1.0
     assert summary.judged == 1 and summary.retries == 2 and len(server.requests) == 3
 
@@ -168,7 +168,7 @@ import sys
 from atif.store import Store
 from atif.judge.engine import evaluate
 with Store(sys.argv[1]) as store:
-    evaluate(store, "it", progress=False, concurrency=2)
+    evaluate(store, "it", concurrency=2)
 """
 
 
@@ -197,7 +197,7 @@ def test_kill_9_loses_only_the_calls_in_flight(tmp_path: Path) -> None:
             saved = store.query("SELECT count(*) FROM rating_data")[1][0][0]
             # Every answer that came back before the kill, except those in flight, is stored.
             assert saved >= asked_before - 2 - 2
-            summary = evaluate(store, "it", progress=False)
+            summary = evaluate(store, "it")
             final = store.query("SELECT count(*), count(*) FILTER (WHERE verdict = 'YES') FROM rating_data")[1][0]
         assert final == (12, 12)
         assert summary.total == 12 - saved

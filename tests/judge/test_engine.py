@@ -93,7 +93,7 @@ def ratings(db: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 def run(db: Path, **kwargs: Any) -> Any:
     with Store(db) as store:
-        return evaluate(store, "exp", progress=False, **kwargs)
+        return evaluate(store, "exp", **kwargs)
 
 
 def bodies(route: respx.Route) -> list[dict[str, Any]]:
