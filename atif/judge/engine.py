@@ -116,6 +116,7 @@ class _Run:
         self.reasons: Counter[str] = Counter()
         self.spent = 0.0
         self.reserved = 0.0
+        self.reservations = 0
         self.priced = False
         self.abort: str | None = None
         self.trials: dict[str, asyncio.Future[_TrialData]] = {}
@@ -239,6 +240,7 @@ class _Run:
         self.pacer = Pacer(rpm)
         self.retries = retries
         self.downgrade_lock = asyncio.Lock()
+        self.budget = asyncio.Condition()
         queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
@@ -402,21 +404,20 @@ class _Run:
                 self.summary.not_started += 1
                 return
             estimate = self._estimate(fitted)
-            if estimate is not None and self.max_cost is not None:
-                if self.spent + self.reserved + estimate > self.max_cost:
-                    if not self.summary.stopped:
-                        self.summary.stopped = (f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left "
-                                                "are judged by the next run")
-                    self.summary.not_started += 1
-                    self._progress()
-                    return
-                self.reserved += estimate
+            if estimate is not None and not await self._reserve(estimate):
+                if not self.summary.stopped:
+                    self.summary.stopped = (f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left "
+                                            "are judged by the next run")
+                self.summary.not_started += 1
+                self._progress()
+                return
+            from atif.judge.client import Answer
+
+            outcome = None
             try:
                 outcome = await self._call(setup.request(fitted.messages))
             finally:
-                if estimate is not None and self.max_cost is not None:
-                    self.reserved -= estimate
-            from atif.judge.client import Answer
+                await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
 
             if isinstance(outcome, Answer):
                 await self._record_answer(item, data, setup, key, fitted, outcome)
@@ -461,6 +462,34 @@ class _Run:
         estimate = client.estimate_cost(self.setup.route, tokens, self.setup.max_tokens)
         return estimate if estimate is not None else 0.0
 
+    async def _reserve(self, estimate: float) -> bool:
+        """Set ``estimate`` aside from the budget; False when it cannot fit even with no call in flight.
+
+        A call that does not fit beside the calls in flight waits for them to settle: their
+        reservations (a full answer each) are usually far above what they really cost.
+        """
+        assert self.max_cost is not None
+        async with self.budget:
+            while self.spent + self.reserved + estimate > self.max_cost:
+                if self.reservations == 0:
+                    return False
+                await self.budget.wait()
+            self.reserved += estimate
+            self.reservations += 1
+            return True
+
+    async def _settle(self, estimate: float | None, cost: float | None) -> None:
+        """Count a finished call's cost and give its reservation back."""
+        if cost is not None:
+            self.spent += cost
+            self.priced = True
+        if estimate is None:
+            return
+        async with self.budget:
+            self.reservations -= 1
+            self.reserved = self.reserved - estimate if self.reservations else 0.0
+            self.budget.notify_all()
+
     async def _call(self, request: dict[str, Any]) -> Any:
         from atif.judge import client
 
@@ -475,10 +504,7 @@ class _Run:
 
     async def _record_answer(self, item: _Item, data: _TrialData, setup: JudgeSetup, key: str, fitted: Fitted,
                              answer: Any) -> None:
-        if answer.cost_usd is not None:
-            self.spent += answer.cost_usd
-            self.priced = True
-        else:
+        if answer.cost_usd is None:
             self.summary.cost_unknown_calls += 1
         verdict = parse_verdict(answer.content, valid_steps=data.ctx.step_ids or None)
         error = verdict.error
