@@ -39,8 +39,9 @@ def evaluate_cmd(experiment: str, criteria: tuple[str, ...], rejudge: bool, mode
 
     LLM criteria are asked of the judge model, function criteria run their Python
     check, match criteria compare tool calls. Each rating is stored as it arrives, so
-    an interrupted run loses only the calls in flight; running the command again
-    finishes the rest, and answers already given come from the cache without a call.
+    an interrupted run loses only the calls in flight and the answers of its last
+    fraction of a second; running the command again finishes the rest, and answers
+    already given come from the cache without a call.
     Human and pre-computed ratings are never judged.
 
     Exit status: 0 when done (unscored pairs are reported, not fatal), 1 on an error

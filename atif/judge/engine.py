@@ -8,9 +8,10 @@ ones, to retry them, and with ``rejudge`` every judge, function and match rating
   where the model takes it, and the prompt fitted to the model's input budget;
 - ``function`` and ``match`` criteria are decided locally (:mod:`atif.judge.checks`).
 
-Every answer is committed as it arrives, so a killed run loses only the calls in flight. A
-content-addressed cache (model, api_base, rendered messages, parameters, prompt version) makes a
-re-run free: nothing already answered is asked again. Ratings from people or given with the
+Every answer is committed as it arrives (store writes go ahead of reads), so a killed run loses
+only the calls in flight and the answers of its last fraction of a second. A content-addressed
+cache (model, api_base, rendered messages, parameters, prompt version) makes a re-run free:
+nothing already answered is asked again. Ratings from people or given with the
 trials (``human``, ``precomputed``) are never judged. Progress goes to an ``on_progress``
 callback as :class:`atif.progress.Progress` events (stage ``judging``), one after each pair.
 """
@@ -18,21 +19,20 @@ callback as :class:`atif.progress.Progress` events (stage ``judging``), one afte
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from atif.errors import CriteriaError, JudgeError, NotFoundError
 from atif.judge.checks import CheckResult, FunctionCheck, match_tool_calls, parse_reference
 from atif.judge.context import StepView, TrialContext, trial_context
 from atif.judge.criteria import JudgeConfig
 from atif.judge.fit import Fitted, fit, quick_fits
-from atif.judge.pacing import Batcher, Pacer, cache_batch, trial_batch, write_batch
+from atif.judge.pacing import READ, WRITE, Batcher, Pacer, StoreThread, cache_batch, trial_batch, write_batch
 from atif.judge.setup import (
     JudgeSetup,
     build_setup,
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["aevaluate", "evaluate"]
 
 _SHRINK = 0.6
-_PREFETCH = 32
+_PREFETCH = 16
 _LOCAL_WARNING = (
     "warning: judging with {model}, a tiny local model: fine for trying atif, not for decisions. "
     "Set judge.model (or --judge-model) to a capable model for real evaluations."
@@ -60,7 +60,6 @@ _LOCAL_WARNING = (
 _STRUCTURE_HINTS = ("response_format", "json_schema", "json_object", "structured output", "grammar")
 _DOWNGRADE = {"json_schema": "json", "json": "text", "grammar": "text"}
 
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +97,13 @@ class _TrialData:
     fitted_budget: int | None = None
 
 
+def _trial_data(record: Any) -> Any:
+    """A trial as the run uses it, built on the store thread (a NotFoundError passes through)."""
+    if isinstance(record, BaseException):
+        return record
+    return _TrialData(trial_context(record), _check_trial(record), record.get("trajectory_bytes"))
+
+
 class _Run:
     def __init__(self, store: Store, experiment: str, *, labels: Sequence[str] | None, rejudge: bool,
                  model: str | None, api_base: str | None, max_cost: float | None, concurrency: int | None,
@@ -123,12 +129,7 @@ class _Run:
         self.remaining: Counter[str] = Counter()
         self.checks: dict[str, FunctionCheck] = {}
         self.setup: JudgeSetup | None = None
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="atif-store")
-
-    # store calls run on one thread, off the event loop
-    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        self.store_thread = StoreThread()
 
     def _items(self) -> tuple[list[_Item], JudgeConfig]:
         exp = self.store.experiment(self.experiment)
@@ -194,7 +195,7 @@ class _Run:
         finally:
             for check in self.checks.values():
                 await check.close()
-            self.executor.shutdown(wait=True)
+            self.store_thread.close()
             self.summary.seconds = time.perf_counter() - started
             self.summary.unscored_reasons = dict(self.reasons)
             self.summary.cost_usd = self.spent if self.priced else None
@@ -247,9 +248,12 @@ class _Run:
         workers = max(2, min(2 * concurrency, 128))
         for _ in range(workers):
             queue.put_nowait(None)
-        self.writer = Batcher(lambda writes: self.db(write_batch, self.store, writes))
-        self.cache_reader = Batcher(lambda keys: self.db(cache_batch, self.store, keys))
-        self.trial_reader = Batcher(lambda ids: self.db(trial_batch, self.store, ids), limit=64)
+        store, thread = self.store, self.store_thread
+        self.writer = Batcher(lambda writes: thread.call(WRITE, lambda: write_batch(store, writes)))
+        self.cache_reader = Batcher(lambda keys: thread.call(READ, lambda: cache_batch(store, keys)))
+        # Small read batches: a write waits at most for the read under way.
+        self.trial_reader = Batcher(lambda ids: thread.call(READ, lambda: [_trial_data(r) for r in trial_batch(store, ids)]),
+                                    limit=_PREFETCH)
         self.trial_order = list(dict.fromkeys(i.trial_id for i in items))
         self.trial_index = {tid: n for n, tid in enumerate(self.trial_order)}
         tasks = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
@@ -283,8 +287,8 @@ class _Run:
             self.trials.pop(trial_id, None)
 
     async def _load(self, trial_id: str) -> _TrialData:
-        record = await self.trial_reader.submit(trial_id)
-        return _TrialData(trial_context(record), _check_trial(record), record.get("trajectory_bytes"))
+        data: _TrialData = await self.trial_reader.submit(trial_id)
+        return data
 
     async def _trial(self, trial_id: str) -> _TrialData:
         if trial_id not in self.trials:

@@ -4,20 +4,33 @@
 requests into one call each: DuckDB pays per statement, not per row, so the judge's reads and
 writes go in batches, each one call for everything that queued up while the previous batch
 ran (no request waits for more to arrive). The ``*_batch`` functions are those calls.
+:class:`StoreThread` runs them off the event loop on one thread, writes first: an answer is
+committed as soon as the store is free, never behind reads queued before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import queue
+import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from atif.errors import NotFoundError
 
 if TYPE_CHECKING:
     from atif.store import Store
 
-__all__ = ["Batcher", "Pacer", "cache_batch", "trial_batch", "write_batch"]
+__all__ = ["READ", "WRITE", "Batcher", "Pacer", "StoreThread", "cache_batch", "trial_batch", "write_batch"]
+
+T = TypeVar("T")
+
+WRITE = 0
+"""Priority of store writes: they go first."""
+READ = 1
+"""Priority of store reads."""
+_STOP = 2
 
 
 class Pacer:
@@ -37,6 +50,50 @@ class Pacer:
         self.next = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+class StoreThread:
+    """One thread for every store call of a run, taking the most urgent queued call first."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self.order = itertools.count()
+        self.thread = threading.Thread(target=self._loop, name="atif-store", daemon=True)
+        self.thread.start()
+
+    async def call(self, priority: int, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on the store thread; among queued calls, lower ``priority`` runs first."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self.jobs.put((priority, next(self.order), (fn, loop, future)))
+        return await future
+
+    def close(self) -> None:
+        """Finish the queued calls, then stop the thread."""
+        self.jobs.put((_STOP, next(self.order), None))
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            _, _, job = self.jobs.get()
+            if job is None:
+                return
+            fn, loop, future = job
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class Batcher:
