@@ -371,7 +371,7 @@ class _Run:
             messages = build(data.fitted_views)
             if quick_fits(messages, budget) or setup.count(messages) <= budget:
                 return Fitted(data.fitted_views, messages, None, data.fitted_views is not data.ctx.views, True)
-        fitted = fit(data.ctx.views, build, setup.count, budget)
+        fitted = fit(data.ctx.views, build, setup.count, budget, frame_id=data.ctx.frame_id)
         if fitted.fits:
             data.fitted_views, data.fitted_budget = fitted.views, budget
         return fitted

@@ -55,7 +55,8 @@ def render_messages(store: Store, trial_id: str, criterion: str, *, model: str |
         setup = build_setup(cfg)
     ctx = trial_context(record)
     criterion_data = {"label": crit["label"], "question": crit["question"], "kind": crit["kind"]}
-    fitted = fit(ctx.views, lambda v: setup.messages(ctx, criterion_data, v), setup.count, setup.budget)
+    fitted = fit(ctx.views, lambda v: setup.messages(ctx, criterion_data, v), setup.count, setup.budget,
+                 frame_id=ctx.frame_id)
     return {
         "model": setup.model, "prompt_version": setup.prompt_version, "mode": setup.mode,
         "truncated": fitted.truncated, "fits": fitted.fits, "budget": setup.budget,

@@ -42,7 +42,7 @@ __all__ = [
     "serve_local_judge",
 ]
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 """Bumped when the shipped prompts or the way they are filled change meaning."""
 
 DEFAULT_INPUT_TOKENS = 16_000
