@@ -73,7 +73,11 @@ _LAZY: dict[str, str] = {
     "JudgeConfig": "atif.judge.criteria",
     "Template": "atif.judge.templates",
     "evaluate": "atif.judge.engine",
-    "EvaluationSummary": "atif.judge.engine",
+    "aevaluate": "atif.judge.engine",
+    "EvaluationSummary": "atif.judge.summary",
+    "render_messages": "atif.judge.render",
+    "trial_ids_starting_with": "atif.judge.render",
+    "serve_local_judge": "atif.judge.setup",
     # reports
     "build_report": "atif.report",
     "compare": "atif.report",

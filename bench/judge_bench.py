@@ -135,7 +135,7 @@ def main() -> None:
             store.upload([src], "bench", create_missing_tasks=True,
                          criteria={"name": "bench", "criteria": criteria,
                                    "judge": {"model": "openai/stub-judge", "api_base": api_base}})
-            from atif.judge.engine import render_messages
+            from atif.judge.render import render_messages
 
             messages = render_messages(store, store.pending("bench")[0].trial_id, "c0")["messages"]
 
@@ -155,13 +155,13 @@ def main() -> None:
             ref, rcpu = time.perf_counter() - ref0, time.process_time() - rcpu0
 
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            summary = evaluate(store, "bench", concurrency=args.concurrency, progress=False)
+            summary = evaluate(store, "bench", concurrency=args.concurrency)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             assert summary.judged == total, summary
 
             store._db.execute("DELETE FROM rating_data")
             cached0, ccpu0 = time.perf_counter(), time.process_time()
-            again = evaluate(store, "bench", concurrency=args.concurrency, progress=False)
+            again = evaluate(store, "bench", concurrency=args.concurrency)
             cached, ccpu = time.perf_counter() - cached0, time.process_time() - ccpu0
             assert again.cached == total and again.calls == 0, again
     stub.terminate()

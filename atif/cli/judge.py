@@ -7,13 +7,8 @@ from typing import Any
 
 import click
 
-from atif.cli._common import EXIT_FAILURE, db_option, emit_json
-
-
-def _open(db_path: str, *, read_only: bool = False) -> Any:
-    from atif import Store
-
-    return Store.open(db_path, read_only=read_only)
+from atif.cli._common import EXIT_FAILURE, db_option, emit_json, open_store
+from atif.cli._progress import progress_bar
 
 
 def _labels(values: tuple[str, ...]) -> list[str] | None:
@@ -44,8 +39,9 @@ def evaluate_cmd(experiment: str, criteria: tuple[str, ...], rejudge: bool, mode
 
     LLM criteria are asked of the judge model, function criteria run their Python
     check, match criteria compare tool calls. Each rating is stored as it arrives, so
-    an interrupted run loses only the calls in flight; running the command again
-    finishes the rest, and answers already given come from the cache without a call.
+    an interrupted run loses only the calls in flight and the answers of its last
+    fraction of a second; running the command again finishes the rest, and answers
+    already given come from the cache without a call.
     Human and pre-computed ratings are never judged.
 
     Exit status: 0 when done (unscored pairs are reported, not fatal), 1 on an error
@@ -60,10 +56,10 @@ def evaluate_cmd(experiment: str, criteria: tuple[str, ...], rejudge: bool, mode
     """
     from atif import evaluate
 
-    with _open(db_path) as store:
+    with open_store(db_path) as store, progress_bar(fmt == "text", transient=False) as on_progress:
         summary = evaluate(store, experiment, labels=_labels(criteria), rejudge=rejudge, model=model,
                            api_base=api_base, max_cost=max_cost, concurrency=concurrency,
-                           progress=fmt == "text")
+                           on_progress=on_progress)
     if fmt == "json":
         emit_json(summary.to_dict())
     else:
@@ -84,16 +80,14 @@ def judge_group() -> None:
 
 
 def _trial_id(store: Any, prefix: str) -> str:
-    from atif import NotFoundError
+    from atif import NotFoundError, trial_ids_starting_with
 
-    _, rows = store.query(
-        "SELECT trial_id FROM trial_data WHERE starts_with(trial_id, ?) ORDER BY trial_id LIMIT 2", [prefix]
-    )
-    if not rows:
+    ids = trial_ids_starting_with(store, prefix)
+    if not ids:
         raise NotFoundError(f"no trial whose id starts with {prefix!r}")
-    if len(rows) > 1:
+    if len(ids) > 1:
         raise click.UsageError(f"trial id prefix {prefix!r} is ambiguous; give more characters")
-    return str(rows[0][0])
+    return ids[0]
 
 
 @judge_group.command(name="render")
@@ -114,9 +108,9 @@ def render_cmd(trial: str, criterion: str, model: str | None, fmt: str, db_path:
       atif judge render --trial 7a162cb8 --criterion task-complete
       atif judge render --trial 7a162cb8 --criterion task-complete --format json | jq .messages
     """
-    from atif.judge.engine import render_messages
+    from atif import render_messages
 
-    with _open(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True) as store:
         rendered = render_messages(store, _trial_id(store, trial), criterion, model=model)
     if fmt == "json":
         emit_json(rendered)
@@ -147,13 +141,6 @@ def serve_local_cmd(port: int | None, model: str | None) -> None:
       atif judge serve-local --port 9000
       atif evaluate -e nightly --judge-model openai/qwen2.5-coder-0.5b --judge-api-base http://127.0.0.1:8765/v1
     """
-    from atif import JudgeError
+    from atif import serve_local_judge
 
-    try:
-        from atif.judge import local
-    except ImportError as exc:
-        raise JudgeError(f"the local judge is not available ({exc}); install it with: pip install 'atif[local]'") from None
-    kwargs: dict[str, Any] = {}
-    if model:
-        kwargs["model"] = model
-    local.serve_forever(port if port is not None else local.DEFAULT_SERVE_PORT, **kwargs)
+    serve_local_judge(port, model=model)

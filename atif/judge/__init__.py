@@ -9,6 +9,10 @@ Modules:
 - :mod:`~atif.judge.verdict`: reading a verdict from an answer (never a default);
 - :mod:`~atif.judge.checks`: ``function`` and ``match`` criteria;
 - :mod:`~atif.judge.client`: the only module that imports litellm, and only when a call is made;
+- :mod:`~atif.judge.setup`: how a run asks its judge (prompts, output mode, budget, local routing);
+- :mod:`~atif.judge.pacing`: request pacing and batched store access;
+- :mod:`~atif.judge.render`: the exact prompt of one trial x criterion, without sending it;
+- :mod:`~atif.judge.summary`: :class:`EvaluationSummary`, what a run did;
 - :mod:`~atif.judge.engine`: :func:`evaluate`, the run itself.
 
 Importing this package is cheap: names load on first use.
@@ -22,8 +26,10 @@ from typing import Any
 _LAZY = {
     "evaluate": "atif.judge.engine",
     "aevaluate": "atif.judge.engine",
-    "EvaluationSummary": "atif.judge.engine",
-    "render_messages": "atif.judge.engine",
+    "EvaluationSummary": "atif.judge.summary",
+    "render_messages": "atif.judge.render",
+    "trial_ids_starting_with": "atif.judge.render",
+    "serve_local_judge": "atif.judge.setup",
     "parse_verdict": "atif.judge.verdict",
     "Verdict": "atif.judge.verdict",
     "load_criteria": "atif.judge.criteria",
@@ -49,6 +55,8 @@ __all__ = [
     "match_tool_calls",
     "parse_verdict",
     "render_messages",
+    "serve_local_judge",
+    "trial_ids_starting_with",
 ]
 
 

@@ -1,9 +1,11 @@
 """Template variables for one trial x criterion, built from the stored trial and its trajectory.
 
-Everything that comes from a trajectory is untrusted: an agent, a tool or a web page may have
-written text meant for the judge. So every such text is *neutralised* (no run of three angle
-brackets survives, so nothing inside can forge the ``<<<…>>>`` markers) and the transcript is
-wrapped in delimiters carrying a content hash::
+Everything that comes from runner output is untrusted: an agent, a tool or a web page may have
+written text meant for the judge, and the task's name and instruction come from the same files.
+So every such text is *neutralised* (no run of three angle brackets survives, look-alikes and
+brackets split by invisible characters included, so nothing inside can forge the ``<<<…>>>``
+markers) and shown only inside a frame keyed by a hash of the trial's content: the task in
+``<<<TASK id>>> … <<<END TASK id>>>``, the steps in::
 
     <<<TRANSCRIPT 3f9ac2d1>>>
     <<<step 2 | user>>>
@@ -16,13 +18,17 @@ wrapped in delimiters carrying a content hash::
     File written.
     <<<END TRANSCRIPT 3f9ac2d1>>>
 
+Elision markers carry the same id (``[… 7 steps elided 3f9ac2d1 …]``), so text that only looks
+like one is told apart.
+
 Variables (Adaptive's AI-judge set, then atif's):
 
 ``completion``, ``last_user_turn_content``, ``context_str``, ``context_str_without_last_user``,
 ``turns``, ``context_turns``, ``context_turns_without_last_user``, ``metadata``,
 ``output_schema``, ``template_variables``, ``criteria`` (the question text), and ``task``
 (name, instruction, tags), ``criterion`` (label, question, kind), ``steps`` (each with its tool
-calls and observations), ``transcript``, ``final_metrics``, ``trial``.
+calls and observations), ``transcript``, ``task_block`` (the task's name and instruction in their
+frame), ``final_metrics``, ``trial``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ __all__ = [
     "VARIABLES",
     "StepView",
     "TrialContext",
+    "elision_marker",
     "neutralise",
+    "render_task",
     "render_transcript",
     "step_views",
     "template_variables",
@@ -52,33 +60,60 @@ VARIABLES = frozenset(
     {
         "completion", "last_user_turn_content", "context_str", "context_str_without_last_user", "turns",
         "context_turns", "context_turns_without_last_user", "metadata", "output_schema", "template_variables",
-        "criteria", "task", "criterion", "steps", "transcript", "final_metrics", "trial",
+        "criteria", "task", "criterion", "steps", "transcript", "task_block", "final_metrics", "trial",
     }
 )
 """Every variable a judge template may use."""
 
 OUTPUT_SCHEMA_TEXT = json.dumps(OUTPUT_SCHEMA, indent=2)
 
-# Angle brackets and the characters that look like them.
-_LEFT = "<‹«≪＜﹤〈⟨⟪《"
-_RIGHT = ">›»≫＞﹥〉⟩⟫》"
-_RUN = re.compile(f"[{_LEFT}]{{3,}}|[{_RIGHT}]{{3,}}")
+# Angle brackets and the characters that look like them (their NFKC forms, and confusables NFKC
+# leaves alone), with how many brackets each shows.
+_WEIGHT = {c: 1 for c in "<‹«＜﹤〈〈⟨⟪《˂˱❮❬❰ᐸ⧼>›»＞﹥〉〉⟩⟫》˃˲❯❭❱ᐳ⧽"}
+_WEIGHT.update({"≪": 2, "⪡": 2, "⋘": 3, "≫": 2, "⪢": 2, "⋙": 3})
+_LEFT = "<‹«＜﹤〈〈⟨⟪《˂˱❮❬❰ᐸ⧼≪⪡⋘"
+_RIGHT = ">›»＞﹥〉〉⟩⟫》˃˲❯❭❱ᐳ⧽≫⪢⋙"
+# Invisible between brackets: zero-width and joiner characters, variation selectors, combining marks.
+_INVISIBLE = "\u00ad\u034f\u180e\u200b-\u200d\u2060-\u2064\ufeff\ufe00-\ufe0f\u0300-\u036f\u20d0-\u20ff\ufe20-\ufe2f"
+# Bidi controls reorder what a reader sees; they go everywhere.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BRACKET = re.compile(f"[{_LEFT}{_RIGHT}]")
+_RUN = re.compile(f"[{_LEFT}](?:[{_INVISIBLE}]*[{_LEFT}])+|[{_RIGHT}](?:[{_INVISIBLE}]*[{_RIGHT}])+")
 
 
 def _spread(match: re.Match[str]) -> str:
     # "<<<" becomes "< < <": visible to the judge, and never three brackets in a row.
     run = match.group(0)
+    brackets = [c for c in run if c in _WEIGHT]
+    if sum(_WEIGHT[c] for c in brackets) < 3:
+        return run
     plain = "<" if run[0] in _LEFT else ">"
-    return " ".join(plain for _ in run)
+    return " ".join(plain for _ in brackets)
 
 
 def neutralise(text: str) -> str:
-    """Untrusted text with every delimiter look-alike broken up (``<<<`` becomes ``< < <``)."""
+    """Untrusted text with every delimiter look-alike broken up (``<<<`` becomes ``< < <``).
+
+    Checked as a reader would see it: bidi controls are removed, brackets separated only by
+    invisible characters count as a run, and so do look-alikes (NFKC forms and confusables).
+    """
     if not text:
         return text
-    if any(c in text for c in _LEFT + _RIGHT):
+    if not text.isascii() and _BIDI.search(text):
+        text = _BIDI.sub("", text)
+    if _BRACKET.search(text):
         text = _RUN.sub(_spread, text)
     return text
+
+
+def _one_line(text: str) -> str:
+    """Runner text that goes into a structure line: whitespace (newlines too) as single spaces."""
+    return " ".join(text.split())
+
+
+def elision_marker(count: int, unit: str, frame_id: str = "") -> str:
+    """The visible mark of a cut: ``[… 7 steps elided 3f9ac2d1 …]`` (the frame's id, when known)."""
+    return f"[… {count} {unit} elided {frame_id} …]" if frame_id else f"[… {count} {unit} elided …]"
 
 
 def _neutralise_value(value: Any) -> Any:
@@ -164,8 +199,8 @@ def _views(traj: Mapping[str, Any], subagent: str | None, out: list[StepView]) -
         for c in step.get("tool_calls") or []:
             if isinstance(c, dict):
                 calls.append({
-                    "tool_call_id": neutralise(str(c.get("tool_call_id") or "")),
-                    "function_name": neutralise(str(c.get("function_name") or "")),
+                    "tool_call_id": _one_line(neutralise(str(c.get("tool_call_id") or ""))),
+                    "function_name": _one_line(neutralise(str(c.get("function_name") or ""))),
                     "arguments": neutralise(_arguments(c.get("arguments"))),
                 })
         observations = []
@@ -174,20 +209,20 @@ def _views(traj: Mapping[str, Any], subagent: str | None, out: list[StepView]) -
             if isinstance(r, dict):
                 sid = r.get("source_call_id")
                 observations.append({
-                    "source_call_id": neutralise(str(sid)) if sid is not None else None,
+                    "source_call_id": _one_line(neutralise(str(sid))) if sid is not None else None,
                     "content": neutralise(_text(r.get("content"))),
                 })
         step_id = step.get("step_id")
         reasoning = step.get("reasoning_content")
         out.append(StepView(
             step_id=step_id if isinstance(step_id, int) and not isinstance(step_id, bool) else None,
-            source=str(step.get("source") or "?"),
+            source=_one_line(neutralise(str(step.get("source") or "?"))),
             message=neutralise(_text(step.get("message"))),
             reasoning=neutralise(reasoning) if isinstance(reasoning, str) and reasoning else None,
             tool_calls=calls,
             observations=observations,
             timestamp=step.get("timestamp") if isinstance(step.get("timestamp"), str) else None,
-            model_name=neutralise(step["model_name"]) if isinstance(step.get("model_name"), str) else None,
+            model_name=_one_line(neutralise(step["model_name"])) if isinstance(step.get("model_name"), str) else None,
             subagent=subagent,
             is_copied_context=bool(step.get("is_copied_context")),
         ))
@@ -196,7 +231,7 @@ def _views(traj: Mapping[str, Any], subagent: str | None, out: list[StepView]) -
             agent = sub.get("agent")
             name = agent.get("name") if isinstance(agent, dict) else None
             label = f"{subagent}/" if subagent else ""
-            label += f"subagent {i + 1}" + (f" ({neutralise(str(name))})" if name else "")
+            label += f"subagent {i + 1}" + (f" ({_one_line(neutralise(str(name)))})" if name else "")
             _views(sub, label, out)
 
 
@@ -220,12 +255,11 @@ def _header(v: StepView) -> str:
     return "<<<" + " | ".join(bits) + ">>>"
 
 
-def render_transcript(views: Sequence[StepView]) -> str:
-    """The steps as one delimited text block, the frame keyed by a hash of its content."""
+def _body(views: Sequence[StepView], frame_id: str) -> str:
     lines: list[str] = []
     for v in views:
         if v.elided_steps:
-            lines.append(f"[… {v.elided_steps} steps elided …]")
+            lines.append(elision_marker(v.elided_steps, "steps", frame_id))
             continue
         lines.append(_header(v))
         if v.message:
@@ -240,20 +274,42 @@ def render_transcript(views: Sequence[StepView]) -> str:
             sid = o.get("source_call_id")
             lines.append(f"<<<tool result {sid}>>>" if sid else "<<<observation>>>")
             lines.append(o.get("content") or "")
-    body = "\n".join(lines)
-    nonce = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"<<<TRANSCRIPT {nonce}>>>\n{body}\n<<<END TRANSCRIPT {nonce}>>>"
+    return "\n".join(lines)
+
+
+def _digest(*parts: str) -> str:
+    blob = "\0".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def render_transcript(views: Sequence[StepView], frame_id: str | None = None) -> str:
+    """The steps as one delimited text block; the frame's id is ``frame_id`` or a hash of the steps."""
+    if frame_id is None:
+        frame_id = _digest(_body(views, ""))
+    body = _body(views, frame_id)
+    return f"<<<TRANSCRIPT {frame_id}>>>\n{body}\n<<<END TRANSCRIPT {frame_id}>>>"
+
+
+def render_task(task: Mapping[str, Any], frame_id: str) -> str:
+    """The task's name and instruction (both untrusted) as one delimited block."""
+    lines = [f"<<<TASK {frame_id}>>>"]
+    if task.get("name"):
+        lines.append(f"name: {task['name']}")
+    if task.get("instruction"):
+        lines.append(str(task["instruction"]))
+    lines.append(f"<<<END TASK {frame_id}>>>")
+    return "\n".join(lines)
 
 
 _ROLES = {"system": "system", "user": "user", "agent": "assistant"}
 
 
-def turns_of(views: Sequence[StepView]) -> list[dict[str, str]]:
+def turns_of(views: Sequence[StepView], frame_id: str = "") -> list[dict[str, str]]:
     """Adaptive-style ``{role, content}`` turns: tool calls folded into the assistant turn, results as ``tool``."""
     turns: list[dict[str, str]] = []
     for v in views:
         if v.elided_steps:
-            turns.append({"role": "elided", "content": f"[… {v.elided_steps} steps elided …]"})
+            turns.append({"role": "elided", "content": elision_marker(v.elided_steps, "steps", frame_id)})
             continue
         content = v.message
         if v.tool_calls:
@@ -292,6 +348,18 @@ class TrialContext:
     trajectory: dict[str, Any] | None = None
     """The parsed trajectory (for function and match criteria)."""
     _derived: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _frame_id: str | None = None
+
+    @property
+    def frame_id(self) -> str:
+        """The id of this trial's frames and elision markers: a hash of its task and full steps.
+
+        Untrusted text cannot contain it: the text is part of what is hashed.
+        """
+        if self._frame_id is None:
+            self._frame_id = _digest(str(self.task.get("name") or ""), str(self.task.get("instruction") or ""),
+                                     _body(self.views, ""))
+        return self._frame_id
 
     def derived(self, views: Sequence[StepView]) -> dict[str, Any]:
         """Variables that depend only on the (possibly elided) steps; computed once per step list."""
@@ -299,7 +367,7 @@ class TrialContext:
         cached = self._derived.get(key)
         if cached is not None and cached["_views"] is views:
             return cached
-        turns = turns_of(views)
+        turns = turns_of(views, self.frame_id)
         done = _last_index(turns, "assistant")
         completion = turns[done]["content"] if done is not None else ""
         context = [t for i, t in enumerate(turns) if i != done]
@@ -307,7 +375,7 @@ class TrialContext:
         without_user = [t for i, t in enumerate(context) if i != last_user]
         out = {
             "_views": views,
-            "transcript": render_transcript(views),
+            "transcript": render_transcript(views, self.frame_id),
             "steps": [v.as_dict() for v in views],
             "turns": turns,
             "completion": completion,
@@ -335,7 +403,7 @@ def trial_context(record: Mapping[str, Any]) -> TrialContext:
         trajectory = None
     task = record.get("task") or {"name": record.get("task_name")}
     task = {
-        "name": neutralise(str(task.get("name") or record.get("task_name") or "")),
+        "name": _one_line(neutralise(str(task.get("name") or record.get("task_name") or ""))),
         "instruction": neutralise(task["instruction"]) if isinstance(task.get("instruction"), str) else None,
         "tags": list(task.get("tags") or []),
     }
@@ -374,6 +442,7 @@ def template_variables(
         template_variables=dict(extra or {}),
         criteria=criterion.get("question", ""),
         task=ctx.task,
+        task_block=render_task(ctx.task, ctx.frame_id),
         criterion={"label": criterion.get("label"), "question": criterion.get("question"),
                    "kind": criterion.get("kind", "llm")},
         final_metrics=ctx.final_metrics,

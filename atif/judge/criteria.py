@@ -119,13 +119,6 @@ class CriteriaFile(BaseModel):
             seen[c.label] = i
         return self
 
-    def by_label(self, label: str) -> Criterion:
-        """The criterion with that label."""
-        for c in self.criteria:
-            if c.label == label:
-                return c
-        raise CriteriaError(f"no criterion {label!r} in criterion set {self.name!r}")
-
 
 def _pointer(loc: tuple[Any, ...]) -> str:
     return "/" + "/".join(str(p) for p in loc) if loc else "/"

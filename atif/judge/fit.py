@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from atif.judge.context import StepView
+from atif.judge.context import StepView, elision_marker
 
 __all__ = ["Fitted", "elide_middle", "fit", "quick_fits"]
 
@@ -31,14 +31,14 @@ _MESSAGE_OVERHEAD = 8
 _ROUNDS = 6
 
 
-def elide_middle(text: str, cap: int) -> str:
+def elide_middle(text: str, cap: int, frame_id: str = "") -> str:
     """``text`` cut to about ``cap`` characters by removing its middle, with a marker saying how much."""
     if len(text) <= cap:
         return text
     cut = len(text) - cap
     head = cap // 2
     tail = cap - head
-    return f"{text[:head]}[… {cut} chars elided …]{text[len(text) - tail:]}"
+    return f"{text[:head]}{elision_marker(cut, 'chars', frame_id)}{text[len(text) - tail:]}"
 
 
 @dataclass(slots=True)
@@ -73,25 +73,25 @@ def quick_fits(messages: Messages, budget: int) -> bool:
     return total <= budget
 
 
-def _cap_fields(views: Sequence[StepView], cap: int, *, everything: bool) -> list[StepView]:
+def _cap_fields(views: Sequence[StepView], cap: int, *, everything: bool, frame_id: str) -> list[StepView]:
     out = []
     for v in views:
         if v.elided_steps:
             out.append(v)
             continue
         calls = [
-            {**c, "arguments": elide_middle(c["arguments"], cap)} if len(c["arguments"]) > cap else c
+            {**c, "arguments": elide_middle(c["arguments"], cap, frame_id)} if len(c["arguments"]) > cap else c
             for c in v.tool_calls
         ]
         obs = [
-            {**o, "content": elide_middle(o["content"] or "", cap)} if len(o["content"] or "") > cap else o
+            {**o, "content": elide_middle(o["content"] or "", cap, frame_id)} if len(o["content"] or "") > cap else o
             for o in v.observations
         ]
         changes: dict[str, Any] = {"tool_calls": calls, "observations": obs}
         if everything:
-            changes["message"] = elide_middle(v.message, cap)
+            changes["message"] = elide_middle(v.message, cap, frame_id)
             if v.reasoning:
-                changes["reasoning"] = elide_middle(v.reasoning, cap)
+                changes["reasoning"] = elide_middle(v.reasoning, cap, frame_id)
         out.append(replace(v, **changes))
     return out
 
@@ -167,8 +167,13 @@ def fit(
     build: Callable[[list[StepView]], Messages],
     count: Callable[[Messages], int],
     budget: int,
+    *,
+    frame_id: str = "",
 ) -> Fitted:
-    """Render ``views`` with ``build`` and cut them until ``count`` says the messages fit ``budget``."""
+    """Render ``views`` with ``build`` and cut them until ``count`` says the messages fit ``budget``.
+
+    ``frame_id`` goes into the markers of cut text, so that the judge tells them from look-alikes.
+    """
     messages = build(views)
     if quick_fits(messages, budget):
         return Fitted(views, messages, None, False, True)
@@ -187,7 +192,8 @@ def fit(
             else:
                 everything = stage == "everything"
                 cap = _cap_for(_field_lengths(current, everything), needed)
-                candidate = _cap_fields(current, cap, everything=everything) if cap is not None else None
+                candidate = (_cap_fields(current, cap, everything=everything, frame_id=frame_id)
+                             if cap is not None else None)
             if candidate is None:
                 break
             current = candidate

@@ -49,8 +49,8 @@ if str(ROOT) not in sys.path:
 from atif.judge import client
 from atif.judge.context import StepView, TrialContext, trial_context
 from atif.judge.criteria import JudgeConfig
-from atif.judge.engine import JudgeSetup, build_setup
 from atif.judge.fit import Fitted, fit
+from atif.judge.setup import JudgeSetup, build_setup
 from atif.judge.verdict import parse_verdict
 
 MODEL = "local/qwen2.5-coder-0.5b"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ class JudgeServer:
         self.decide = decide
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
+        self.answered: list[tuple[float, dict[str, Any]]] = []
+        """(time.monotonic() when the whole answer was sent, the request), for 200 answers."""
         self.lock = threading.Lock()
         outer = self
 
@@ -59,11 +62,19 @@ class JudgeServer:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                if status == 200:
+                    with outer.lock:
+                        outer.answered.append((time.monotonic(), body))
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a killed client resets its connections; that is the point of some tests
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -120,7 +131,7 @@ def test_evaluate_against_a_real_server_then_rerun_from_cache(tmp_path: Path) ->
     with JudgeServer(reads_the_transcript) as server:
         upload(db, {"model": "openai/house-judge", "api_base": server.api_base, "concurrency": 4})
         with Store(db) as store:
-            summary = evaluate(store, "it", progress=False)
+            summary = evaluate(store, "it")
             rows = store.query("SELECT t.task_name, r.criterion, r.verdict, r.reasoning, r.prompt_tokens, "
                                "r.completion_tokens, r.latency_ms, r.cost_usd, r.cache_key "
                                "FROM rating_data r JOIN trial_data t USING (trial_id) ORDER BY ALL")[1]
@@ -135,9 +146,9 @@ def test_evaluate_against_a_real_server_then_rerun_from_cache(tmp_path: Path) ->
         assert all(r["temperature"] == 0 and r["model"] == "house-judge" for r in server.requests)
 
         with Store(db) as store:
-            again = evaluate(store, "it", progress=False)
+            again = evaluate(store, "it")
             store._db.execute("DELETE FROM rating_data")
-            cached = evaluate(store, "it", progress=False)
+            cached = evaluate(store, "it")
         assert again.total == 0 and cached.cached == 4 and len(server.requests) == 4
 
 
@@ -158,7 +169,7 @@ def test_rate_limit_with_retry_after_over_real_http(tmp_path: Path) -> None:
                files=[GOLDEN / "openhands" / "hello-world.trajectory.json"])
         started = time.perf_counter()
         with Store(db) as store:
-            summary = evaluate(store, "it", labels=["hello-file"], progress=False)
+            summary = evaluate(store, "it", labels=["hello-file"])
         assert time.perf_counter() - started >= 1.0
     assert summary.judged == 1 and summary.retries == 2 and len(server.requests) == 3
 
@@ -168,7 +179,7 @@ import sys
 from atif.store import Store
 from atif.judge.engine import evaluate
 with Store(sys.argv[1]) as store:
-    evaluate(store, "it", progress=False, concurrency=2)
+    evaluate(store, "it", concurrency=2)
 """
 
 
@@ -197,9 +208,71 @@ def test_kill_9_loses_only_the_calls_in_flight(tmp_path: Path) -> None:
             saved = store.query("SELECT count(*) FROM rating_data")[1][0][0]
             # Every answer that came back before the kill, except those in flight, is stored.
             assert saved >= asked_before - 2 - 2
-            summary = evaluate(store, "it", progress=False)
+            summary = evaluate(store, "it")
             final = store.query("SELECT count(*), count(*) FILTER (WHERE verdict = 'YES') FROM rating_data")[1][0]
         assert final == (12, 12)
         assert summary.total == 12 - saved
         # The re-run asked only for what was never answered (the cache covers answers not yet saved).
         assert len(server.requests) - asked_before <= 12 - saved
+
+
+CHILD_4 = """
+import sys
+from atif.store import Store
+from atif.judge.engine import evaluate
+with Store(sys.argv[1]) as store:
+    evaluate(store, "it", concurrency=4)
+"""
+
+
+def _readme_promise() -> float:
+    """The window of lost answers the README promises for a killed ``atif evaluate``, in seconds."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    match = re.search(r"loses the calls in flight and at most the answers that arrived in its last ([\d.]+) s", text)
+    assert match, "the README states what a killed run loses"
+    return float(match.group(1))
+
+
+def test_kill_9_at_concurrency_4_loses_only_the_last_fraction_of_a_second(tmp_path: Path) -> None:
+    window = _readme_promise()
+    db = tmp_path / "it.duckdb"
+    trials = tmp_path / "trials.jsonl"
+    base = json.loads((GOLDEN / "openhands" / "hello-world.trajectory.json").read_text())
+    with trials.open("w") as f:
+        for i in range(80):
+            f.write(json.dumps({"task_name": f"task-{i}", "trajectory": {**base, "session_id": f"s{i}"}}) + "\n")
+    with JudgeServer(reads_the_transcript, delay=0.05) as server:
+        with Store(db) as store:
+            store.upload([trials], "it", create_missing_tasks=True,
+                         criteria={"name": "it-set", "criteria": CRITERIA[:1],
+                                   "judge": {"model": "openai/house-judge", "api_base": server.api_base}})
+        child = subprocess.Popen([sys.executable, "-c", CHILD_4, str(db)], cwd=ROOT, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while len(server.answered) < 30 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        child.wait()
+        with server.lock:
+            answered = [(killed - sent, body) for sent, body in server.answered if sent <= killed]
+        assert 30 <= len(answered) < 80
+
+        with Store(db) as store:
+            saved = {row["task_name"] for row in store.read("SELECT task_name FROM ratings")}
+        lost = sorted(age for age, body in answered if _task_of(body) not in saved)
+        # What the kill cost: answers that came back but were not yet committed, all of them recent.
+        assert all(age < window for age in lost), f"{len(lost)} answers lost, aged (s) {lost}; promised < {window}"
+
+        asked_before = len(server.requests)
+        with Store(db) as store:
+            summary = evaluate(store, "it")
+            final = store.read_one("SELECT count(*), count(*) FILTER (WHERE verdict = 'YES') FROM ratings")
+        assert final == (80, 80) and summary.total == 80 - len(saved)
+        # The re-run asks only for pairs never answered or lost (the cache covers the rest).
+        assert len(server.requests) - asked_before <= 80 - len(saved)
+
+
+def _task_of(body: dict[str, Any]) -> str:
+    match = re.search(r"\b(task-\d+)\b", body["messages"][-1]["content"])
+    assert match
+    return match.group(1)

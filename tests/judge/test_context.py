@@ -11,7 +11,7 @@ import pytest
 
 from atif.judge.context import VARIABLES, neutralise, template_variables, trial_context
 from atif.judge.criteria import JudgeConfig
-from atif.judge.engine import _load_templates
+from atif.judge.setup import _load_templates
 from atif.judge.templates import Template
 
 GOLDEN = "harbor-golden/harbor-v0.1.31/tests/golden/openhands/hello-world.trajectory.json"
