@@ -20,7 +20,7 @@ import duckdb
 
 from atif.errors import NotFoundError, ReportError, StoreError
 from atif.report.stats import wilson_interval
-from atif.store.ingest import decode_raw
+from atif.store import decode_raw
 
 __all__ = [
     "COHORT_KEYS",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from store_builders import basic_trials, subprocess_env, write_run
 
+from atif import upload
 from atif.errors import StoreLockedError
 from atif.store import Store
 
@@ -30,9 +31,10 @@ HOLD = textwrap.dedent(
 STALL = textwrap.dedent(
     """
     import sys, time
-    from atif.store import Store, ingest
+    from atif import upload
+    from atif.store import writer
 
-    insert = ingest._insert
+    insert = writer.insert
     seen = {"trial_batches": 0}
 
     def stalling_insert(db, table, columns, derived=None):
@@ -43,8 +45,8 @@ STALL = textwrap.dedent(
                 print("STALLED", flush=True)
                 time.sleep(60)
 
-    ingest._insert = stalling_insert
-    Store(sys.argv[1]).upload([sys.argv[2]], "exp", batch_size=4)
+    writer.insert = stalling_insert
+    upload([sys.argv[2]], "exp", batch_size=4, store=sys.argv[1])
     print("FINISHED", flush=True)
     """
 )
@@ -127,7 +129,7 @@ def test_kill_9_mid_upload_leaves_whole_batches_and_a_rerun_completes(tmp_path: 
         assert counts == (8, 8, 32, 16, 8)
         assert store.query("SELECT created_trials, finished_at FROM uploads")[1] == [(8, None)]
 
-        r = store.upload([run], "exp", batch_size=4)
+        r = upload([run], "exp", batch_size=4, store=store)
         assert (r.created_trials, r.unchanged_trials, r.errors, r.unmatched) == (6, 8, [], [])
         assert store.query("SELECT count(*), count(DISTINCT task_name) FROM trial_data")[1] == [(14, 14)]
         assert store.query("SELECT count(*) FROM step_data")[1] == [(56,)]
