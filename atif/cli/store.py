@@ -13,6 +13,8 @@ from atif.cli._common import EXIT_FAILURE, db_option, emit_json, open_store
 from atif.cli._progress import progress_bar
 
 MAX_LISTED = 50
+DEFAULT_WAIT = 5.0
+"""Seconds ``atif query`` waits for a writer of the store to finish."""
 
 
 def _criteria_data(path: Path) -> dict[str, Any]:
@@ -229,12 +231,17 @@ def write_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: P
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
               show_default=True, help="Output format (parquet needs -o).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of stdout.")
+@click.option("--wait", type=click.FloatRange(min=0), default=DEFAULT_WAIT, show_default=True, metavar="SECONDS",
+              help="While another process writes the store (an upload), wait this long for it before giving up.")
+@click.option("--allow-files", "allow_files", multiple=True, type=click.Path(exists=True, path_type=Path),
+              metavar="PATH", help="A file (or folder) the query may read, e.g. with read_csv(); repeatable.")
 @db_option
-def query_cmd(sql: str, fmt: str, output: Path | None, db_path: str) -> None:
+def query_cmd(sql: str, fmt: str, output: Path | None, wait: float, allow_files: tuple[Path, ...], db_path: str) -> None:
     """Run read-only SQL over the store's views (statements that write are refused).
 
     Views: trials, steps, tool_calls, ratings, experiment_metrics, criterion_metrics,
     judge_usage (columns in docs/sql.md). `--format json` prints one JSON array of row objects.
+    Queries read no file but the store and the --allow-files ones, and reach no network.
 
     \b
     Example:
@@ -244,7 +251,7 @@ def query_cmd(sql: str, fmt: str, output: Path | None, db_path: str) -> None:
     """
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
-    with open_store(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True, wait=wait, allow_files=allow_files) as store:
         if fmt == "parquet":
             assert output is not None
             n = store.query_to_parquet(sql, output)

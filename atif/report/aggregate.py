@@ -92,7 +92,8 @@ def connection(store: Any) -> duckdb.DuckDBPyConnection:
                 break
     if con is None:
         raise ReportError(f"cannot read from {type(store).__name__}: expected a Store, a DuckDB connection or a path")
-    con.execute("SET enable_progress_bar = false")
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]:
+        con.execute("SET enable_progress_bar = false")  # a Store's connection has it off (and locked) already
     return con
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import orjson
 
 from atif.errors import StoreError, StoreLockedError
 
-__all__ = ["connect", "fetch", "first_line", "loads"]
+__all__ = ["CHECKPOINT_THRESHOLD", "connect", "fetch", "first_line", "loads"]
 
 _PID = re.compile(r"\(PID (\d+)\)")
 
@@ -24,25 +27,90 @@ else:
     _TZ_VIA_ARROW = False
 
 
-def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """A connection to the store file; :class:`StoreLockedError` when another process holds it."""
+CHECKPOINT_THRESHOLD = "128MB"
+"""DuckDB's checkpoint threshold: committed data waits in the WAL and in memory until then.
+
+DuckDB's default (16 MiB) rewrites the tables' last, partly filled row groups at every
+checkpoint: during an upload that is most of the cost of a commit. Set once, when the
+connection opens, as the configuration is locked afterwards; an upload checkpoints at its end.
+"""
+
+_LOCK_POLL_SECONDS = 0.1
+
+
+def connect(
+    path: Path, *, read_only: bool, wait: float = 0.0, allow_files: Sequence[str | os.PathLike[str]] = ()
+) -> duckdb.DuckDBPyConnection:
+    """A locked-down connection to the store file.
+
+    No file, network or extension access beyond the store itself (only ``allow_files`` may be
+    read), no extension installed or loaded on demand, and the configuration locked so that no
+    statement can turn any of it back on. When another process holds the file, try again for up
+    to ``wait`` seconds, then raise :class:`StoreLockedError` naming the holder.
+    """
+    config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    if not read_only:
+        config["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        try:
+            db = duckdb.connect(str(path), read_only=read_only, config=config)
+            break
+        except duckdb.Error as exc:
+            locked = _locked(path, exc, read_only, wait)
+            if locked is None:
+                raise StoreError(f"{path}: cannot open the store: {first_line(exc)}") from None
+            if time.monotonic() >= deadline:
+                raise locked from None
+            time.sleep(_LOCK_POLL_SECONDS)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        _lock_down(db, allow_files)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _lock_down(db: duckdb.DuckDBPyConnection, allow_files: Sequence[str | os.PathLike[str]]) -> None:
+    row = db.execute("SELECT current_setting('lock_configuration')").fetchone()
+    if row and row[0]:
+        return  # another Store of this process shares the DuckDB instance and locked it already
+    files = [os.path.abspath(p) for p in allow_files]
+    try:
+        if files:
+            dirs = [p for p in files if os.path.isdir(p)]
+            paths = [p for p in files if not os.path.isdir(p)]
+            if paths:
+                db.execute(f"SET allowed_paths = {_list_literal(paths)}")
+            if dirs:
+                db.execute(f"SET allowed_directories = {_list_literal(dirs)}")
+        # DuckDB's progress bar writes to stdout, where it would corrupt a report or query printed there.
+        db.execute("SET enable_progress_bar = false")
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
-        locked = _locked(path, exc)
-        if locked is not None:
-            raise locked from None
-        raise StoreError(f"{path}: cannot open the store: {first_line(exc)}") from None
+        raise StoreError(f"cannot lock the store's connection down: {first_line(exc)}") from None
 
 
-def _locked(path: Path, exc: Exception) -> StoreLockedError | None:
+def _list_literal(items: list[str]) -> str:
+    return "[" + ", ".join("'" + s.replace("'", "''") + "'" for s in items) + "]"
+
+
+def _locked(path: Path, exc: Exception, read_only: bool, wait: float) -> StoreLockedError | None:
     msg = str(exc).lower()
     if "could not set lock" not in msg and "conflicting lock" not in msg:
         return None
     m = _PID.search(str(exc))
     who = f"another process (PID {m.group(1)})" if m else "another process"
+    if not read_only:
+        return StoreLockedError(
+            f"{path} is in use by {who}; DuckDB allows one writer at a time, so wait for it to finish"
+        )
+    waited = f"waited {wait:g} s" if wait > 0 else "did not wait"
     return StoreLockedError(
-        f"{path} is in use by {who}; DuckDB allows one writer at a time, so wait for it to finish"
+        f"{path} is being written by {who} (an upload or evaluation?); a DuckDB file takes no reader beside "
+        f"its writer, so reads wait for it to finish: {waited} (--wait SECONDS waits longer); "
+        "a team store (DuckLake) serves concurrent readers and writers"
     )
 
 

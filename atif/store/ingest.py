@@ -45,8 +45,6 @@ from atif.trial import Converted, Failure, Trial, trajectory_messages, trajector
 __all__ = ["Ingest"]
 
 MAX_WARNINGS = 1000
-CHECKPOINT_EVERY = "128MB"
-"""DuckDB's checkpoint threshold during an upload (committed data waits in the WAL and in memory until then)."""
 
 
 @dataclass(slots=True)
@@ -126,25 +124,18 @@ class Ingest:
             db.execute("ROLLBACK")
             raise
         self.result = self.setup.result
-        # DuckDB checkpoints whenever the WAL passes the threshold (16 MiB by default), rewriting the
-        # tables' last, partly filled row groups each time: during an upload that is most of the
-        # cost of a commit. Checkpoints every CHECKPOINT_EVERY instead, and once at the end.
-        threshold = db.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
-        db.execute(f"SET checkpoint_threshold = '{CHECKPOINT_EVERY}'")
         # Parsed trajectories and records are large trees of dicts and lists that die by reference
         # counting; the cycle collector would only traverse them again and again (about a tenth
         # of the upload's time). It is switched back on however the upload ends.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._run(items, threshold[0] if threshold else None)
+            return self._run(items)
         finally:
             if collecting:
                 gc.enable()
-            if threshold:
-                db.execute(f"SET checkpoint_threshold = '{threshold[0]}'")
 
-    def _run(self, items: Iterable[Converted | Failure], threshold: str | None) -> UploadResult:
+    def _run(self, items: Iterable[Converted | Failure]) -> UploadResult:
         db, result = self.db, self.result
         self.reads = db.cursor()  # this thread's own connection while the writer owns `db`
         writer = self.writer = Writer(db, result)
@@ -172,8 +163,6 @@ class Ingest:
         result.created_ratings = writer.ratings
         if result.criterion_set is not None:
             result.pending_evaluations = pending_count(db, self.experiment)
-        if threshold is not None:
-            db.execute(f"SET checkpoint_threshold = '{threshold}'")  # the next commit checkpoints what is left
         db.execute(
             "UPDATE uploads SET finished_at = current_timestamp, created_trials = ?, unchanged_trials = ?, "
             "replaced_trials = ?, created_ratings = ?, n_errors = ?, errors = ? WHERE upload_id = ?",
@@ -182,6 +171,12 @@ class Ingest:
              json_or_none([asdict(e) for e in result.errors] + [asdict(u) for u in result.unmatched]),
              self.upload_id],
         )
+        try:
+            # What the upload committed waits in the WAL below the store's high checkpoint threshold
+            # (atif.store.connection.CHECKPOINT_THRESHOLD): write it into the file now.
+            db.execute("CHECKPOINT")
+        except duckdb.TransactionException:
+            pass  # another transaction of this process is open; DuckDB checkpoints later by itself
         return result
 
     def _progress(self, done: int) -> None:

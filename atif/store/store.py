@@ -49,7 +49,14 @@ class Store:
     or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        wait: float = 0.0,
+        allow_files: Sequence[str | os.PathLike[str]] = (),
+    ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.read_only = read_only
         self._lock = threading.RLock()
@@ -57,7 +64,7 @@ class Store:
             raise NotFoundError(f"{self.path}: no such store (upload something first: atif upload ... --db {self.path})")
         if not read_only and self.path.parent and not self.path.parent.exists():
             raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
-        self._db = connect(self.path, read_only=read_only)
+        self._db = connect(self.path, read_only=read_only, wait=wait, allow_files=allow_files)
         try:
             self._check_schema()
         except BaseException:
@@ -65,9 +72,21 @@ class Store:
             raise
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Store:
-        """Open a store; with ``read_only`` the file must exist and DuckDB refuses every write."""
-        return cls(path, read_only=read_only)
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        wait: float = 0.0,
+        allow_files: Sequence[str | os.PathLike[str]] = (),
+    ) -> Store:
+        """Open a store; with ``read_only`` the file must exist and DuckDB refuses every write.
+
+        When another process writes the file, keep trying for ``wait`` seconds before raising
+        :class:`StoreLockedError`. The connection reads no file but the store and ``allow_files``
+        (files, or folders of them), and reaches no network (see :mod:`atif.store.sql`).
+        """
+        return cls(path, read_only=read_only, wait=wait, allow_files=allow_files)
 
     def _check_schema(self) -> None:
         try:
@@ -100,10 +119,6 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}{', read_only=True' if self.read_only else ''})"
-
-    def _count(self, sql: str) -> int:
-        row = self._db.execute(sql).fetchone()
-        return int(row[0]) if row else 0
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -489,7 +504,9 @@ class Store:
         """Run read-only SQL; return ``(column names, rows)`` of the last statement.
 
         Anything but a query (INSERT, UPDATE, DELETE, CREATE, COPY, ATTACH, SET, ...) raises
-        :class:`StoreError`. With ``decode_json``, values of JSON columns come back parsed.
+        :class:`StoreError`, and whatever a query does is rolled back; files and network are out
+        of its reach (see :mod:`atif.store.sql`). With ``decode_json``, values of JSON columns
+        come back parsed.
         """
         with self._lock:
             return run_query(self._db, sql, params, decode_json)
@@ -505,28 +522,30 @@ class Store:
         Any engine that reads Hive-partitioned Parquet (DuckDB, Spark, Trino, BigQuery) can take
         over from here. Returns view name -> its folder. Views without rows get no folder.
         """
+        import pyarrow.dataset as pads
+
         if experiment is not None:
             self._require_experiment(experiment)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written: dict[str, Path] = {}
-        where = f" WHERE experiment = {_lit(experiment)}" if experiment is not None else ""
+        where = " WHERE experiment = ?" if experiment is not None else ""
+        params = [experiment] if experiment is not None else []
         with self._lock:
             for view in VIEWS:
                 target = out / view
-                if not self._count(f"SELECT count(*) FROM {view}{where}"):
-                    continue
                 try:
-                    self._db.execute(
-                        f"COPY (SELECT * FROM {view}{where}) TO {_lit(str(target))} "
-                        "(FORMAT parquet, PARTITION_BY (experiment), OVERWRITE_OR_IGNORE true)"
+                    if not self._db.execute(f"SELECT count(*) FROM {view}{where}", params).fetchall()[0][0]:
+                        continue
+                    # Written through Arrow: the store's connection cannot write files (see atif.store.sql).
+                    reader = self._db.sql(f"SELECT * FROM {view}{where}", params=params).to_arrow_reader(100_000)
+                    pads.write_dataset(
+                        reader, target, format="parquet", partitioning=["experiment"], partitioning_flavor="hive",
+                        existing_data_behavior="overwrite_or_ignore",
                     )
                 except duckdb.Error as exc:
                     raise StoreError(f"cannot export {view} to {target}: {first_line(exc)}") from None
+                except OSError as exc:
+                    raise StoreError(f"cannot export {view} to {target}: {exc.strerror or exc}") from None
                 written[view] = target
         return written
-
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
