@@ -111,8 +111,12 @@ class Ingest:
         self.closest_cache: dict[str, list[str]] = {}
 
     def run(self, items: Iterable[Converted | Failure], sources: list[str]) -> UploadResult:
-        """Store every trial of ``items``; ``sources`` are recorded with the upload."""
+        """Store every trial of ``items``; ``sources`` are recorded with the upload.
+
+        Finding no trial at all is an error of the result (its ``ok`` is False).
+        """
         db = self.db
+        self.sources = sources
         db.execute("BEGIN TRANSACTION")
         try:
             self.setup = set_up(
@@ -140,12 +144,13 @@ class Ingest:
         self.reads = db.cursor()  # this thread's own connection while the writer owns `db`
         writer = self.writer = Writer(db, result)
         batch: list[_Item] = []
-        done = 0
+        done = found = 0
         try:
             for got in items:
                 item = self._item(got)
                 if item is None:
                     continue
+                found += 1
                 self._identify(item)
                 batch.append(item)
                 if len(batch) >= self.batch_size:
@@ -160,6 +165,11 @@ class Ingest:
             writer.close()
             self.reads.close()
         self._progress(done)
+        if not found and not result.errors:
+            # Everything was passed over (e.g. a folder of files no adapter recognises): that is a failure.
+            skipped = f"; {len(result.warnings)} inputs or notes passed over, see the warnings" if result.warnings else ""
+            result.errors.append(UploadError(", ".join(self.sources) or "(no input)",
+                                             f"nothing to upload: no trial found{skipped}"))
         result.created_ratings = writer.ratings
         if result.criterion_set is not None:
             result.pending_evaluations = pending_count(db, self.experiment)
