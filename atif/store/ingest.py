@@ -10,7 +10,10 @@ re-running the same upload completes it. The calling thread identifies, validate
 batch k+1 while a writer thread (:mod:`atif.store.writer`) commits batch k.
 
 Storage: a trajectory's bytes (``Converted.raw``, else its canonical JSON) go into
-``trajectory_data.raw`` zstd-compressed (:mod:`atif.store.codec`). A record's ``messages`` that
+``trajectory_data.raw`` zstd-compressed (:mod:`atif.store.codec`); another byte string of the
+same content (re-indented, keys reordered) goes into ``trajectory_raw``, once per distinct
+string (``raw_id``, the sha256 of the bytes), and each trial names its own, so every trial
+reads back the bytes it was uploaded with. A record's ``messages`` that
 are exactly the trajectory's chat messages (:func:`atif.trial.trajectory_messages`) are not
 stored but flagged (``messages_from_trajectory``) and made again on reading.
 """
@@ -39,7 +42,15 @@ from atif.store.ratings import PRECEDENCE, pending_count
 from atif.store.results import UnmatchedTrial, UploadError, UploadResult
 from atif.store.setup import ADDED_QUESTION, criteria_spec, json_or_none, set_up
 from atif.store.tasks import load_tasks
-from atif.store.writer import RATING_COLUMNS, TRAJECTORY_COLUMNS, TRIAL_COLUMNS, Batch, Writer, arrow_table
+from atif.store.writer import (
+    RATING_COLUMNS,
+    RAW_COLUMNS,
+    TRAJECTORY_COLUMNS,
+    TRIAL_COLUMNS,
+    Batch,
+    Writer,
+    arrow_table,
+)
 from atif.trial import Converted, Failure, Trial, trajectory_messages, trajectory_totals
 
 __all__ = ["Ingest"]
@@ -57,6 +68,7 @@ class _Item:
     base_dir: str | None = None
     validated: bool = False
     trajectory_id: str | None = None
+    raw_id: str | None = None
     trial_id: str = ""
     record_hash: str = ""
     messages_json: bytes | None = None
@@ -221,6 +233,7 @@ class Ingest:
             item.trajectory_id = hashlib.sha256(canonical).hexdigest()
             if item.raw is None:
                 item.raw = canonical
+            item.raw_id = item.trajectory_id if item.raw is canonical else hashlib.sha256(item.raw).hexdigest()
         # The conversation is often as big as the trajectory: serialise it once, canonically, for
         # both the hash and the stored column, instead of through the model's serializer.
         messages = canonical_json(trial.messages) if trial.messages is not None else b"null"
@@ -309,6 +322,17 @@ class Ingest:
             ).fetchall()
         } if tids else set()
         known.update(t for t in tids if t in in_flight)
+        # Likewise the byte strings: each distinct one is stored once, whichever trial brought it.
+        raw_ids = list({it.raw_id for it in to_store if it.raw_id})
+        in_flight_raw = set(self.writer.in_flight_raw)
+        known_raw = {
+            r[0]
+            for r in reads.execute(
+                "SELECT raw_id FROM trajectory_data WHERE trajectory_id IN $1 AND raw_id IN $2 "
+                "UNION ALL SELECT raw_id FROM trajectory_raw WHERE raw_id IN $2", [tids, raw_ids]
+            ).fetchall()
+        } if raw_ids else set()
+        known_raw.update(r for r in raw_ids if r in in_flight_raw)
         checked: dict[str, str | None] = {}
         final: list[_Item] = []
         for it in to_store:
@@ -330,13 +354,16 @@ class Ingest:
                         replaced.remove(it.trial_id)
                     continue
             final.append(it)
-        return self._build(final, known, new_tasks, replaced)
+        return self._build(final, known, known_raw, new_tasks, replaced)
 
     def _build(
-        self, items: list[_Item], known: set[str], new_tasks: dict[str, str | None], replaced: list[str]
+        self, items: list[_Item], known: set[str], known_raw: set[str], new_tasks: dict[str, str | None],
+        replaced: list[str],
     ) -> Batch:
         result, setup = self.result, self.setup
         traj: dict[str, list[Any]] = {n: [] for n in TRAJECTORY_COLUMNS}
+        extra: dict[str, list[Any]] = {n: [] for n in RAW_COLUMNS}
+        written_raw: set[str] = set()
         steps, calls = new_buffers()
         trials: dict[str, list[Any]] = {n: [] for n in TRIAL_COLUMNS}
         ratings: dict[str, list[Any]] = {n: [] for n in RATING_COLUMNS}
@@ -359,7 +386,19 @@ class Ingest:
                 s = doc.get("steps")
                 traj["step_count"].append(len(s) if isinstance(s, list) else None)
                 traj["n_bytes"].append(len(it.raw) if it.raw is not None else None)
+                traj["raw_id"].append(it.raw_id)
+                if it.raw_id is not None:
+                    written_raw.add(it.raw_id)
                 flatten(doc, len(traj["trajectory_id"]) - 1, steps, calls)
+            elif it.raw is not None and it.raw_id is not None and it.raw_id not in known_raw \
+                    and it.raw_id not in written_raw:
+                # The same content in other bytes: kept, so that this trial reads back its own.
+                written_raw.add(it.raw_id)
+                extra["raw_id"].append(it.raw_id)
+                extra["trajectory_id"].append(tid)
+                extra["raw"].append(it.raw)
+                extra["raw_encoding"].append(RAW_ENCODING)
+                extra["n_bytes"].append(len(it.raw))
             self._trial_row(it, trials)
             if it.trial.criterion_ratings:
                 best: dict[str, Any] = {}
@@ -399,7 +438,8 @@ class Ingest:
         return Batch(
             tables={
                 # Compressed and made Arrow by the writer: zstd releases the GIL, so it overlaps this thread.
-                "trajectory_data": traj if traj["trajectory_id"] else None,
+                "trajectory_data": traj,
+                "trajectory_raw": extra,
                 "step_data": arrow_table("step_data", steps, traj["trajectory_id"]),
                 "tool_call_data": arrow_table("tool_call_data", calls, traj["trajectory_id"]),
                 "trial_data": arrow_table("trial_data", trials),
@@ -410,6 +450,8 @@ class Ingest:
             in_use=written | {it.trajectory_id for it in items if it.trajectory_id},
             created=created,
             tids=written,
+            raw_ids=written_raw,
+            in_use_raw={it.raw_id for it in items if it.raw_id},
         )
 
     def _label_ops(self, labels: list[str]) -> list[tuple[str, list[Any]]]:
@@ -472,6 +514,7 @@ class Ingest:
         rows["messages_from_trajectory"].append(from_trajectory)
         rows["record_hash"].append(it.record_hash)
         rows["upload_id"].append(self.upload_id)
+        rows["raw_id"].append(it.raw_id)
 
 
 def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any]) -> bool:

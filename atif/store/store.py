@@ -455,12 +455,15 @@ class Store:
         rows = self._rows(
             """
             SELECT t.*, e.collection, k.instruction, k.tags,
-                   j.schema_version, j.agent_name, j.agent_version, j.model_name, j.raw AS trajectory_bytes,
-                   j.raw_encoding
+                   j.schema_version, j.agent_name, j.agent_version, j.model_name,
+                   -- the trial's own bytes: another byte string of the content, else the first one stored
+                   CASE WHEN x.raw_id IS NULL THEN j.raw ELSE x.raw END AS trajectory_bytes,
+                   CASE WHEN x.raw_id IS NULL THEN j.raw_encoding ELSE x.raw_encoding END AS raw_encoding
             FROM trial_data t
             JOIN experiments e ON e.name = t.experiment
             LEFT JOIN tasks k ON k.collection = e.collection AND k.name = t.task_name
             LEFT JOIN trajectory_data j ON j.trajectory_id = t.trajectory_id
+            LEFT JOIN trajectory_raw x ON x.raw_id = t.raw_id
             WHERE t.trial_id IN ?
             """,
             [ids],
@@ -469,6 +472,7 @@ class Store:
         for t in rows:
             for k in ("rewards", "metadata", "messages"):
                 t[k] = loads(t[k])
+            del t["raw_id"]
             raw, encoding = t["trajectory_bytes"], t.pop("raw_encoding")
             t["trajectory_bytes"] = decode_raw(raw, encoding) if raw is not None else None
             try:

@@ -17,16 +17,17 @@ from atif.errors import StoreError
 from atif.store.codec import encode_raw
 from atif.store.results import UploadResult
 
-__all__ = ["RATING_COLUMNS", "TRAJECTORY_COLUMNS", "TRIAL_COLUMNS", "Batch", "Writer", "arrow_table", "insert"]
+__all__ = ["RATING_COLUMNS", "RAW_COLUMNS", "TRAJECTORY_COLUMNS", "TRIAL_COLUMNS", "Batch", "Writer", "arrow_table", "insert"]
 
 TRAJECTORY_COLUMNS = (
     "trajectory_id", "raw", "raw_encoding", "schema_version", "agent_name", "agent_version", "model_name",
-    "step_count", "n_bytes",
+    "step_count", "n_bytes", "raw_id",
 )
+RAW_COLUMNS = ("raw_id", "trajectory_id", "raw", "raw_encoding", "n_bytes")
 TRIAL_COLUMNS = (
     "trial_id", "experiment", "task_name", "epoch", "source_trial_id", "trajectory_id", "reward", "rewards",
     "steps", "cost_usd", "duration_seconds", "input_tokens", "output_tokens", "cached_tokens", "error",
-    "metadata", "messages", "messages_from_trajectory", "record_hash", "upload_id",
+    "metadata", "messages", "messages_from_trajectory", "record_hash", "upload_id", "raw_id",
 )
 RATING_COLUMNS = ("trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source")
 
@@ -38,7 +39,11 @@ def _arrow_schemas() -> dict[str, Any]:
     return {
         "trajectory_data": pa.schema(
             [("trajectory_id", s), ("raw", pa.binary()), ("raw_encoding", s), ("schema_version", s),
-             ("agent_name", s), ("agent_version", s), ("model_name", s), ("step_count", i32), ("n_bytes", i64)]
+             ("agent_name", s), ("agent_version", s), ("model_name", s), ("step_count", i32), ("n_bytes", i64),
+             ("raw_id", s)]
+        ),
+        "trajectory_raw": pa.schema(
+            [("raw_id", s), ("trajectory_id", s), ("raw", pa.binary()), ("raw_encoding", s), ("n_bytes", i64)]
         ),
         "step_data": pa.schema(
             [("trajectory_id", s), ("path", s), ("step_id", i32), ("source", s), ("timestamp", s),
@@ -55,7 +60,7 @@ def _arrow_schemas() -> dict[str, Any]:
              ("trajectory_id", s), ("reward", f64), ("rewards", s), ("steps", i32), ("cost_usd", f64),
              ("duration_seconds", f64), ("input_tokens", i64), ("output_tokens", i64), ("cached_tokens", i64),
              ("error", s), ("metadata", s), ("messages", s), ("messages_from_trajectory", b), ("record_hash", s),
-             ("upload_id", s)]
+             ("upload_id", s), ("raw_id", s)]
         ),
         "rating_data": pa.schema(
             [("trial_id", s), ("criterion", s), ("verdict", s), ("reasoning", s), ("cited_steps", pa.list_(i32)),
@@ -115,7 +120,8 @@ class Batch:
     """Everything one transaction writes: Arrow tables, statements to run first, trials to replace."""
 
     tables: dict[str, Any]
-    """Table name -> Arrow table (None when empty); ``trajectory_data`` as column buffers, raw not yet compressed."""
+    """Table name -> Arrow table (None when empty); ``trajectory_data`` and ``trajectory_raw`` as column
+    buffers, their bytes not yet compressed."""
     ops: list[tuple[str, list[Any]]]
     """Statements (with parameters) run before the inserts."""
     replaced: list[str]
@@ -126,12 +132,17 @@ class Batch:
     """Trials stored for the first time."""
     tids: set[str]
     """Trajectory ids the batch writes."""
+    raw_ids: set[str]
+    """Ids of the byte strings the batch writes (into either table)."""
+    in_use_raw: set[str]
+    """Ids of the byte strings the batch's trials name (never dropped as orphans)."""
 
 
 class Writer:
     """Commits prepared batches on its own thread, one transaction each, in order.
 
-    ``in_flight`` holds the trajectory ids of batches handed over but not yet committed, and
+    ``in_flight`` (``in_flight_raw``) holds the trajectory (byte string) ids of batches handed over
+    but not yet committed, and
     ``committed`` counts the batches done, so the reading thread knows what the database has.
     """
 
@@ -145,12 +156,14 @@ class Writer:
         self.replaced = 0
         self.committed = 0
         self.in_flight: set[str] = set()
+        self.in_flight_raw: set[str] = set()
         self.thread = threading.Thread(target=self._loop, name="atif-upload-writer", daemon=True)
         self.thread.start()
 
     def put(self, batch: Batch) -> None:
         """Hand a batch over (waits while the previous one is still queued); re-raise a writer failure."""
         self.in_flight.update(batch.tids)
+        self.in_flight_raw.update(batch.raw_ids)
         while True:
             if self.error is not None:
                 raise self.error
@@ -186,20 +199,23 @@ class Writer:
                 self.error = exc
             finally:
                 self.in_flight.difference_update(batch.tids)
+                self.in_flight_raw.difference_update(batch.raw_ids)
 
     def _commit(self, b: Batch) -> None:
         db = self.db
-        traj = b.tables["trajectory_data"]
-        if traj is not None:
-            traj["raw"] = encode_raw(traj["raw"])
-            traj = arrow_table("trajectory_data", traj)
+        traj, extra = b.tables["trajectory_data"], b.tables["trajectory_raw"]
+        # One compression call for both tables' bytes.
+        frames = encode_raw(traj["raw"] + extra["raw"])
+        traj["raw"], extra["raw"] = frames[: len(traj["raw"])], frames[len(traj["raw"]) :]
+        traj, extra = arrow_table("trajectory_data", traj), arrow_table("trajectory_raw", extra)
         db.execute("BEGIN TRANSACTION")
         try:
             if b.replaced:
-                self._clear_replaced(b.replaced, b.in_use)
+                self._clear_replaced(b.replaced, b.in_use, b.in_use_raw)
             for sql, params in b.ops:
                 db.execute(sql, params)
             insert(db, "trajectory_data", traj)
+            insert(db, "trajectory_raw", extra)
             insert(db, "step_data", b.tables["step_data"], {"ts": "TRY_CAST(timestamp AS TIMESTAMPTZ)"})
             insert(db, "tool_call_data", b.tables["tool_call_data"])
             insert(db, "trial_data", b.tables["trial_data"])
@@ -240,19 +256,28 @@ class Writer:
         finally:
             db.unregister("_atif_ratings")
 
-    def _clear_replaced(self, ids: list[str], in_use: set[str]) -> None:
+    def _clear_replaced(self, ids: list[str], in_use: set[str], in_use_raw: set[str]) -> None:
         db = self.db
         old_tids = [r[0] for r in db.execute(
             "SELECT DISTINCT trajectory_id FROM trial_data WHERE trial_id IN ? "
             "AND trajectory_id IS NOT NULL", [ids]).fetchall()]
         # Human ratings survive a replace; everything derived from the old content goes.
         db.execute("DELETE FROM rating_data WHERE source <> 'human' AND trial_id IN ?", [ids])
+        old_raw = [r[0] for r in db.execute(
+            "SELECT DISTINCT raw_id FROM trial_data WHERE trial_id IN ? AND raw_id IS NOT NULL", [ids]).fetchall()]
         db.execute("DELETE FROM trial_data WHERE trial_id IN ?", [ids])
+        if old_raw:
+            # Byte strings no trial names any more go too (a trajectory's first bytes stay with it).
+            db.execute(
+                "DELETE FROM trajectory_raw WHERE raw_id IN (SELECT unnest(?::VARCHAR[]) "
+                "EXCEPT SELECT raw_id FROM trial_data WHERE raw_id IS NOT NULL) AND raw_id NOT IN ?",
+                [old_raw, sorted(in_use_raw) or [""]],
+            )
         if old_tids:
             # A trajectory no trial refers to any more is dropped with its flattened rows.
             orphans = [r[0] for r in db.execute(
                 "SELECT unnest(?::VARCHAR[]) AS tid EXCEPT SELECT trajectory_id FROM trial_data", [old_tids]
             ).fetchall() if r[0] not in in_use]
             if orphans:
-                for table in ("tool_call_data", "step_data", "trajectory_data"):
+                for table in ("tool_call_data", "step_data", "trajectory_raw", "trajectory_data"):
                     db.execute(f"DELETE FROM {table} WHERE trajectory_id IN ?", [orphans])

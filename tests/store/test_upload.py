@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pytest
 from store_builders import basic_trials, make_trajectory, write_run
@@ -518,3 +519,86 @@ def test_decode_raw_reads_both_encodings() -> None:
         decode_raw(b"not zstd", "zstd")
     with pytest.raises(StoreError, match="unknown encoding 'lz4'"):
         decode_raw(doc, "lz4")
+
+
+def test_each_trial_reads_back_its_own_bytes(tmp_path: Path) -> None:
+    doc = make_trajectory("t")
+    indented = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    reordered = orjson.dumps(dict(reversed(list(doc.items()))))  # compact, keys in another order
+    assert indented != reordered and orjson.loads(indented) == orjson.loads(reordered)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "a" / "t.json").write_bytes(indented)
+    (tmp_path / "b" / "t.json").write_bytes(reordered)
+    (tmp_path / "c" / "t.json").write_bytes(indented)
+    with Store("s.duckdb") as store:
+        for name in ("a", "b", "c"):
+            r = upload([tmp_path / name / "t.json"], name, create_missing_tasks=True, store=store)
+            assert r.created_trials == 1, r.errors
+        trials = {exp: store.trial(tid) for exp, tid in store.query("SELECT experiment, trial_id FROM trials")[1]}
+        # One content, one trajectory id and one set of steps; each trial's own bytes, each distinct string once.
+        assert {t["trajectory_id"] for t in trials.values()} == {
+            hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()}
+        assert trials["a"]["trajectory_bytes"] == indented
+        assert trials["b"]["trajectory_bytes"] == reordered
+        assert trials["c"]["trajectory_bytes"] == indented
+        assert _count(store, "SELECT count(*) FROM trajectory_data") == 1
+        assert _count(store, "SELECT count(*) FROM trajectory_raw") == 1
+        assert _count(store, "SELECT count(*) FROM step_data") == 4
+        # The same bytes again change nothing.
+        again = upload([tmp_path / "b" / "t.json"], "b", store=store)
+        assert (again.created_trials, again.unchanged_trials) == (0, 1)
+        assert _count(store, "SELECT count(*) FROM trajectory_raw") == 1
+
+
+def test_replacing_a_trial_drops_bytes_no_trial_names(tmp_path: Path) -> None:
+    trials = basic_trials(1)
+    doc = trials[0]["_trajectory"]
+    run = write_run(tmp_path / "out", trials)  # indented bytes
+    compact = tmp_path / "compact"
+    with Store("s.duckdb") as store:
+        upload([run], "e1", store=store)
+        trials[0]["trial_id"] = "run-0"
+        write_run(compact, trials)
+        (compact / "trajectories/task-0/0.json").write_bytes(orjson.dumps(doc))
+        assert upload([compact], "e2", collection="e1", store=store).created_trials == 1
+        assert _count(store, "SELECT count(*) FROM trajectory_raw") == 1
+        trials[0]["reward"] = 1.0
+        write_run(compact, trials)
+        (compact / "trajectories/task-0/0.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        r = upload([compact], "e2", replace=True, store=store)
+        assert r.replaced_trials == 1
+        # The compact bytes were named by the replaced trial only; the indented ones are the trajectory's own.
+        assert _count(store, "SELECT count(*) FROM trajectory_raw") == 0
+        t = store.trials("e2")[0]
+        assert store.trial(t["trial_id"])["trajectory_bytes"] == (run / "trajectories/task-0/0.json").read_bytes()
+
+
+def test_a_store_from_before_per_trial_bytes_stays_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zstandard
+
+    from atif.store import migrations
+
+    doc = make_trajectory("t")
+    raw = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    tid = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        Store("old.duckdb").close()
+    con = duckdb.connect("old.duckdb")
+    con.execute("INSERT INTO collections (name) VALUES ('e'); INSERT INTO tasks (collection, name) VALUES ('e', 't');"
+                "INSERT INTO experiments (name, collection) VALUES ('e', 'e')")
+    con.execute("INSERT INTO trajectory_data (trajectory_id, raw, raw_encoding) VALUES (?, ?, 'zstd')",
+                [tid, zstandard.ZstdCompressor().compress(raw)])
+    con.execute("INSERT INTO trial_data (trial_id, experiment, task_name, trajectory_id, record_hash) "
+                "VALUES ('old-trial', 'e', 't', ?, 'h')", [tid])
+    con.close()
+    with Store("old.duckdb") as store:
+        assert store.trial("old-trial")["trajectory_bytes"] == raw
+        assert store.query("SELECT raw_id FROM trajectory_data")[1] == [(hashlib.sha256(raw).hexdigest(),)]
+        assert store.query("SELECT raw_id FROM trial_data")[1] == [(hashlib.sha256(raw).hexdigest(),)]
+        (tmp_path / "t").mkdir()
+        (tmp_path / "t" / "t.json").write_bytes(raw)
+        assert upload([tmp_path / "t" / "t.json"], "e2", create_missing_tasks=True, store=store).created_trials == 1
+        assert _count(store, "SELECT count(*) FROM trajectory_raw") == 0  # the same bytes, stored once
