@@ -58,6 +58,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     """
     import resource, sys, time, tracemalloc
     sys.path.insert(0, sys.argv[4])
+    from atif import upload
     from atif.store import Store
 
     def peak_kib():
@@ -74,7 +75,7 @@ MEMORY_SCRIPT = textwrap.dedent(
         tracemalloc.start()
     with Store(sys.argv[1]) as store:
         t = time.perf_counter()
-        r = store.upload([sys.argv[2]], "bench", batch_size=int(sys.argv[3]))
+        r = upload([sys.argv[2]], "bench", batch_size=int(sys.argv[3]), store=store)
         dt = time.perf_counter() - t
     py_peak = tracemalloc.get_traced_memory()[1] if trace else 0
     print("RESULT", r.created_trials, dt, peak_kib(), py_peak)
@@ -173,15 +174,16 @@ def harbor_time(python: str, files: list[Path], work: Path) -> tuple[float, floa
 
 def upload_time(src: Path, work: Path, batch_size: int) -> tuple[float, float, Any]:
     """Wall and CPU seconds of one upload into a fresh store."""
+    from atif import upload
     from atif.store import Store
 
     db = work / f"upload-{time.monotonic_ns()}.duckdb"
     with Store(db) as store:
         t0, c0 = time.perf_counter(), time.process_time()
-        result = store.upload([src], "bench", batch_size=batch_size)
+        result = upload([src], "bench", batch_size=batch_size, store=store)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         t1 = time.perf_counter()
-        again = store.upload([src], "bench", batch_size=batch_size)
+        again = upload([src], "bench", batch_size=batch_size, store=store)
         rerun = time.perf_counter() - t1
     assert result.created_trials and not result.errors, result.errors[:3]
     assert again.unchanged_trials == result.created_trials
@@ -193,10 +195,11 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
     """CPU seconds per 1,000 trials of each step of the upload, measured one step at a time."""
     import zstandard
 
+    from atif.schema.identity import canonical_json
     from atif.schema.validate import validate
     from atif.store.flatten import flatten, new_buffers
-    from atif.schema.identity import canonical_json
-    from atif.store.ingest import _arrow, _trajectory_messages_equal
+    from atif.store.ingest import trajectory_messages_equal
+    from atif.store.writer import arrow_table
     from atif.trial import Trial
 
     sample = files[:1000]
@@ -226,7 +229,7 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
     out["canonical hashes"] = clock() - t
     t = clock()
     for m, d in zip(messages, docs):
-        _trajectory_messages_equal(m, d)
+        trajectory_messages_equal(m, d)
     out["messages = trajectory?"] = clock() - t
     t = clock()
     for d in docs:
@@ -239,8 +242,8 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
     out["flatten"] = clock() - t
     t = clock()
     keys = [f"{i:064d}" for i in range(len(docs))]
-    _arrow("step_data", steps, keys)
-    _arrow("tool_call_data", calls, keys)
+    arrow_table("step_data", steps, keys)
+    arrow_table("tool_call_data", calls, keys)
     out["arrow (steps, calls)"] = clock() - t
     t = clock()
     zstandard.ZstdCompressor(level=3).multi_compress_to_buffer(raws, threads=1)

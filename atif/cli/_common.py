@@ -62,11 +62,11 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
-def open_store(db_path: str, *, read_only: bool = False) -> Any:
-    """The one way commands open the store named by ``--db``."""
+def open_store(db_path: str, *, read_only: bool = False, wait: float = 0.0, allow_files: Any = ()) -> Any:
+    """The one way commands open the store named by ``--db`` (see ``Store.open`` for ``wait`` and ``allow_files``)."""
     from atif import Store
 
-    return Store.open(db_path, read_only=read_only)
+    return Store.open(db_path, read_only=read_only, wait=wait, allow_files=allow_files)
 
 
 def json_text(data: Any, *, sort_keys: bool = False) -> str:

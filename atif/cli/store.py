@@ -9,15 +9,12 @@ from typing import Any
 
 import click
 
-from atif.cli._common import EXIT_FAILURE, db_option, emit_json
+from atif.cli._common import EXIT_FAILURE, db_option, emit_json, open_store
+from atif.cli._progress import progress_bar
 
 MAX_LISTED = 50
-
-
-def _open(db_path: str, *, read_only: bool = False) -> Any:
-    from atif import Store
-
-    return Store.open(db_path, read_only=read_only)
+DEFAULT_WAIT = 5.0
+"""Seconds ``atif query`` waits for a writer of the store to finish."""
 
 
 def _criteria_data(path: Path) -> dict[str, Any]:
@@ -82,25 +79,30 @@ def upload_cmd(
       atif upload jobs/2026-11-21__09-30-00 -e nightly --tasks tasks.yaml --evaluate
       atif upload runs/*.json -e smoke --create-missing-tasks --format json
     """
+    import atif
+
     criteria = _criteria_data(criteria_file) if criteria_file is not None else None
-    with _open(db_path) as store:
-        result = store.upload(
-            list(sources),
-            experiment,
-            collection=collection,
-            criteria=criteria,
-            tasks_file=tasks_file,
-            epoch=epoch,
-            create_missing_tasks=create_missing_tasks,
-            replace=replace,
-            batch_size=batch_size,
-            progress=fmt == "text" and sys.stderr.isatty(),
-        )
+    with open_store(db_path) as store:
+        with progress_bar(fmt == "text") as on_progress:
+            result = atif.upload(
+                list(sources),
+                experiment,
+                store=store,
+                collection=collection,
+                criteria=criteria,
+                tasks_file=tasks_file,
+                epoch=epoch,
+                create_missing_tasks=create_missing_tasks,
+                replace=replace,
+                batch_size=batch_size,
+                on_progress=on_progress,
+            )
         summary = None
         if fmt != "json":
             _print_upload(result)  # before judging, which can take a while
         if evaluate:
-            summary = _evaluate(store, experiment)
+            with progress_bar(fmt == "text") as on_progress:
+                summary = _evaluate(store, experiment, on_progress)
             still_pending = store.pending_count(experiment)
     if fmt == "json":
         data = result.to_dict()
@@ -116,14 +118,14 @@ def upload_cmd(
         sys.exit(EXIT_FAILURE)
 
 
-def _evaluate(store: Any, experiment: str) -> Any:
+def _evaluate(store: Any, experiment: str, on_progress: Any) -> Any:
+    from atif import JudgeError
+
     try:
         from atif import evaluate
     except ImportError as exc:
-        from atif.errors import JudgeError
-
         raise JudgeError(f"--evaluate needs the judge (atif.judge.engine), which cannot be loaded: {exc}") from None
-    return evaluate(store, experiment)
+    return evaluate(store, experiment, on_progress=on_progress)
 
 
 def _print_upload(r: Any) -> None:
@@ -229,12 +231,17 @@ def write_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: P
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
               show_default=True, help="Output format (parquet needs -o).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of stdout.")
+@click.option("--wait", type=click.FloatRange(min=0), default=DEFAULT_WAIT, show_default=True, metavar="SECONDS",
+              help="While another process writes the store (an upload), wait this long for it before giving up.")
+@click.option("--allow-files", "allow_files", multiple=True, type=click.Path(exists=True, path_type=Path),
+              metavar="PATH", help="A file (or folder) the query may read, e.g. with read_csv(); repeatable.")
 @db_option
-def query_cmd(sql: str, fmt: str, output: Path | None, db_path: str) -> None:
+def query_cmd(sql: str, fmt: str, output: Path | None, wait: float, allow_files: tuple[Path, ...], db_path: str) -> None:
     """Run read-only SQL over the store's views (statements that write are refused).
 
     Views: trials, steps, tool_calls, ratings, experiment_metrics, criterion_metrics,
     judge_usage (columns in docs/sql.md). `--format json` prints one JSON array of row objects.
+    Queries read no file but the store and the --allow-files ones, and reach no network.
 
     \b
     Example:
@@ -244,7 +251,7 @@ def query_cmd(sql: str, fmt: str, output: Path | None, db_path: str) -> None:
     """
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
-    with _open(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True, wait=wait, allow_files=allow_files) as store:
         if fmt == "parquet":
             assert output is not None
             n = store.query_to_parquet(sql, output)
@@ -266,7 +273,7 @@ def experiments_cmd(fmt: str, db_path: str) -> None:
       atif experiments
       atif experiments --format json --db runs/atif.duckdb
     """
-    with _open(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True) as store:
         rows = store.experiments()
     columns = ["name", "collection", "criterion_set", "n_trials", "n_ratings", "created_at"]
     if fmt == "json":
@@ -291,7 +298,7 @@ def trials_cmd(experiment: str, fmt: str, db_path: str) -> None:
       atif trials --experiment nightly
       atif trials -e nightly --format csv > trials.csv
     """
-    with _open(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True) as store:
         rows = store.trials(experiment)
     if fmt == "json":
         emit_json(rows)

@@ -284,7 +284,52 @@ def _create_views(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_raw_per_trial(db: duckdb.DuckDBPyConnection) -> None:
+    """Trajectory bytes per trial: each distinct byte string is kept, not only the first of a content.
+
+    ``raw_id`` is the sha256 of the bytes (as uploaded, before compression). A trajectory's first
+    bytes stay in ``trajectory_data``; other byte strings of the same content (re-indented, keys
+    in another order) go into ``trajectory_raw``, and each trial names its own by ``raw_id``.
+    """
+    import hashlib
+
+    from atif.store.codec import decode_raw
+
+    db.execute(
+        """
+        ALTER TABLE trajectory_data ADD COLUMN raw_id VARCHAR;  -- sha256 of the bytes as uploaded
+        ALTER TABLE trial_data ADD COLUMN raw_id VARCHAR;       -- the trial's own bytes (NULL: no trajectory)
+        CREATE TABLE trajectory_raw (
+            raw_id        VARCHAR PRIMARY KEY,  -- sha256 of the bytes as uploaded
+            trajectory_id VARCHAR NOT NULL,     -- the content they hold
+            raw           BLOB NOT NULL,        -- in raw_encoding, as trajectory_data.raw
+            raw_encoding  VARCHAR,
+            n_bytes       BIGINT,
+            created_at    TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        );
+        """
+    )
+    cur = db.execute("SELECT trajectory_id, raw, raw_encoding FROM trajectory_data")
+    tids: list[str] = []
+    raw_ids: list[str] = []
+    while rows := cur.fetchmany(1000):
+        for tid, raw, encoding in rows:
+            tids.append(tid)
+            raw_ids.append(hashlib.sha256(decode_raw(raw, encoding)).hexdigest())
+    if tids:
+        db.execute(
+            "UPDATE trajectory_data SET raw_id = m.raw_id "
+            "FROM (SELECT unnest(?::VARCHAR[]) AS tid, unnest(?::VARCHAR[]) AS raw_id) m "
+            "WHERE trajectory_data.trajectory_id = m.tid",
+            [tids, raw_ids],
+        )
+        db.execute(
+            "UPDATE trial_data SET raw_id = j.raw_id FROM trajectory_data j "
+            "WHERE j.trajectory_id = trial_data.trajectory_id"
+        )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial]
 
 
 def apply(db: duckdb.DuckDBPyConnection) -> list[str]:

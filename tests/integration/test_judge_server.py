@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import pytest
 
+import atif
 from atif.judge import client
 from atif.judge.engine import evaluate
 from atif.store import Store
@@ -116,8 +117,8 @@ def upload(db: Path, judge: dict[str, Any], files: list[Path] | None = None) -> 
     files = files or [GOLDEN / "openhands" / "hello-world.trajectory.json",
                       GOLDEN / "terminus_2" / "hello-world-timeout.trajectory.json"]
     with Store(db) as store:
-        result = store.upload(files, "it", create_missing_tasks=True,
-                              criteria={"name": "it-set", "criteria": CRITERIA, "judge": judge})
+        result = atif.upload(files, "it", create_missing_tasks=True,
+                             criteria={"name": "it-set", "criteria": CRITERIA, "judge": judge}, store=store)
         assert result.ok
 
 
@@ -192,9 +193,9 @@ def test_kill_9_loses_only_the_calls_in_flight(tmp_path: Path) -> None:
             f.write(json.dumps({"task_name": f"task-{i}", "trajectory": {**base, "session_id": f"s{i}"}}) + "\n")
     with JudgeServer(reads_the_transcript, delay=0.25) as server:
         with Store(db) as store:
-            store.upload([trials], "it", create_missing_tasks=True,
-                         criteria={"name": "it-set", "criteria": CRITERIA[:1],
-                                   "judge": {"model": "openai/house-judge", "api_base": server.api_base}})
+            atif.upload([trials], "it", create_missing_tasks=True,
+                        criteria={"name": "it-set", "criteria": CRITERIA[:1],
+                                   "judge": {"model": "openai/house-judge", "api_base": server.api_base}}, store=store)
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], cwd=ROOT, env=dict(os.environ))
         deadline = time.monotonic() + 60
         while len(server.requests) < 6 and time.monotonic() < deadline and child.poll() is None:
@@ -243,9 +244,9 @@ def test_kill_9_at_concurrency_4_loses_only_the_last_fraction_of_a_second(tmp_pa
             f.write(json.dumps({"task_name": f"task-{i}", "trajectory": {**base, "session_id": f"s{i}"}}) + "\n")
     with JudgeServer(reads_the_transcript, delay=0.05) as server:
         with Store(db) as store:
-            store.upload([trials], "it", create_missing_tasks=True,
-                         criteria={"name": "it-set", "criteria": CRITERIA[:1],
-                                   "judge": {"model": "openai/house-judge", "api_base": server.api_base}})
+            atif.upload([trials], "it", store=store, create_missing_tasks=True,
+                        criteria={"name": "it-set", "criteria": CRITERIA[:1],
+                                  "judge": {"model": "openai/house-judge", "api_base": server.api_base}})
         child = subprocess.Popen([sys.executable, "-c", CHILD_4, str(db)], cwd=ROOT, env=dict(os.environ))
         deadline = time.monotonic() + 60
         while len(server.answered) < 30 and time.monotonic() < deadline and child.poll() is None:

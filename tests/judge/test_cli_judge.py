@@ -15,6 +15,7 @@ import pytest
 import respx
 from click.testing import CliRunner
 
+from atif import upload
 from atif.cli import cli, main
 from atif.judge import client
 from atif.store import Store
@@ -48,9 +49,9 @@ def db(tmp_path: Path) -> Path:
     (src / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = tmp_path / "atif.duckdb"
     with Store(path) as store:
-        store.upload([src], "exp", create_missing_tasks=True,
+        upload([src], "exp", create_missing_tasks=True,
                      criteria={"name": "cs", "criteria": CRITERIA,
-                               "judge": {"model": "openai/gpt-4o-mini", "api_base": API}})
+                               "judge": {"model": "openai/gpt-4o-mini", "api_base": API}}, store=store)
     return path
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from atif import upload
 from atif.errors import JudgeError, NotFoundError, TemplateError
 from atif.judge import client
 from atif.judge.engine import evaluate
@@ -57,7 +58,7 @@ def build_store(tmp_path: Path, criteria: list[dict[str, Any]], *, judge: dict[s
     db = tmp_path / "atif.duckdb"
     spec = {"name": "cs", "criteria": criteria, "judge": {"model": MODEL, "api_base": API, **(judge or {})}}
     with Store(db) as store:
-        result = store.upload([src], experiment, criteria=spec, create_missing_tasks=True)
+        result = upload([src], experiment, criteria=spec, create_missing_tasks=True, store=store)
         assert result.ok, result
     return db
 
@@ -172,8 +173,8 @@ def test_changing_a_question_rejudges_only_that_criterion(tmp_path: Path, api: r
     run(db)
     changed = [LLM[0], {**LLM[1], "question": "Was the agent polite and concise?"}]
     with Store(db) as store:
-        store.upload([tmp_path / "src"], "exp",
-                     criteria={"name": "cs", "criteria": changed, "judge": {"model": MODEL, "api_base": API}})
+        upload([tmp_path / "src"], "exp",
+                     criteria={"name": "cs", "criteria": changed, "judge": {"model": MODEL, "api_base": API}}, store=store)
     summary = run(db)
     assert route.call_count == 6
     assert summary.judged == 2

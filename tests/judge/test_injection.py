@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import atif
 from atif.cli import cli
 from atif.store import Store
 
@@ -51,7 +52,7 @@ def _render(tmp_path: Path, *, name: str = "task", instruction: str = "Create he
     spec = {"name": "cs", "criteria": [{"label": "done", "question": "Did the agent finish?"}],
             "judge": {"model": "openai/gpt-4o-mini", **(judge or {})}}
     with Store(db) as store:
-        assert store.upload([src], "exp", criteria=spec, create_missing_tasks=True).ok
+        assert atif.upload([src], "exp", store=store, criteria=spec, create_missing_tasks=True).ok
         trial_id = store.pending("exp")[0].trial_id
     result = CliRunner().invoke(cli, ["judge", "render", "--trial", trial_id, "--criterion", "done",
                                       "--format", "json", "--db", str(db)], catch_exceptions=False)

@@ -1,4 +1,4 @@
-"""Reports over data that went through the real upload path (Store.upload), not hand-made rows."""
+"""Reports over data that went through the real upload path (atif.upload), not hand-made rows."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 from report_builders import simple_trajectory, subagent_trajectory
 
+from atif import upload
 from atif.report import build_report, compare, export_dataset, render_report_html, render_trial_html
 from atif.store import Store
 
@@ -30,8 +31,8 @@ def test_report_compare_export_html_after_upload(tmp_path: Path) -> None:
     a = _write(tmp_path / "a", [1.0, 0.5, 0.0], ["YES", "YES", "NO"])
     b = _write(tmp_path / "b", [1.0, 0.0, 0.0], ["YES", "NO", "NO"])
     with Store(tmp_path / "s.duckdb") as store:
-        assert store.upload([a], "base").ok
-        assert store.upload([b], "cand").ok
+        assert upload([a], "base", store=store).ok
+        assert upload([b], "cand", store=store).ok
     with Store.open(tmp_path / "s.duckdb", read_only=True) as store:
         rep = build_report(store, "base")
         s = rep["summary"]

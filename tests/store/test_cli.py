@@ -183,3 +183,23 @@ def test_end_to_end_with_the_installed_script(tmp_path: Path) -> None:
                 cwd=tmp_path)
     assert bad.returncode == 1
     assert "errors               1" in bad.stdout and "line 2 is not valid JSON" in bad.stdout
+
+
+def test_upload_of_inputs_none_of_which_converts_exits_1(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(300):
+        (junk / f"{i:03d}.json").write_text('{"not": "a trajectory"}')
+    result = CliRunner().invoke(cli, ["upload", str(junk), "-e", "e", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = orjson.loads(result.output)
+    assert data["created_trials"] == 0 and data["ok"] is False
+    [error] = data["errors"]
+    assert error["file"] == str(junk) and error["reason"].startswith("nothing to upload: no trial found")
+
+
+def test_upload_of_an_empty_trials_file_exits_1(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "out", [])
+    result = CliRunner().invoke(cli, ["upload", str(run), "-e", "e"])
+    assert result.exit_code == 1
+    assert f"{run}: nothing to upload: no trial found" in result.output

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from store_builders import basic_trials, subprocess_env, write_run
 
+from atif import upload
 from atif.errors import StoreLockedError
 from atif.store import Store
 
@@ -30,9 +31,10 @@ HOLD = textwrap.dedent(
 STALL = textwrap.dedent(
     """
     import sys, time
-    from atif.store import Store, ingest
+    from atif import upload
+    from atif.store import writer
 
-    insert = ingest._insert
+    insert = writer.insert
     seen = {"trial_batches": 0}
 
     def stalling_insert(db, table, columns, derived=None):
@@ -43,8 +45,8 @@ STALL = textwrap.dedent(
                 print("STALLED", flush=True)
                 time.sleep(60)
 
-    ingest._insert = stalling_insert
-    Store(sys.argv[1]).upload([sys.argv[2]], "exp", batch_size=4)
+    writer.insert = stalling_insert
+    upload([sys.argv[2]], "exp", batch_size=4, store=sys.argv[1])
     print("FINISHED", flush=True)
     """
 )
@@ -127,7 +129,61 @@ def test_kill_9_mid_upload_leaves_whole_batches_and_a_rerun_completes(tmp_path: 
         assert counts == (8, 8, 32, 16, 8)
         assert store.query("SELECT created_trials, finished_at FROM uploads")[1] == [(8, None)]
 
-        r = store.upload([run], "exp", batch_size=4)
+        r = upload([run], "exp", batch_size=4, store=store)
         assert (r.created_trials, r.unchanged_trials, r.errors, r.unmatched) == (6, 8, [], [])
         assert store.query("SELECT count(*), count(DISTINCT task_name) FROM trial_data")[1] == [(14, 14)]
         assert store.query("SELECT count(*) FROM step_data")[1] == [(56,)]
+
+
+HOLD_FOR = textwrap.dedent(
+    """
+    import sys, time
+    from atif.store import Store
+    store = Store(sys.argv[1])
+    print("READY", flush=True)
+    time.sleep(float(sys.argv[2]))
+    store.close()
+    print("RELEASED", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _query(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from atif.cli import main; main()", "query", "SELECT count(*) AS n FROM trials",
+         "--format", "json", "--db", str(db), *args],
+        capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False,
+    )
+
+
+def test_a_read_during_a_write_waits_then_says_who_holds_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "busy.duckdb"
+    Store(db).close()
+    holder = _spawn(HOLD, str(db))
+    try:
+        _wait_for(holder, "READY")
+        t0 = time.monotonic()
+        q = _query(db, "--wait", "1.5")
+        waited = time.monotonic() - t0
+        assert q.returncode == 1 and q.stdout == ""
+        assert waited >= 1.5
+        [line] = q.stderr.splitlines()
+        assert line.startswith(f"Error: {db} is being written by another process (PID {holder.pid})")
+        assert "reads wait for it to finish: waited 1.5 s (--wait SECONDS waits longer)" in line
+        assert "team store" in line and "one writer at a time" not in line
+    finally:
+        _stop(holder)
+
+
+def test_a_read_waits_for_the_writer_to_finish(tmp_path: Path) -> None:
+    db = tmp_path / "busy.duckdb"
+    Store(db).close()
+    holder = _spawn(HOLD_FOR, str(db), "1.5")
+    try:
+        _wait_for(holder, "READY")
+        q = _query(db, "--wait", "30")
+        assert q.returncode == 0, q.stderr
+        assert q.stdout.strip().replace(" ", "").replace("\n", "") == '[{"n":0}]'
+    finally:
+        _stop(holder)

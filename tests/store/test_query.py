@@ -9,6 +9,7 @@ import duckdb
 import pytest
 from store_builders import basic_trials, write_run
 
+from atif import upload
 from atif.errors import NotFoundError, StoreError
 from atif.store import VIEWS, Store
 
@@ -18,7 +19,7 @@ def store(tmp_path: Path, criteria: dict[str, Any]) -> Store:
     trials = basic_trials(5)  # rewards 0, .5, 1, 0, .5; durations 10 .. 50 s
     trials[3]["error"] = "TimeoutError: agent ran out of time"
     s = Store(tmp_path / "s.duckdb")
-    s.upload([write_run(tmp_path / "out", trials)], "exp", criteria=criteria)
+    upload([write_run(tmp_path / "out", trials)], "exp", criteria=criteria, store=s)
     yield s
     s.close()
 
@@ -85,7 +86,7 @@ def test_experiment_metrics_numbers(store: Store) -> None:
 
 def test_criterion_metrics_wilson_interval(tmp_path: Path, criteria: dict[str, Any]) -> None:
     with Store(tmp_path / "w.duckdb") as store:
-        store.upload([write_run(tmp_path / "out", basic_trials(11))], "exp", criteria=criteria)
+        upload([write_run(tmp_path / "out", basic_trials(11))], "exp", criteria=criteria, store=store)
         ids = sorted(t["trial_id"] for t in store.trials("exp"))
         for tid, verdict in zip(ids, ["YES"] * 7 + ["NO"] * 3 + ["UNSCORED"]):
             store.save_rating(tid, "complete", verdict, source="judge")
@@ -129,7 +130,7 @@ def test_experiments_and_experiment(store: Store, tmp_path: Path) -> None:
 
 
 def test_parquet_export_partitioned_by_experiment(store: Store, tmp_path: Path) -> None:
-    store.upload([tmp_path / "out"], "exp2")
+    upload([tmp_path / "out"], "exp2", store=store)
     tid = store.trials("exp")[0]["trial_id"]
     store.save_rating(tid, "complete", "YES", source="judge", judge_model="j")
     out = tmp_path / "parquet"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from store_builders import basic_trials, write_run
 
+from atif import upload
 from atif.errors import NotFoundError, StoreError
 from atif.store import PendingRating, Store
 
@@ -19,7 +20,7 @@ def store(tmp_path: Path, criteria: dict[str, Any]) -> Store:
     trials = basic_trials(3)
     trials[2]["criterion_ratings"] = [{"criterion": "complete", "rating": "YES"}]
     s = Store(tmp_path / "s.duckdb")
-    s.upload([write_run(tmp_path / "out", trials)], "exp", criteria=criteria)
+    upload([write_run(tmp_path / "out", trials)], "exp", criteria=criteria, store=s)
     yield s
     s.close()
 
@@ -121,7 +122,7 @@ def test_read_only_store_refuses_writes(store: Store, tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="read-only"):
             ro.save_rating(_trial(ro, "task-0"), "safe", "YES", source="judge")
         with pytest.raises(StoreError, match="read-only"):
-            ro.upload([tmp_path / "out"], "exp")
+            upload([tmp_path / "out"], "exp", store=ro)
 
 
 def _verdicts(store: Store) -> dict[tuple[str, str], tuple[str, str]]:

@@ -12,7 +12,7 @@ from atif.store import VIEWS, Store, migrations
 
 TABLES = {
     "_atif_migrations", "collections", "tasks", "criterion_sets", "criteria", "experiments", "trajectory_data",
-    "trial_data", "step_data", "tool_call_data", "rating_data", "judge_cache", "uploads",
+    "trajectory_raw", "trial_data", "step_data", "tool_call_data", "rating_data", "judge_cache", "uploads",
 }
 VIEW_COLUMNS = {
     "trials": ["trial_id", "experiment", "task_name", "epoch", "reward", "cost_usd", "duration_seconds", "steps",

@@ -1,0 +1,305 @@
+"""Reading what ``atif upload`` is given: converted output, ATIF files, or raw runner output.
+
+Inputs, decided per path given:
+
+* a ``*.jsonl`` trials file, or a folder holding ``trials.jsonl`` (the output of ``atif convert``):
+  one trial record per line; ``trajectory`` is an inline ATIF object or a path relative to the
+  file; the ``tasks.jsonl`` beside it gives the tasks' instructions;
+* an ATIF ``.json`` file, or a folder whose JSON files are all ATIF: one trial per file, its task
+  taken from ``extra.task_name`` (or ``extra.task``), else from the name of the file's folder;
+* anything else is raw runner output, converted with :func:`atif.adapters.convert.iter_convert`.
+
+Each trial comes out as a :class:`~atif.trial.Converted` (``raw`` holds a trajectory file's bytes
+as read, so they are stored verbatim; ``trial.trajectory`` the path they were read from), each
+problem as a :class:`~atif.trial.Failure` (``skipped`` for warnings: nothing was lost).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pydantic
+
+from atif.adapters.convert import CANDIDATE_SUFFIXES, iter_convert
+from atif.errors import AtifError
+from atif.schema.issues import Issue
+from atif.schema.jsonio import load_json, max_file_bytes, too_large
+from atif.schema.jsonio import read_file as read_input
+from atif.trial import Converted, Failure, Trial, trajectory_totals
+
+__all__ = ["read_file", "read_sources"]
+
+_ATIF_MARK = re.compile(rb'"schema_version"\s*:\s*"ATIF-v')
+_SNIFF_BYTES = 65536
+_TRIALS_SNIFF_LINES = 5
+
+
+def read_file(path: str | os.PathLike[str], *, head: int | None = None) -> bytes:
+    """A file's bytes (only the first ``head`` bytes when given): every read of this module.
+
+    Whole files go through the schema layer's reader, so the one size limit (``ATIF_MAX_FILE_MB``)
+    and its ``file.too-large`` message hold for upload as for validate and convert.
+    """
+    if head is not None:
+        with open(path, "rb") as f:
+            return f.read(head)
+    data, issues = read_input(path)
+    if data is None:
+        if issues[0].code == "file.not-found":
+            raise FileNotFoundError(path)
+        raise _Unreadable(issues[0])
+    return data
+
+
+class _Unreadable(OSError):
+    """A file the schema layer's reader refused (not found, too large, ...)."""
+
+    def __init__(self, issue: Issue) -> None:
+        super().__init__(f"[{issue.code}] {issue.message}")
+        self.strerror = f"[{issue.code}] {issue.message}"
+
+
+def read_sources(sources: Iterable[str | os.PathLike[str]]) -> Iterator[Converted | Failure]:
+    """Every trial found in ``sources``, one at a time, in order (see the module docstring)."""
+    for src in sources:
+        path = Path(src)
+        if not path.exists():
+            yield Failure(str(path), "no such file or directory")
+        elif path.is_dir():
+            if (path / "trials.jsonl").is_file():
+                yield from _trials_file(path / "trials.jsonl")
+            else:
+                files = _atif_dir_files(path)
+                if files is not None:
+                    for f in files:
+                        yield _atif_file(f)
+                else:
+                    yield from _raw(path)
+        elif path.suffix.lower() in (".jsonl", ".ndjson") and _looks_like_trials(path):
+            yield from _trials_file(path)
+        elif path.suffix.lower() == ".json" and _looks_atif(path):
+            yield _atif_file(path)
+        else:
+            yield from _raw(path)
+
+
+def _errors(issues: list[Issue]) -> list[Issue]:
+    return [i for i in issues if i.severity == "error"]
+
+
+def _warnings(where: str, issues: list[Issue]) -> list[str]:
+    return [f"{where}: {i.path or '/'}: [{i.code}] {i.message}" for i in issues if i.severity != "error"]
+
+
+def _pydantic_reason(exc: pydantic.ValidationError) -> str:
+    errs = exc.errors(include_url=False)
+    parts = []
+    for err in errs:
+        loc = "/" + "/".join(str(p) for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}")
+    more = f" (and {len(parts) - 1} more)" if len(parts) > 1 else ""
+    return parts[0] + more
+
+
+def _issue_reason(issues: list[Any]) -> str:
+    first = issues[0]
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{first.path or '/'}: [{first.code}] {first.message}{more}"
+
+
+def _join(base_name: str, base: Path, rel: str) -> str:
+    """``str(base / rel)``; plain string joining where it gives the same (most paths), as pathlib costs."""
+    if os.path.isabs(rel):
+        return str(Path(rel))
+    if os.sep != "/" or base_name == "/" or rel.startswith(".") or "/." in rel or "//" in rel or rel.endswith("/"):
+        return str(base / rel)
+    return base_name + "/" + rel if base_name != "." else rel
+
+
+def _head(path: Path) -> bytes | None:
+    try:
+        return read_file(path, head=_SNIFF_BYTES)
+    except OSError:
+        return None
+
+
+def _looks_atif(path: Path) -> bool:
+    head = _head(path)
+    return head is not None and _ATIF_MARK.search(head) is not None
+
+
+def _looks_like_trials(path: Path) -> bool:
+    if path.name == "trials.jsonl":
+        return True
+    head = _head(path)
+    if head is None:
+        return False
+    lines = head.split(b"\n")
+    whole = lines if len(head) < _SNIFF_BYTES else lines[:-1]  # the last line may be cut short
+    for line in [ln for ln in whole if ln.strip()][:_TRIALS_SNIFF_LINES]:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "task_name" in obj:
+            return True
+    if not whole and head.lstrip().startswith(b"{"):
+        return b'"task_name"' in head  # one record longer than the sniffed head
+    return False
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _atif_dir_files(root: Path) -> list[Path] | None:
+    """The ATIF files of a folder, or None when it holds any other JSON-like file (or none at all)."""
+    found = []
+    for p in _walk(root):
+        suffix = p.suffix.lower()
+        if suffix not in CANDIDATE_SUFFIXES:
+            continue
+        if suffix != ".json" or not _looks_atif(p):
+            return None
+        found.append(p)
+    return found or None
+
+
+def _instructions(trials_path: Path) -> dict[str, str]:
+    """Task name -> instruction from the ``tasks.jsonl`` that ``atif convert`` writes beside the trials."""
+    tasks_path = trials_path.parent / "tasks.jsonl"
+    found: dict[str, str] = {}
+    try:
+        data = read_file(tasks_path) if tasks_path.is_file() else b""
+    except OSError:
+        return found  # a hint only: the tasks come from the trials all the same
+    for line in data.splitlines():
+        try:
+            task = orjson.loads(line) if line.strip() else None
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(task, dict) and isinstance(task.get("name"), str) and isinstance(task.get("instruction"), str):
+            found.setdefault(task["name"], task["instruction"])
+    return found
+
+
+def _trials_file(path: Path) -> Iterator[Converted | Failure]:
+    instructions = _instructions(path)
+    base = path.parent
+    base_name = str(base)
+    try:
+        lines = path.open("rb")  # streamed: a trials file with inline trajectories can be large
+    except OSError as exc:
+        yield Failure(str(path), f"cannot read: {exc.strerror or exc}")
+        return
+    with lines:
+        for n, line in enumerate(lines, start=1):
+            if line.strip():
+                yield _trial_line(line, f"{path}:{n}", n, base, base_name, instructions)
+
+
+def _trial_line(
+    line: bytes, where: str, n: int, base: Path, base_name: str, instructions: dict[str, str]
+) -> Converted | Failure:
+    limit = max_file_bytes()
+    if len(line) > limit:
+        return Failure(where, f"line {n}: [file.too-large] {too_large(len(line), limit, 'the line').message}")
+    obj, line_issues = load_json(line)
+    if _errors(line_issues):
+        first = _errors(line_issues)[0]
+        return Failure(where, f"line {n} is not valid JSON: [{first.code}] {first.message}")
+    if not isinstance(obj, dict):
+        return Failure(where, f"line {n} is not a JSON object (a trial record)")
+    traj = obj.pop("trajectory", None)
+    # A conversation is often as big as the trajectory: check its shape here rather than
+    # have pydantic copy every message (anything unusual is left to pydantic to report).
+    messages = obj.get("messages")
+    if type(messages) is list and all(type(m) is dict for m in messages):
+        del obj["messages"]
+    else:
+        messages = None
+    try:
+        trial = Trial.model_validate(obj)
+    except pydantic.ValidationError as exc:
+        return Failure(where, f"invalid trial record: {_pydantic_reason(exc)}")
+    if messages is not None:
+        trial.messages = messages
+    item = Converted(None, trial, where, where, warnings=_warnings(where, line_issues),
+                     instruction=instructions.get(trial.task_name))
+    if traj is None:
+        return item
+    if isinstance(traj, dict):
+        item.trajectory, item.base_dir = traj, base_name
+        return item
+    if not isinstance(traj, str) or not traj:
+        return Failure(where, "`trajectory` must be an ATIF object or a path to one")
+    tpath = _join(base_name, base, traj)
+    try:
+        raw = read_file(tpath)
+    except FileNotFoundError:
+        return Failure(where, f"trajectory file {traj} not found (looked at {tpath})")
+    except OSError as exc:
+        return Failure(where, f"cannot read trajectory file {tpath}: {exc.strerror or exc}")
+    doc, issues = load_json(raw, source=tpath)
+    if _errors(issues):
+        return Failure(tpath, _issue_reason(_errors(issues)))
+    if not isinstance(doc, dict):
+        return Failure(tpath, "/: [json.not-object] expected an ATIF trajectory object")
+    trial.trajectory = tpath
+    item.trajectory, item.raw, item.base_dir = doc, raw, os.path.dirname(tpath)
+    item.warnings += _warnings(tpath, issues)
+    return item
+
+
+def _atif_file(path: Path) -> Converted | Failure:
+    try:
+        raw = read_file(path)
+    except OSError as exc:
+        return Failure(str(path), f"cannot read: {exc.strerror or exc}")
+    doc, issues = load_json(raw, source=str(path))
+    if _errors(issues):
+        return Failure(str(path), _issue_reason(_errors(issues)))
+    if not isinstance(doc, dict):
+        return Failure(str(path), "/: [json.not-object] expected an ATIF trajectory object")
+    extra_value = doc.get("extra")
+    extra: dict[str, Any] = extra_value if isinstance(extra_value, dict) else {}
+    task = extra.get("task_name") or extra.get("task")
+    if not isinstance(task, str) or not task:
+        task = path.parent.name or path.stem
+    record: dict[str, Any] = {"task_name": task, "metadata": {"source_format": "atif"}}
+    if isinstance(extra.get("trial_id"), str):
+        record["trial_id"] = extra["trial_id"]
+    try:
+        totals = trajectory_totals(doc)
+    except (TypeError, ValueError, AttributeError):
+        totals = {}  # a malformed trajectory; validation names the problem
+    record.update({k: v for k, v in totals.items() if v is not None})
+    try:
+        trial = Trial.model_validate(record)
+    except pydantic.ValidationError as exc:
+        return Failure(str(path), f"cannot build a trial from this trajectory: {_pydantic_reason(exc)}")
+    trial.trajectory = str(path)
+    return Converted(doc, trial, path.stem, str(path), warnings=_warnings(str(path), issues), raw=raw,
+                     base_dir=str(path.parent))
+
+
+def _raw(path: Path) -> Iterator[Converted | Failure]:
+    try:
+        for r in iter_convert([path]):
+            if isinstance(r, Converted):
+                r.validated = True  # iter_convert checked it in strict mode
+            yield r
+    except AtifError as exc:
+        yield Failure(str(path), str(exc))
