@@ -49,7 +49,7 @@ class LazyGroup(click.Group):
             cmd = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise click.ClickException(f"command {cmd_name!r} is not available: {exc}") from exc
-        return cmd  # type: ignore[no-any-return]
+        return cmd
 
 
 def _listing_help(ctx: click.Context) -> bool:

@@ -188,7 +188,7 @@ def write_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: P
         import orjson
 
         data = orjson.dumps(
-            [{c: _json_value(v) for c, v in zip(columns, row)} for row in rows],
+            [{c: _json_value(v) for c, v in zip(columns, row, strict=False)} for row in rows],
             option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
             default=str,
         ) + b"\n"

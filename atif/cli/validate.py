@@ -72,10 +72,10 @@ def validate_cmd(paths: tuple[str, ...], version: str | None, mode: str, fmt: st
     reports = []
     for f in files:
         if f == "-":
-            rep = validate(sys.stdin.buffer.read(), version, mode)  # type: ignore[arg-type]
+            rep = validate(sys.stdin.buffer.read(), version, mode)
             rep.source = "<stdin>"
         else:
-            rep = validate(f, version, mode)  # type: ignore[arg-type]
+            rep = validate(f, version, mode)
         reports.append(rep)
     repaired = _write_repairs(reports, Path(out_dir)) if repair and out_dir else []
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -173,7 +174,7 @@ def _static_checks(label: str, path: Path, function: str) -> None:
         raise _fail(label, 2, "function", f"{function!r} is async; a check must be a plain function")
     args = found.args  # type: ignore[attr-defined]
     positional = len(args.posonlyargs) + len(args.args)
-    required_kw = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    required_kw = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=False) if d is None]
     if positional not in (1, 2) or required_kw:
         raise _fail(
             label, 3, "parameters",
@@ -351,10 +352,8 @@ def _actual_calls(trajectory: Mapping[str, Any] | None) -> list[_Call]:
             if isinstance(c, dict):
                 args = c.get("arguments")
                 if isinstance(args, str):
-                    try:
+                    with contextlib.suppress(ValueError):
                         args = json.loads(args)
-                    except ValueError:
-                        pass
                 calls.append(_Call(str(c.get("function_name")), args if args is not None else {},
                                    step.get("step_id")))
     return calls
@@ -407,7 +406,7 @@ def match_tool_calls(
     actual = _actual_calls(trajectory)
     how = f"mode {mode}, arguments {arguments}"
     if mode == "strict":
-        bad = next((i for i, (a, r) in enumerate(zip(actual, ref))
+        bad = next((i for i, (a, r) in enumerate(zip(actual, ref, strict=False))
                     if a.name != r.name or not _args_match(a, r, arguments)), None)
         if bad is None and len(actual) == len(ref):
             return CheckResult("YES", reasoning=f"all {len(ref)} tool calls match the reference in order ({how})",

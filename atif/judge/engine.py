@@ -572,4 +572,4 @@ def evaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = No
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["result"]  # type: ignore[no-any-return]
+    return box["result"]

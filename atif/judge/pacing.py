@@ -133,7 +133,7 @@ class Batcher:
                 results = await self.call([arg for arg, _ in batch])
             except Exception as exc:  # noqa: BLE001
                 results = [exc] * len(batch)
-            for (_, future), result in zip(batch, results):
+            for (_, future), result in zip(batch, results, strict=False):
                 if future.done():
                     continue
                 if isinstance(result, BaseException):

@@ -191,7 +191,7 @@ def calibrate(
     n_disagreements = len(disagreements)
     if max_listed is not None:
         disagreements = disagreements[:max_listed]
-    return clean({  # type: ignore[no-any-return]
+    return clean({
         "schema_version": CALIBRATION_SCHEMA_VERSION,
         "kind": "calibration",
         "experiment": experiment,

@@ -108,7 +108,7 @@ def fit_blobs(trials: list[dict[str, Any]], docs: Mapping[str, Any], ratings: Ma
         lengths = sorted(n for _, ls in full for n in ls)
         cap = _fit_cap(lengths, raw_total, int(budget * ratio * 0.95), max_cap)
     while True:
-        out = [pack(r if max(ls, default=0) <= cap else blob(t, cap)[0]) for t, (r, ls) in zip(trials, full)]
+        out = [pack(r if max(ls, default=0) <= cap else blob(t, cap)[0]) for t, (r, ls) in zip(trials, full, strict=False)]
         total = sum(len(b) for b in out)
         if total <= budget or cap <= MIN_CAP:
             return out

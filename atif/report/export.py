@@ -90,10 +90,7 @@ def export_dataset(store: Store, experiment: str, kind: str, fmt: str, out: str 
     else:
         rows = _message_rows(store, experiment, kind, skipped)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "jsonl":
-        n = _write_jsonl(rows, out)
-    else:
-        n = write_parquet(rows, out, _COLUMNS[kind])
+    n = _write_jsonl(rows, out) if fmt == "jsonl" else write_parquet(rows, out, _COLUMNS[kind])
     return {"kind": kind, "format": fmt, "path": str(out), "rows": n, "skipped": skipped}
 
 

@@ -59,7 +59,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return clean({"schema_version": "1", "kind": "gate", **asdict(self)})  # type: ignore[no-any-return]
+        return clean({"schema_version": "1", "kind": "gate", **asdict(self)})
 
 
 def parse_min_pass(spec: str) -> tuple[str, float]:

@@ -83,7 +83,7 @@ def build_report(store: Store, experiment: str, *, by: str | None = None) -> dic
     if by is not None:
         per = _summaries(store, experiment, by, criteria)
         report["cohorts"] = [{"value": k, "summary": per[k]} for k in sorted(per)]
-    return clean(report)  # type: ignore[no-any-return]
+    return clean(report)
 
 
 def _summaries(store: Store, experiment: str, by: str | None,

@@ -218,9 +218,9 @@ def _typed_dict(model: type[BaseModel]) -> Any:
     for fname, f in model.model_fields.items():
         ann = _twin(f.annotation)
         if f.metadata:
-            ann = Annotated[(ann, *f.metadata)]  # type: ignore[valid-type]
+            ann = Annotated[(ann, *f.metadata)]
         fields[fname] = Required[ann] if f.is_required() else NotRequired[ann]
-    td = TypedDict(name, fields)  # type: ignore[operator,misc]
+    td = TypedDict(name, fields)  # type: ignore[misc]
     td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     globals()[name] = td
     _TYPED_DICTS[model] = td

@@ -128,7 +128,7 @@ def fetch(cur: duckdb.DuckDBPyConnection, decode_json: bool = False) -> tuple[li
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table: Any = cur.to_arrow_table()
-        rows = list(zip(*(c.to_pylist() for c in table.columns))) if table.num_rows else []
+        rows = list(zip(*(c.to_pylist() for c in table.columns), strict=False)) if table.num_rows else []
     json_cols = [i for i, d in enumerate(desc) if str(d[1]) == "JSON"] if decode_json else []
     if json_cols and rows:
         rows = [tuple(loads(v) if i in json_cols else v for i, v in enumerate(row)) for row in rows]

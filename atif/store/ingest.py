@@ -21,6 +21,7 @@ stored but flagged (``messages_from_trajectory``) and made again on reading.
 from __future__ import annotations
 
 import collections
+import contextlib
 import difflib
 import gc
 import hashlib
@@ -193,12 +194,11 @@ class Ingest:
              json_or_none([asdict(e) for e in result.errors] + [asdict(u) for u in result.unmatched]),
              self.upload_id],
         )
-        try:
-            # What the upload committed waits in the WAL below the store's high checkpoint threshold
-            # (atif.store.connection.CHECKPOINT_THRESHOLD): write it into the file now.
+        # What the upload committed waits in the WAL below the store's high checkpoint threshold
+        # (atif.store.connection.CHECKPOINT_THRESHOLD): write it into the file now. When another
+        # transaction of this process is open, DuckDB checkpoints later by itself.
+        with contextlib.suppress(duckdb.TransactionException):
             db.execute("CHECKPOINT")
-        except duckdb.TransactionException:
-            pass  # another transaction of this process is open; DuckDB checkpoints later by itself
         return result
 
     def _progress(self, done: int) -> None:

@@ -17,6 +17,7 @@ only ``SELECT`` (``WITH ...``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``) and ``EXPL
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -74,10 +75,9 @@ def _rolled_back(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        # When the transaction failed already, DuckDB ended it and ROLLBACK fails too.
+        with contextlib.suppress(duckdb.Error):
             db.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # the transaction failed already, and DuckDB ended it
 
 
 def _execute(
@@ -100,7 +100,7 @@ def _execute(
             db.execute(st)
         if _txid(db) != txid:
             raise StoreError("queries are read-only: a query may not end its transaction")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _txid(db: duckdb.DuckDBPyConnection) -> Any:

@@ -132,7 +132,7 @@ class Store:
     def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         with self._lock:
             cols, rows = fetch(self._db.execute(sql, params or []))
-        return [dict(zip(cols, row)) for row in rows]
+        return [dict(zip(cols, row, strict=False)) for row in rows]
 
     def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows (as dicts) of atif's own SQL over the public views (:data:`VIEWS`).
@@ -144,7 +144,7 @@ class Store:
             try:
                 cur = self._db.execute(sql, params or [])
                 cols = [d[0] for d in cur.description or []]
-                return [dict(zip(cols, row)) for row in cur.fetchall()]
+                return [dict(zip(cols, row, strict=False)) for row in cur.fetchall()]
             except duckdb.Error as exc:
                 raise StoreError(f"{self.path}: cannot read: {first_line(exc)}") from None
 
@@ -313,7 +313,7 @@ class Store:
                 f"SELECT {', '.join(fields[:-1])}, created_at::VARCHAR FROM judge_cache WHERE cache_key IN ?",
                 [wanted],
             ).fetchall()
-        return {row[0]: dict(zip(fields, row)) for row in rows}
+        return {row[0]: dict(zip(fields, row, strict=False)) for row in rows}
 
     def cache_put(
         self,

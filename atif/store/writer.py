@@ -6,6 +6,7 @@ statements run and its Arrow tables are bulk-inserted, then the ``uploads`` row 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -230,10 +231,8 @@ class Writer:
             )
             db.execute("COMMIT")
         except BaseException:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 db.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
             raise
 
     def _insert_ratings(self, ratings: Any) -> int:

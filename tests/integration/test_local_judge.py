@@ -48,7 +48,7 @@ def test_upload_evaluate_with_the_local_model(tmp_path: Path) -> None:
             "select criterion, verdict, reasoning, judge_model, prompt_tokens, completion_tokens, cached "
             "from ratings order by criterion"
         )
-    ratings = [dict(zip(cols, r)) for r in rows]
+    ratings = [dict(zip(cols, r, strict=False)) for r in rows]
     assert [r["criterion"] for r in ratings] == ["used-shell", "wrote-hello"]
     for r in ratings:
         assert r["verdict"] in ("YES", "NO")

@@ -15,7 +15,7 @@ from atif.store import Store
 def _write(root: Path, rewards: list[float], verdicts: list[str]) -> Path:
     root.mkdir(parents=True)
     lines = []
-    for i, (r, v) in enumerate(zip(rewards, verdicts)):
+    for i, (r, v) in enumerate(zip(rewards, verdicts, strict=False)):
         traj = subagent_trajectory() if i == 0 else simple_trajectory(f"task-{i}", answer=f"answer {r}")
         lines.append(orjson.dumps({
             "task_name": f"task-{i}", "trial_id": f"run-{i}", "reward": {"reward": r, "tests": i},

@@ -65,7 +65,7 @@ def test_read_queries_work(store: Store) -> None:
 def test_experiment_metrics_numbers(store: Store) -> None:
     cols, rows = store.query("SELECT * FROM experiment_metrics")
     assert len(rows) == 1
-    m = dict(zip(cols, rows[0]))
+    m = dict(zip(cols, rows[0], strict=False))
     assert (m["experiment"], m["agent_name"], m["model_name"]) == ("exp", "test-agent", "gpt-test")
     assert (m["n_trials"], m["n_errored"]) == (5, 1)
     assert m["reward_mean"] == pytest.approx(0.4)
@@ -77,10 +77,10 @@ def test_experiment_metrics_numbers(store: Store) -> None:
     assert m["pass_rates"] is None
 
     ids = sorted((t["task_name"], t["trial_id"]) for t in store.trials("exp"))
-    for (_, tid), verdict in zip(ids, ["YES", "YES", "NO", "UNSCORED", "YES"]):
+    for (_, tid), verdict in zip(ids, ["YES", "YES", "NO", "UNSCORED", "YES"], strict=False):
         store.save_rating(tid, "complete", verdict, source="judge")
     cols, rows = store.query("SELECT * FROM experiment_metrics")
-    m = dict(zip(cols, rows[0]))
+    m = dict(zip(cols, rows[0], strict=False))
     assert m["pass_rates"] == {"complete": pytest.approx(0.75)}
 
 
@@ -88,10 +88,10 @@ def test_criterion_metrics_wilson_interval(tmp_path: Path, criteria: dict[str, A
     with Store(tmp_path / "w.duckdb") as store:
         upload([write_run(tmp_path / "out", basic_trials(11))], "exp", criteria=criteria, store=store)
         ids = sorted(t["trial_id"] for t in store.trials("exp"))
-        for tid, verdict in zip(ids, ["YES"] * 7 + ["NO"] * 3 + ["UNSCORED"]):
+        for tid, verdict in zip(ids, ["YES"] * 7 + ["NO"] * 3 + ["UNSCORED"], strict=False):
             store.save_rating(tid, "complete", verdict, source="judge")
         cols, rows = store.query("SELECT * FROM criterion_metrics WHERE criterion = 'complete'")
-        m = dict(zip(cols, rows[0]))
+        m = dict(zip(cols, rows[0], strict=False))
         assert (m["n_rated"], m["n_yes"], m["n_no"], m["n_unscored"]) == (10, 7, 3, 1)
         assert m["yes_rate"] == pytest.approx(0.7)
         # Wilson score interval for 7 of 10 at 95 %, computed by hand: (0.3968, 0.8922).
@@ -108,7 +108,7 @@ def test_judge_usage_keeps_judge_cost_apart(store: Store) -> None:
     store.save_rating(ids[2], "complete", "UNSCORED", source="judge", judge_model="j", prompt_tokens=50,
                       cost_usd=0.25, latency_ms=300, error="unparseable")
     cols, rows = store.query("SELECT * FROM judge_usage")
-    u = dict(zip(cols, rows[0]))
+    u = dict(zip(cols, rows[0], strict=False))
     assert (u["calls"], u["cache_hits"], u["unscored"], u["prompt_tokens"]) == (2, 1, 1, 150)
     assert u["cost_usd"] == pytest.approx(0.75) and u["mean_latency_ms"] == pytest.approx(200)
     # The agent's cost in the metrics is untouched by judge spending.

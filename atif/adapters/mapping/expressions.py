@@ -49,7 +49,7 @@ _FUNCTIONS = _Functions()
 
 OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)
 
-_KNOWN_FUNCTIONS = set(_Functions.FUNCTION_TABLE)  # type: ignore[attr-defined]
+_KNOWN_FUNCTIONS = set(_Functions.FUNCTION_TABLE)
 
 
 class _Unsupported(Exception):
@@ -249,7 +249,7 @@ def compile_expression(path: Path, key: str, value: Any) -> Expr:
     except jmespath.exceptions.JMESPathError as exc:
         detail = str(exc).replace("\n", " ")
         raise AdapterError(f"{path}: {key}: invalid JMESPath expression {value!r}: {detail}") from exc
-    builtin = set(jmespath.functions.Functions.FUNCTION_TABLE)  # type: ignore[attr-defined]
+    builtin = set(jmespath.functions.Functions.FUNCTION_TABLE)
     for name in _walk_functions(parsed.parsed):
         if name not in builtin and name not in _KNOWN_FUNCTIONS:
             raise AdapterError(
