@@ -34,9 +34,10 @@ class ServerInfo:
 
 def server_info(host: str, port: int, token: str | None) -> ServerInfo:
     """The listening address and token: a host other than 127.0.0.1 or localhost gets a fresh token if none is given."""
+    token = token or None  # an empty token is no token
     if token is None and host not in LOCAL_HOSTS:
         return ServerInfo(host, port, new_token(), True)
-    return ServerInfo(host, port, token or None, False)
+    return ServerInfo(host, port, token, False)
 
 
 def run_server(store_path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000,

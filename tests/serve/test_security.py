@@ -89,6 +89,7 @@ def test_server_info_generates_a_token_beyond_localhost(host: str, needs_token: 
     assert (info.token is not None) is needs_token and info.token_generated is needs_token
     if needs_token:
         assert f"?token={info.token}" in info.url and len(info.token) >= 24  # type: ignore[arg-type]
+    assert server_info(host, 8000, "").token_generated is needs_token  # an empty token is none
     given = server_info(host, 8000, "mine")
     assert given.token == "mine" and not given.token_generated
 
