@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from atif.errors import StoreError, StoreLockedError
 from atif.store import Store
@@ -48,6 +49,23 @@ class StoreAccess:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(_RETRY_PAUSE)
+
+    def file_version(self) -> str | None:
+        """For a store file: a value that changes with every write to it (size and time of it and its WAL).
+
+        None for a store that is not a local file (then the app asks the store itself).
+        """
+        parts: list[str] = []
+        for p in (Path(self.target), Path(self.target + ".wal")):
+            try:
+                st = p.stat()
+            except OSError:
+                if not parts:
+                    return None
+                parts.append("-")
+                continue
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        return "f" + ".".join(parts)
 
     @contextmanager
     def reading(self) -> Iterator[Store]:

@@ -16,7 +16,7 @@ from atif.serve import pages, review_pages
 from atif.serve.access import StoreAccess
 from atif.serve.render import asset, render
 from atif.serve.security import SecurityMiddleware
-from atif.serve.state import AppState, url
+from atif.serve.state import AppState
 
 __all__ = ["create_app"]
 
@@ -37,6 +37,7 @@ def create_app(store_path: str | os.PathLike[str], *, read_only: bool = False, t
     routes = [
         Route("/", pages.experiments_page),
         Route("/experiment", pages.experiment_page),
+        Route("/experiment/summary", pages.experiment_summary),
         Route("/trial/{trial_id}", pages.trial_page_view),
         Route("/trial/{trial_id}/raw", pages.trial_raw),
         Route("/compare", pages.compare_page),
@@ -75,7 +76,7 @@ def _static(request: Request) -> Response:
 
 def _message(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     st: AppState = request.app.state.atif
-    html = render("error.html", version="", live="off", read_only=st.read_only, url=url, path=request.url.path,
+    html = render("error.html", version="", live="off", read_only=st.read_only, path=request.url.path,
                   title=title, message=message, back=None)
     return HTMLResponse(html, status_code=status)
 

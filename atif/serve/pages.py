@@ -19,20 +19,23 @@ from atif.serve.queries import (
     SORTS,
     VERDICT_FILTERS,
     TrialQuery,
-    data_version,
     experiment_names,
     experiments_overview,
+    rated_criteria,
+    require_experiment,
     trial_page,
 )
-from atif.serve.render import render
-from atif.serve.state import AppState, url
+from atif.serve.render import render, url
+from atif.serve.state import AppState
 from atif.serve.trajectory import shape_trajectory
 from atif.store import Store
 
 __all__ = [
+    "STEPS_PER_PART",
     "calibrate_page",
     "compare_page",
     "experiment_page",
+    "experiment_summary",
     "experiments_page",
     "trial_context",
     "trial_page_view",
@@ -49,7 +52,7 @@ def page(request: Request, template: str, *, version: str, live: str = "reload",
          **context: Any) -> HTMLResponse:
     """Render ``template`` inside the app's frame (navigation, live updates)."""
     st = _state(request)
-    html = render(template, version=version, live=live, read_only=st.read_only, url=url, path=request.url.path,
+    html = render(template, version=version, live=live, read_only=st.read_only, path=request.url.path,
                   **context)
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
@@ -58,42 +61,71 @@ def experiments_page(request: Request) -> HTMLResponse:
     """Every experiment, filterable by name, agent and model."""
     q = request.query_params
     filters = {k: q.get(k, "").strip()[:200] for k in ("name", "agent", "model")}
-    with _state(request).access.reading() as store:
+    st = _state(request)
+    with st.access.reading() as store:
         rows = experiments_overview(store, **filters)
-        version = data_version(store)
+        version = st.version(store)
     return page(request, "experiments.html", version=version, title="Experiments", rows=rows, filters=filters)
 
 
 def experiment_page(request: Request) -> HTMLResponse:
-    """One experiment: summary with Wilson intervals, cohorts, distributions, and its trial table."""
+    """One experiment: its trial table at once, and the summary (from the cache, or fetched by the page).
+
+    The summary (``build_report``) reads every trial; the first request after new data would wait
+    for it, so the page then carries a placeholder that its script fills from ``/experiment/summary``.
+    """
     st = _state(request)
     q = request.query_params
     name = q.get("e", "")
-    by = q.get("by") if q.get("by") in COHORT_KEYS else None
-    try:
-        page_no = int(q.get("page", "1"))
-    except ValueError:
-        page_no = 1
+    by = _cohort(q.get("by"))
     query = TrialQuery(sort=q.get("sort", "task"), descending=q.get("desc") == "1", text=q.get("q", ""),
                        criterion=q.get("criterion", ""), verdict=q.get("verdict", ""), error=q.get("error", ""),
-                       page=page_no)
+                       page=max(1, _int(q.get("page")) or 1))
     with st.access.reading() as store:
-        version = data_version(store)
-        report = st.cached(("report", name, by, version), lambda: build_report(store, name, by=by))
-        query = query.normalised(report["criteria"])
+        version = st.version(store)
+        n_trials = require_experiment(store, name)
+        report = st.peek(("report", name, by, version))
+        criteria = report["criteria"] if report is not None else rated_criteria(store, name)
+        query = query.normalised(criteria)
         table = trial_page(store, name, query)
-    s = report["summary"]
-    return page(
-        request, "experiment.html", version=version, title=f"Experiment {name}", experiment=name, report=report,
-        by=by, cohort_keys=COHORT_KEYS, q=query, table=table, sorts=list(SORTS), verdicts=VERDICT_FILTERS,
-        page_size=PAGE_SIZE,
-        reward_bins=[(f"{b['low']:.1f}", b["count"]) for b in s["histograms"]["reward"]],
-        passed_bins=[(str(b["passed"]), b["count"]) for b in s["histograms"]["criteria_passed"]],
-    )
+    return page(request, "experiment.html", version=version, title=f"Experiment {name}", experiment=name,
+                n_trials=n_trials, criteria=criteria, report=report, q=query, table=table, sorts=list(SORTS),
+                verdicts=VERDICT_FILTERS, page_size=PAGE_SIZE, **_summary_context(report, by))
 
 
-def trial_context(store: Store, trial_id: str) -> dict[str, Any]:
-    """A trial's record, shaped trajectory, and ratings with questions and reviewers."""
+def experiment_summary(request: Request) -> HTMLResponse:
+    """The summary section of an experiment page (an HTML fragment), computed once per data version."""
+    st = _state(request)
+    name = request.query_params.get("e", "")
+    by = _cohort(request.query_params.get("by"))
+    with st.access.reading() as store:
+        version = st.version(store)
+        report = st.cached(("report", name, by, version), lambda: build_report(store, name, by=by))
+    html = render("_summary.html", experiment=name, report=report, **_summary_context(report, by))
+    return HTMLResponse(html, headers={"cache-control": "no-store"})
+
+
+def _cohort(value: str | None) -> str | None:
+    return value if value in COHORT_KEYS else None
+
+
+def _summary_context(report: dict[str, Any] | None, by: str | None) -> dict[str, Any]:
+    s = report["summary"] if report is not None else {"histograms": {"reward": [], "criteria_passed": []}}
+    return {"by": by, "cohort_keys": COHORT_KEYS,
+            "reward_bins": [(f"{b['low']:.1f}", b["count"]) for b in s["histograms"]["reward"]],
+            "passed_bins": [(str(b["passed"]), b["count"]) for b in s["histograms"]["criteria_passed"]]}
+
+
+STEPS_PER_PART = 150
+"""Steps of a trajectory shown on one page; longer trajectories are shown in parts."""
+
+
+def trial_context(store: Store, trial_id: str, part: int = 0, at: int | None = None) -> dict[str, Any]:
+    """A trial's record, the ``part`` of its shaped trajectory (the one holding step ``at``, if given),
+    and its ratings with questions and reviewers.
+
+    ``step_href(n)`` in the result links to root step ``n``, in this part or another.
+    """
     t = store.trial(trial_id)
     questions = {c["label"]: c["question"] for c in store.experiment(t["experiment"])["criteria"]}
     ratings = []
@@ -108,9 +140,29 @@ def trial_context(store: Store, trial_id: str) -> dict[str, Any]:
             cited_by.setdefault(n, []).append(r["criterion"])
         ratings.append(r)
     view = shape_trajectory(t["trajectory"])
-    step_ids = {s["step_id"] for s in view["steps"]}
-    return {"trial": t, "view": view, "ratings": ratings, "cited_by": cited_by, "step_ids": step_ids,
-            "has_trajectory": t["trajectory"] is not None, "stored_bytes": t["trajectory_bytes"] is not None}
+    index = {s["step_id"]: i for i, s in enumerate(view["steps"])}
+    parts = max(1, -(-len(view["steps"]) // STEPS_PER_PART))
+    if at is not None and at in index:
+        part = index[at] // STEPS_PER_PART
+    part = min(max(0, part), parts - 1)
+    lo, hi = part * STEPS_PER_PART, (part + 1) * STEPS_PER_PART
+    shown = {**view, "steps": view["steps"][lo:hi], "subagents": view["subagents"] if part == parts - 1 else []}
+
+    def step_href(n: Any) -> str:
+        k = index[n] // STEPS_PER_PART if n in index else part
+        return f"#step-{n}" if k == part else url(f"/trial/{t['trial_id']}", part=k) + f"#step-{n}"
+
+    return {"trial": t, "view": shown, "ratings": ratings, "cited_by": cited_by, "step_ids": set(index),
+            "step_href": step_href, "part": part, "parts": parts, "part_size": STEPS_PER_PART,
+            "n_steps": len(view["steps"]), "has_trajectory": t["trajectory"] is not None,
+            "stored_bytes": t["trajectory_bytes"] is not None}
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def _loads(raw: Any) -> Any:
@@ -124,10 +176,12 @@ def _loads(raw: Any) -> Any:
 
 def trial_page_view(request: Request) -> HTMLResponse:
     """One trial: the trajectory viewer beside the criteria panel (cited steps link to the steps)."""
-    with _state(request).access.reading() as store:
+    st = _state(request)
+    with st.access.reading() as store:
         tid = resolve_trial_id(store, request.path_params["trial_id"])
-        ctx = trial_context(store, tid)
-        version = data_version(store)
+        q = request.query_params
+        ctx = trial_context(store, tid, part=_int(q.get("part")), at=_int(q.get("at")) if q.get("at") else None)
+        version = st.version(store)
     t = ctx["trial"]
     return page(request, "trial.html", version=version, live="banner",
                 title=f"{t['task_name']} · epoch {t['epoch']}", **ctx)
@@ -151,7 +205,7 @@ def compare_page(request: Request) -> HTMLResponse:
     a, b = q.get("a", ""), q.get("b", "")
     st = _state(request)
     with st.access.reading() as store:
-        version = data_version(store)
+        version = st.version(store)
         names = experiment_names(store)
         result = None
         error = None
@@ -171,7 +225,7 @@ def calibrate_page(request: Request) -> HTMLResponse:
     against = q.get("against", "human") if q.get("against") in ("human", "precomputed") else "human"
     st = _state(request)
     with st.access.reading() as store:
-        version = data_version(store)
+        version = st.version(store)
         names = experiment_names(store)
         with_reference = [r["experiment"] for r in store.read(
             "SELECT DISTINCT experiment FROM ratings WHERE source = ? ORDER BY 1", [against])]
@@ -189,5 +243,4 @@ def calibrate_page(request: Request) -> HTMLResponse:
 
 def version_endpoint(request: Request) -> JSONResponse:
     """``{"version": ...}``: changes when trials or ratings are added; pages poll it."""
-    with _state(request).access.reading() as store:
-        return JSONResponse({"version": data_version(store)}, headers={"cache-control": "no-store"})
+    return JSONResponse({"version": _state(request).version()}, headers={"cache-control": "no-store"})

@@ -10,14 +10,21 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 
 from atif.report import compact, pct, usd
 
-__all__ = ["asset", "render"]
+__all__ = ["asset", "render", "url"]
 
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+def url(path: str, **params: Any) -> str:
+    """``path`` with the non-empty ``params`` as its query string (page 0 and part 0 are the default)."""
+    kept = {k: v for k, v in params.items() if v not in (None, "", False)}
+    return path + ("?" + urlencode(kept) if kept else "")
 
 
 def _secs(x: float | None) -> str:
@@ -38,6 +45,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["url"] = url
     env.filters.update(pct=pct, usd=usd, compact=compact, secs=_secs, thousands=lambda n: f"{n:,}",
                        f1=lambda x: f"{x:.1f}")
     return env

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from atif.serve.pages import page, trial_context
-from atif.serve.queries import data_version, experiment_names
+from atif.serve.queries import experiment_names
+from atif.serve.render import url
 from atif.serve.review import (
     TIERS,
     StaleLabelError,
@@ -26,7 +27,7 @@ from atif.serve.review import (
     save_label,
 )
 from atif.serve.security import check_csrf, csrf_token
-from atif.serve.state import AppState, url
+from atif.serve.state import AppState
 
 __all__ = ["label_endpoint", "review_page"]
 
@@ -60,7 +61,7 @@ def review_page(request: Request) -> HTMLResponse:
     if q.get("skip"):
         st.claims.skip(session, q["skip"])
     with st.access.reading() as store:
-        version = data_version(store)
+        version = st.version(store)
         if not e:
             return page(request, "review_start.html", version=version, title="Review", names=experiment_names(store))
         criteria = review_criteria(store, e)

@@ -8,20 +8,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from atif.serve.access import StoreAccess
+from atif.serve.queries import data_version
 from atif.serve.review import Claims
+from atif.store import Store
 
-__all__ = ["AppState", "url"]
+__all__ = ["AppState"]
 
 _CACHE_SIZE = 16
-
-
-def url(path: str, **params: Any) -> str:
-    """``path`` with the non-empty ``params`` as its query string."""
-    kept = {k: v for k, v in params.items() if v not in (None, "", False)}
-    return path + ("?" + urlencode(kept) if kept else "")
 
 
 @dataclass
@@ -42,6 +37,21 @@ class AppState:
     def read_only(self) -> bool:
         """Whether the app serves no write route."""
         return self.access.read_only
+
+    def version(self, store: Store | None = None) -> str:
+        """The data version: from the store file's size and time when it is a file, else from the store."""
+        found = self.access.file_version()
+        if found is not None:
+            return found
+        if store is not None:
+            return data_version(store)
+        with self.access.reading() as opened:
+            return data_version(opened)
+
+    def peek(self, key: tuple[Any, ...]) -> Any:
+        """The value remembered under ``key``, or None."""
+        with self._cache_lock:
+            return self._cache.get(key)
 
     def cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         """``compute()``, remembered under ``key`` (which should hold the data version) for later requests."""

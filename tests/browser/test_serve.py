@@ -161,6 +161,7 @@ def test_browse_filter_open_trial_follow_cited_step(setup: dict[str, Any]) -> No
         assert pg.locator("#experiments tbody tr").count() == 1
         pg.click("#experiments a:text('web')")
         pg.wait_for_url("**/experiment?e=web")
+        pg.wait_for_selector("#pass-rates svg")  # the summary arrives after the table
         assert pg.locator("#pass-rates svg").count() == 1 and pg.locator(".card").count() == 8
         t.shot("experiment")
         pg.fill("#filter", "summarise")

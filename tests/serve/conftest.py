@@ -1,4 +1,4 @@
-"""Fixtures of the web app tests: a store built with the report tests' builders, and test clients."""
+"""Fixtures of the web app tests: a store built with the report tests' builders, and the app over it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_builders import StoreBuilder, html_experiment
 
 pytest.importorskip("starlette")
@@ -58,14 +59,6 @@ def criteria(b: StoreBuilder, experiment: str, items: list[tuple[str, str]]) -> 
 def ids(store_path: Path) -> dict[str, str]:
     """Trial ids of the special trials of ``web``."""
     return dict(kv.split("=") for kv in store_path.with_suffix(".ids").read_text().split())
-
-
-def client(app: Any, **kw: Any) -> Any:
-    """A test client addressed to 127.0.0.1 (the host check refuses other names without a token)."""
-    from starlette.testclient import TestClient
-
-    kw.setdefault("base_url", "http://127.0.0.1:8000")
-    return TestClient(app, **kw)
 
 
 @pytest.fixture

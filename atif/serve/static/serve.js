@@ -42,6 +42,18 @@
   }
   if (live === "reload" || live === "banner") setTimeout(poll, POLL_MS);
 
+  // ---- sections the server computes on demand (an experiment's summary): fetched and swapped in ----
+  function nodesOf(html) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    return Array.prototype.map.call(doc.body.childNodes, function (n) { return document.importNode(n, true); });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("[data-fragment]"), function (slot) {
+    fetch(slot.getAttribute("data-fragment"), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(new Error(r.status + " " + r.statusText)); })
+      .then(function (html) { slot.replaceWith.apply(slot, nodesOf(html)); })
+      .catch(function (err) { slot.textContent = "The summary could not be computed: " + err.message; });
+  });
+
   // ---- review keyboard: y / n answer, s skips, j / k move through the queue ----
   var form = document.getElementById("review-form");
   if (form) {

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import client
+from serve_builders import client
 
 from atif.serve import create_app, server_info
 from atif.serve.security import is_loopback_host

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import client
+from serve_builders import client
 
 from atif.serve.review import next_pair
 from atif.store import Store

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import client
 from report_builders import PAYLOADS
+from serve_builders import client
 
 from atif.serve.queries import PAGE_SIZE
 from atif.serve.security import CSP
@@ -32,11 +32,25 @@ def test_experiments_page_lists_and_filters(app: Any) -> None:
 
 
 def test_experiment_page_summary_and_wilson_intervals(app: Any) -> None:
-    r = client(app).get("/experiment", params={"e": "web"})
-    assert r.status_code == 200
-    assert "Pass rate per criterion (95% Wilson interval)" in r.text
-    table = r.text.split('id="criteria"', 1)[1].split("</table>", 1)[0]
-    assert "correct" in table and "safe" in table and " – " in table
+    c = client(app)
+    first = c.get("/experiment", params={"e": "web"})
+    assert first.status_code == 200 and 'data-fragment="/experiment/summary?e=web"' in first.text
+    assert "<tr data-trial=" in first.text  # the table does not wait for the summary
+    fragment = c.get("/experiment/summary", params={"e": "web"})
+    assert fragment.status_code == 200 and fragment.headers["content-security-policy"] == CSP
+    again = c.get("/experiment", params={"e": "web"}).text  # now from the cache, in the page itself
+    for text in (fragment.text, again):
+        assert "Pass rate per criterion (95% Wilson interval)" in text
+        table = text.split('id="criteria"', 1)[1].split("</table>", 1)[0]
+        assert "correct" in table and "safe" in table and "92.9% – 100.0%" in table
+    cohorts = c.get("/experiment/summary", params={"e": "web", "by": "tag"}).text
+    assert 'id="cohorts"' in cohorts and "security" in cohorts
+
+
+@pytest.mark.parametrize("path", ["/experiment", "/experiment/summary"])
+def test_unknown_experiment_is_a_clear_404(app: Any, path: str) -> None:
+    r = client(app).get(path, params={"e": "nope"})
+    assert r.status_code == 404 and "no trials for experiment &#39;nope&#39;" in r.text
 
 
 def test_trial_table_paginates_in_sql(app: Any, store_path: Path) -> None:
@@ -157,3 +171,22 @@ def test_compare_page(app: Any) -> None:
 def test_unknown_trial_is_a_clear_404(app: Any) -> None:
     r = client(app).get("/trial/0123456789")
     assert r.status_code == 404 and "no trial &#39;0123456789&#39;" in r.text
+
+
+def test_long_trajectories_come_in_parts_and_citations_find_their_part(
+        app: Any, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from atif.serve import pages
+
+    monkeypatch.setattr(pages, "STEPS_PER_PART", 10)
+    tid = ids["huge"]  # 31 steps; its ratings cite steps 2 and 5
+    c = client(app)
+    first = c.get(f"/trial/{tid}").text
+    assert 'id="step-10"' in first and 'id="step-11"' not in first
+    assert "steps 1–10 of 31" in first and f'href="/trial/{tid}?part=3"' in first
+    assert 'href="#step-5"' in first and 'href="#step-2"' in first  # cited steps of this part
+    assert f'href="/trial/{tid}?part=2#step-25"' in first  # a timeline bar of another part
+    last = c.get(f"/trial/{tid}", params={"part": "3"}).text
+    assert 'id="step-31"' in last and 'id="step-1"' not in last
+    assert f'href="/trial/{tid}#step-5"' in last  # the citation leads back to part 1
+    assert 'id="step-25"' in c.get(f"/trial/{tid}", params={"at": "25"}).text
+    assert c.get(f"/trial/{tid}", params={"part": "99"}).text.count('class="step ') == 1  # the last part
