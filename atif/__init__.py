@@ -92,6 +92,10 @@ _LAZY: dict[str, str] = {
     "render_calibration_md": "atif.report",
     "render_report_html": "atif.report",
     "render_trial_html": "atif.report",
+    # live web app
+    "create_app": "atif.serve",
+    "run_server": "atif.serve",
+    "ServerInfo": "atif.serve",
 }
 
 __all__ = [  # noqa: PLE0604 - _LAZY holds the lazily loaded names, all strings

@@ -10,6 +10,7 @@ plus stored trajectories; nothing here calls an LLM.
 - ``export_dataset(store, experiment, kind, fmt, out)``.
 - ``render_report_html`` / ``render_trial_html``: self-contained HTML pages.
 - ``render_report_md`` / ``render_compare_md`` / ``render_calibration_md`` / ``render_gate_text``.
+- ``pct`` / ``usd`` / ``compact``: the number formats of every rendering.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from atif.report.calibrate import REFERENCE_SOURCES, calibrate, load_reference_file
 from atif.report.compare import compare
 from atif.report.export import EXPORT_FORMATS, EXPORT_KINDS, export_dataset
+from atif.report.formatting import compact, pct, usd
 from atif.report.gate import Condition, GateResult, gate, parse_min_pass
 from atif.report.html import render_report_html, render_trial_html, resolve_trial_id
 from atif.report.render_md import render_calibration_md, render_compare_md, render_gate_text, render_report_md
@@ -32,11 +34,13 @@ __all__ = [
     "GateResult",
     "build_report",
     "calibrate",
+    "compact",
     "compare",
     "export_dataset",
     "gate",
     "load_reference_file",
     "parse_min_pass",
+    "pct",
     "render_calibration_md",
     "render_compare_md",
     "render_gate_text",
@@ -44,4 +48,5 @@ __all__ = [
     "render_report_md",
     "render_trial_html",
     "resolve_trial_id",
+    "usd",
 ]
