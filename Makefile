@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Extras `make test` installs; CI adds `local` (offline judge model) and `browser` (HTML tests).
+# Extras `make test` installs; CI adds `local` (offline judge model), `browser` (HTML tests) and `serve` (web app).
 EXTRAS ?= dev
 
 .PHONY: demo test venv bench lint clean

@@ -20,19 +20,22 @@ LAYERS: dict[str, str] = {
     "atif.store": "store",
     "atif.judge": "judge",
     "atif.report": "report",
+    "atif.serve": "serve",
     "atif.api": "api",
     "atif.cli": "cli",
 }
 
 # Which of our modules a layer may import. "store-api" is the package `atif.store` itself
-# (its __init__), never its submodules; "top" is the package `atif` (the public API).
+# (its __init__), never its submodules, and likewise "judge-api" and "report-api";
+# "top" is the package `atif` (the public API).
 ALLOWED: dict[str, set[str]] = {
     "base": {"base"},
     "adapters": {"base", "adapters"},
     "store": {"base", "store", "store-api"},
-    "judge": {"base", "judge", "store-api"},
-    "report": {"base", "report", "store-api"},
-    "api": {"base", "adapters", "store", "store-api", "judge", "report", "api", "top"},
+    "judge": {"base", "judge", "judge-api", "store-api"},
+    "report": {"base", "report", "report-api", "store-api"},
+    "serve": {"base", "serve", "store-api", "report-api", "judge-api"},
+    "api": {"base", "adapters", "store", "store-api", "judge", "judge-api", "report", "report-api", "serve", "api", "top"},
     "cli": {"top", "cli"},
 }
 
@@ -41,7 +44,9 @@ EXCLUSIVE: dict[str, tuple[str, ...]] = {
     "duckdb": ("atif.store",),
     "rich": ("atif.cli",),
     "litellm": ("atif.judge.client",),
-    "jinja2": ("atif.report",),
+    "jinja2": ("atif.report", "atif.serve"),
+    "starlette": ("atif.serve",),
+    "uvicorn": ("atif.serve",),
     "zstandard": ("atif.store", "atif.adapters"),
     "pyarrow": ("atif.store",),
 }
@@ -64,13 +69,27 @@ def layer_of(module: str) -> str | None:
 
 
 def target_layer(module: str) -> str | None:
-    """The layer an import reaches: as :func:`layer_of`, but ``atif.store`` itself is the store's public API."""
-    return "store-api" if module == "atif.store" else layer_of(module)
+    """The layer an import reaches: as :func:`layer_of`, but a package itself is that layer's public API."""
+    apis = {"atif.store": "store-api", "atif.judge": "judge-api", "atif.report": "report-api"}
+    return apis.get(module) or layer_of(module)
 
 
 def _is_module(dotted: str) -> bool:
     path = ROOT.parent / Path(*dotted.split("."))
     return path.with_suffix(".py").exists() or path.is_dir()
+
+
+def _bound_in_package(package: str, name: str) -> bool:
+    """Whether a package's ``__init__`` binds ``name`` itself (a re-exported function shadows a submodule)."""
+    init = ROOT.parent / Path(*package.split(".")) / "__init__.py"
+    if not init.exists():
+        return False
+    for node in ast.parse(init.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return True
+    return False
 
 
 def imports_of(source: str, module: str, is_package: bool) -> list[tuple[int, str]]:
@@ -90,7 +109,8 @@ def imports_of(source: str, module: str, is_package: bool) -> list[tuple[int, st
                 target = ".".join(parts + ([node.module] if node.module else []))
             for a in node.names:
                 sub = f"{target}.{a.name}"
-                out.append((node.lineno, sub if target.startswith("atif") and _is_module(sub) else target))
+                is_sub = target.startswith("atif") and _is_module(sub) and not _bound_in_package(target, a.name)
+                out.append((node.lineno, sub if is_sub else target))
     return list(dict.fromkeys(out))
 
 
@@ -145,6 +165,10 @@ DOORS = [
     ("schema/validate.py", "from atif.adapters import registry"),
     ("trial.py", "from atif.store import Store"),
     ("store/flatten.py", "from ..judge import criteria"),
+    ("serve/app.py", "import duckdb"),
+    ("serve/app.py", "from atif.store.ratings import PRECEDENCE"),
+    ("serve/app.py", "from atif.adapters import convert"),
+    ("report/summary.py", "from starlette.responses import HTMLResponse"),
 ]
 
 

@@ -52,7 +52,7 @@ def create_app(store_path: str | os.PathLike[str], *, read_only: bool = False, t
         ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, token=token)],  # type: ignore[arg-type]
+        middleware=[Middleware(SecurityMiddleware, token=token)],
         exception_handlers={AtifError: _error_page, 404: _not_found, 405: _not_allowed},
     )
     app.state.atif = state

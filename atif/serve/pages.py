@@ -45,7 +45,7 @@ __all__ = [
 
 
 def _state(request: Request) -> AppState:
-    return request.app.state.atif  # type: ignore[no-any-return]
+    return request.app.state.atif
 
 
 def page(request: Request, template: str, *, version: str, live: str = "reload", status: int = 200,

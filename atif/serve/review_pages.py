@@ -37,7 +37,7 @@ _MAX_REVIEWER = 100
 
 
 def _state(request: Request) -> AppState:
-    return request.app.state.atif  # type: ignore[no-any-return]
+    return request.app.state.atif
 
 
 def _session(request: Request) -> str:
