@@ -11,6 +11,7 @@ plus stored trajectories; nothing here calls an LLM.
 - ``render_report_html`` / ``render_trial_html``: self-contained HTML pages.
 - ``render_report_md`` / ``render_compare_md`` / ``render_calibration_md`` / ``render_gate_text``.
 - ``pct`` / ``usd`` / ``compact``: the number formats of every rendering.
+- ``require_experiment`` / ``criteria_of``: an experiment's trial count (or ``NotFoundError``) and rated criteria.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from atif.report.export import EXPORT_FORMATS, EXPORT_KINDS, export_dataset
 from atif.report.formatting import compact, pct, usd
 from atif.report.gate import Condition, GateResult, gate, parse_min_pass
 from atif.report.html import render_report_html, render_trial_html, resolve_trial_id
+from atif.report.reading import criteria_of, require_experiment
 from atif.report.render_md import render_calibration_md, render_compare_md, render_gate_text, render_report_md
 from atif.report.summary import COHORT_KEYS, REPORT_SCHEMA_VERSION, build_report
 
 __all__ = [
+    "criteria_of",
+    "require_experiment",
     "COHORT_KEYS",
     "EXPORT_FORMATS",
     "EXPORT_KINDS",

@@ -13,7 +13,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from atif.errors import NotFoundError, ReportError
-from atif.report import COHORT_KEYS, build_report, calibrate, compare, resolve_trial_id
+from atif.report import (
+    COHORT_KEYS,
+    build_report,
+    calibrate,
+    compare,
+    criteria_of,
+    require_experiment,
+    resolve_trial_id,
+)
 from atif.serve.queries import (
     PAGE_SIZE,
     SORTS,
@@ -21,8 +29,6 @@ from atif.serve.queries import (
     TrialQuery,
     experiment_names,
     experiments_overview,
-    rated_criteria,
-    require_experiment,
     trial_page,
 )
 from atif.serve.render import render, url
@@ -85,7 +91,7 @@ def experiment_page(request: Request) -> HTMLResponse:
         version = st.version(store)
         n_trials = require_experiment(store, name)
         report = st.peek(("report", name, by, version))
-        criteria = report["criteria"] if report is not None else rated_criteria(store, name)
+        criteria = report["criteria"] if report is not None else criteria_of(store, name)
         query = query.normalised(criteria)
         table = trial_page(store, name, query)
     return page(request, "experiment.html", version=version, title=f"Experiment {name}", experiment=name,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from atif.errors import NotFoundError
 from atif.store import Store
 
 __all__ = [
@@ -22,8 +21,6 @@ __all__ = [
     "data_version",
     "experiment_names",
     "experiments_overview",
-    "rated_criteria",
-    "require_experiment",
     "trial_page",
 ]
 
@@ -78,20 +75,6 @@ def experiments_overview(store: Store, *, name: str = "", agent: str = "", model
         """,
         {"name": name, "agent": agent, "model": model},
     )
-
-
-def require_experiment(store: Store, experiment: str) -> int:
-    """The number of trials of ``experiment``; ``NotFoundError`` when it has none."""
-    (n,) = store.read_one("SELECT count(*) FROM trials WHERE experiment = ?", [experiment])
-    if not n:
-        raise NotFoundError(f"no trials for experiment {experiment!r}")
-    return int(n)
-
-
-def rated_criteria(store: Store, experiment: str) -> list[str]:
-    """Labels of the criteria rated in ``experiment``, sorted (as the report lists them)."""
-    rows = store.read("SELECT DISTINCT criterion FROM ratings WHERE experiment = ? ORDER BY 1", [experiment])
-    return [r["criterion"] for r in rows]
 
 
 def experiment_names(store: Store) -> list[str]:
