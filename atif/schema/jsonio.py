@@ -20,7 +20,9 @@ A UTF-8 byte-order mark is ignored.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +92,46 @@ def load_json(data: bytes | bytearray | memoryview, *, source: str | None = None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        return jiter.from_json(data, allow_inf_nan=False, catch_duplicate_keys=True), []
+        doc = jiter.from_json(data, allow_inf_nan=False, catch_duplicate_keys=True)
     except ValueError:
         pass
+    else:
+        overflow = _overflow(doc, data)
+        return (None, [overflow]) if overflow else (doc, [])
     if not data.strip():
         return None, [Issue("", "json.empty", "the file is empty" if source else "the input is empty")]
     return _diagnose(data)
+
+
+_HUGE_EXPONENT = re.compile(rb"[eE][+]?[0-9]{3,}")
+
+
+def _overflow(doc: Any, data: bytes) -> Issue | None:
+    """A literal such as ``1e400`` parses to infinity: refused like ``Infinity`` itself. Only documents
+    with a three-digit exponent somewhere (a cheap scan of the bytes) are walked to find one."""
+    if not _HUGE_EXPONENT.search(data):
+        return None
+    where = _first_infinity(doc, "")
+    if where is None:
+        return None
+    return Issue(where, "json.non-finite", f"the number at {where or '/'} is too large for a 64-bit float")
+
+
+def _first_infinity(value: Any, pointer: str) -> str | None:
+    """The JSON pointer of the first infinite float in ``value``, or None."""
+    if isinstance(value, float):
+        return pointer if math.isinf(value) else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _first_infinity(item, f"{pointer}/{escape_pointer(str(key))}")
+        if found is not None:
+            return found
+    return None
 
 
 def _diagnose(data: bytes) -> tuple[Any, list[Issue]]:
@@ -105,7 +141,8 @@ def _diagnose(data: bytes) -> tuple[Any, list[Issue]]:
     except ValueError as exc:
         strict_error = str(exc)
     else:
-        return doc, _duplicate_keys(data)
+        overflow = _overflow(doc, data)
+        return (None, [overflow]) if overflow else (doc, _duplicate_keys(data))
     try:
         jiter.from_json(data, allow_inf_nan=True)
     except ValueError:

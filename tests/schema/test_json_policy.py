@@ -24,6 +24,8 @@ CASES = [
     ("nan cost", doc(b', "final_metrics": {"total_cost_usd": NaN}'), False, "json.non-finite"),
     ("infinity cost", doc(b', "final_metrics": {"total_cost_usd": Infinity}'), False, "json.non-finite"),
     ("minus infinity", doc(b', "extra": {"x": -Infinity}'), False, "json.non-finite"),
+    ("overflowing literal", doc(b', "final_metrics": {"total_cost_usd": 1e400}'), False, "json.non-finite"),
+    ("overflowing negative literal", doc(b', "extra": {"x": [0, -2.5E+309]}'), False, "json.non-finite"),
     ("lone surrogate", doc(b', "extra": {"x": "\\ud800"}'), False, "json.surrogate"),
     ("lone low surrogate", doc(b', "extra": {"x": "a\\udc00b"}'), False, "json.surrogate"),
     ("duplicate key", doc(b', "extra": {"x": 1, "x": 2}'), True, "json.duplicate-key"),
@@ -52,6 +54,18 @@ def test_validate_and_convert_agree(tmp_path: Path, case: str, data: bytes, vali
     v_msg = v.output.split(f"[{code}]", 1)[1].splitlines()[0].strip()
     c_msg = c.output.split(f"[{code}]", 1)[1].splitlines()[0].strip()
     assert v_msg == c_msg
+
+
+def test_large_but_finite_numbers_and_exponent_like_text_are_read() -> None:
+    data, issues = load_json(doc(b', "extra": {"x": 1e308, "y": -1.7E+300, "t": "e999 E+400"}'))
+    assert issues == []
+    assert data["extra"] == {"x": 1e308, "y": -1.7e300, "t": "e999 E+400"}
+
+
+def test_an_overflowing_literal_names_its_json_pointer() -> None:
+    data, issues = load_json(doc(b', "extra": {"a/b": [1, {"c": 1e999}]}'))
+    assert data is None
+    assert [(i.path, i.code) for i in issues] == [("/extra/a~1b/1/c", "json.non-finite")]
 
 
 def test_duplicate_key_warning_names_the_key_and_its_path() -> None:
