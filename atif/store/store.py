@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 import orjson
@@ -23,11 +23,12 @@ from atif.progress import ProgressCallback
 from atif.store import migrations, ratings
 from atif.store.codec import decode_raw
 from atif.store.connection import connect, fetch, first_line, loads
-from atif.store.ingest import Ingest
 from atif.store.ratings import PendingRating
 from atif.store.results import UploadResult
 from atif.store.sql import run_query, write_parquet
-from atif.trial import Converted, Failure, trajectory_messages
+
+if TYPE_CHECKING:
+    from atif.trial import Converted, Failure
 
 __all__ = ["DEFAULT_DB", "VIEWS", "Store", "default_path"]
 
@@ -201,6 +202,9 @@ class Store:
         """
         self._writable()
         with self._lock:
+            # Imported here: ingest loads the schema models, which reading commands never need.
+            from atif.store.ingest import Ingest
+
             job = Ingest(
                 self._db,
                 experiment,
@@ -481,6 +485,8 @@ class Store:
                 t["trajectory"] = None
             # Upload leaves out messages that equal the trajectory's chat messages: made again here.
             if t.pop("messages_from_trajectory") and t["trajectory"] is not None:
+                from atif.trial import trajectory_messages
+
                 t["messages"] = trajectory_messages(t["trajectory"])
             t["task"] = {"name": t["task_name"], "collection": t["collection"], "instruction": t["instruction"],
                          "tags": list(t["tags"] or [])}
