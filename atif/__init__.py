@@ -78,6 +78,8 @@ _LAZY: dict[str, str] = {
     "render_messages": "atif.judge.render",
     "trial_ids_starting_with": "atif.judge.render",
     "serve_local_judge": "atif.judge.setup",
+    "builtin_criteria": "atif.judge.library",
+    "builtin_criterion": "atif.judge.library",
     # reports
     "build_report": "atif.report",
     "compare": "atif.report",

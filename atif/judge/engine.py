@@ -155,7 +155,9 @@ class _Run:
 
     async def _validate_checks(self, items: list[_Item]) -> None:
         for item in items:
-            if item.kind == "function" and item.criterion not in self.checks:
+            if item.kind == "function" and item.config.get("builtin"):
+                _validate_builtin(item)
+            elif item.kind == "function" and item.criterion not in self.checks:
                 module = item.config.get("module")
                 if not module:
                     raise CriteriaError(f"function criterion {item.criterion!r} names no module")
@@ -343,7 +345,9 @@ class _Run:
         except NotFoundError as exc:
             await self._save(item, "UNSCORED", _source(item.kind), error=f"trial unreadable: {exc}")
             return
-        if item.kind == "function":
+        if item.kind == "function" and item.config.get("builtin"):
+            await self._save_check(item, _run_builtin(item, data), "function")
+        elif item.kind == "function":
             result = await self.checks[item.criterion].run(data.raw or data.ctx.trajectory, data.check_trial)
             await self._save_check(item, result, "function")
         elif item.kind == "match":
@@ -526,6 +530,20 @@ class _Run:
                          cited_steps=verdict.cited_steps, judge_model=setup.model, cost_usd=answer.cost_usd,
                          latency_ms=answer.latency_ms, cache_key=key, truncated=fitted.truncated,
                          prompt_version=setup.prompt_version, error=error, raw_output=answer.content, **usage)
+
+
+def _validate_builtin(item: _Item) -> None:
+    """A built-in exact check exists and takes the stored parameters (``CriteriaError`` otherwise)."""
+    from atif.judge.library import builtin_criterion
+
+    builtin_criterion(item.config["builtin"]).resolve_params(item.config.get("params"), where=f"criterion {item.criterion!r}: ")
+
+
+def _run_builtin(item: _Item, data: _TrialData) -> CheckResult:
+    """A built-in exact check on one trial: our own code, run in-process."""
+    from atif.judge.library import run_builtin
+
+    return run_builtin(item.config["builtin"], data.ctx.trajectory, data.check_trial, item.config.get("params"))
 
 
 def _source(kind: str) -> str:
