@@ -55,6 +55,10 @@ class JudgeConfig(BaseModel):
     """Template overrides: ``system`` and/or ``user``, each a path relative to the criteria file."""
     structured: Literal["auto", "json_schema", "json", "text"] = "auto"
     """How to ask for the verdict: JSON schema, JSON mode, or plain text."""
+    samples: int = Field(default=1, ge=1, le=25)
+    """Ask each model this many times; the stored verdict is the majority (temperature 0.7 when 0 was set)."""
+    panel: list[str] | None = Field(default=None, min_length=1)
+    """Several judge models (litellm strings) asked the same question; the majority of their votes wins."""
 
 
 class Criterion(BaseModel):
@@ -66,6 +70,10 @@ class Criterion(BaseModel):
     """A built-in criterion to take (its label, question and kind are the defaults)."""
     params: dict[str, Any] | None = None
     """``use``: parameters of the built-in."""
+    samples: int | None = Field(default=None, ge=1, le=25)
+    """``llm``: samples per model for this criterion (overrides the judge block's)."""
+    panel: list[str] | None = Field(default=None, min_length=1)
+    """``llm``: panel of judge models for this criterion (overrides the judge block's)."""
 
     label: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     """Short id (letters, digits, ``_ . : -``)."""
@@ -117,15 +125,20 @@ class Criterion(BaseModel):
     def _kind_fields(self) -> Criterion:
         if self.kind == "function" and not self.module and not self.use:
             raise ValueError("a function criterion needs `module` (a Python file)")
+        if self.kind != "llm" and (self.samples is not None or self.panel is not None):
+            raise ValueError("`samples` and `panel` apply to llm criteria only")
         if self.kind == "match" and self.reference is None:
             raise ValueError("a match criterion needs `reference` (the expected tool calls)")
         return self
 
     def config(self) -> dict[str, Any]:
         """Kind-specific settings, as stored with the criterion."""
+        votes = {k: v for k, v in (("samples", self.samples), ("panel", self.panel)) if v is not None}
         if self.use is not None:
             return {"builtin": self.use, "params": dict(self.params or {})} if self.kind == "function" else \
-                {"builtin": self.use}
+                {"builtin": self.use, **votes}
+        if self.kind == "llm":
+            return votes
         if self.kind == "function":
             return {"module": self.module, "function": self.function, "timeout": self.timeout}
         if self.kind == "match":

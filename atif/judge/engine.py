@@ -44,6 +44,7 @@ from atif.judge.setup import (
 )
 from atif.judge.summary import EvaluationSummary, short_reason
 from atif.judge.verdict import parse_verdict
+from atif.judge.votes import Voting
 from atif.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _trial_data(record: Any) -> Any:
     return _TrialData(trial_context(record), _check_trial(record), record.get("trajectory_bytes"))
 
 
-class _Run:
+class _Run(Voting):
     def __init__(self, store: Store, experiment: str, *, labels: Sequence[str] | None, rejudge: bool,
                  model: str | None, api_base: str | None, max_cost: float | None, concurrency: int | None,
                  on_progress: ProgressCallback | None) -> None:
@@ -183,6 +184,9 @@ class _Run:
     async def run(self) -> EvaluationSummary:
         started = time.perf_counter()
         items, cfg = self._items()
+        self.cfg = cfg
+        if cfg.panel and not cfg.model:
+            cfg.model = cfg.panel[0]
         self.summary.total = len(items)
         for item in items:
             self.remaining[item.trial_id] += 1
@@ -356,7 +360,11 @@ class _Run:
                                       label=item.criterion)
             await self._save_check(item, result, "match")
         else:
-            await self._judge(item, data)
+            samples, panel = self._voting(item)
+            if samples > 1 or panel:
+                await self._judge_votes(item, data, samples, panel or [self.setup.model])  # type: ignore[union-attr]
+            else:
+                await self._judge(item, data)
 
     async def _save_check(self, item: _Item, result: CheckResult, source: str) -> None:
         await self._save(item, result.verdict, source, reasoning=result.reasoning, error=result.error,
