@@ -148,3 +148,24 @@ def test_a_judge_run_decides_builtin_checks_without_a_model(tmp_path: Path) -> N
     assert verdicts[("tool-errors-all-ok", "no-loops")] == "YES"
     assert {r["source"] for r in rows.values()} == {"function"}
     assert rows[("no-loops-loop-of-three", "no-loops")]["cited_steps"] == [2, 3, 4]
+
+
+def test_llm_builtins_send_their_shipped_question_to_the_judge(tmp_path: Path) -> None:
+    import respx
+
+    from tests.judge.test_engine import CHAT, build_store, completion, ratings, run
+
+    llm = [b for b in builtin_criteria() if b.kind == "llm"]
+    cf = parse_criteria({"name": "lib", "criteria": [{"use": b.name} for b in llm]})
+    criteria = [{"label": c.label, "question": c.question, "kind": c.kind, "config": c.config()} for c in cf.criteria]
+    cases = [_load(FIXTURES / "task-completed" / f"{name}.json") for name in ("done", "wrong-file")]
+    trials = [{"task_name": c["trial"]["task_name"], "trajectory": c["trajectory"]} for c in cases]
+    db = build_store(tmp_path, criteria, trials=trials)
+    with respx.mock(assert_all_called=False) as api:
+        route = api.post(CHAT).mock(side_effect=lambda request: completion(rating="YES"))
+        run(db)
+    sent = [json.loads(call.request.content)["messages"] for call in route.calls]
+    assert len(sent) == 2 * len(llm)
+    for b in llm:
+        assert sum(b.question in json.dumps(m, ensure_ascii=False) for m in sent) == 2, b.name
+    assert {r["verdict"] for r in ratings(db).values()} == {"YES"}
