@@ -122,7 +122,8 @@ def main() -> None:
     asyncio.run(warm())
 
     from atif.judge.engine import evaluate
-    from atif.store import Store
+    import atif
+from atif.store import Store
 
     n_trials = args.judgements // args.criteria
     total = n_trials * args.criteria
@@ -132,9 +133,9 @@ def main() -> None:
         src = _trials(n_trials, Path(tmp) / "src")
         db = Path(tmp) / "bench.duckdb"
         with Store(db) as store:
-            store.upload([src], "bench", create_missing_tasks=True,
-                         criteria={"name": "bench", "criteria": criteria,
-                                   "judge": {"model": "openai/stub-judge", "api_base": api_base}})
+            atif.upload([src], "bench", store=store, create_missing_tasks=True,
+                        criteria={"name": "bench", "criteria": criteria,
+                                  "judge": {"model": "openai/stub-judge", "api_base": api_base}})
             from atif.judge.render import render_messages
 
             messages = render_messages(store, store.pending("bench")[0].trial_id, "c0")["messages"]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trials": ("atif.cli.store:trials_cmd", "List the trials of an experiment."),
     "evaluate": ("atif.cli.judge:evaluate_cmd", "Judge every trial x criterion that has no rating yet."),
     "judge": ("atif.cli.judge:judge_group", "Judge tools: render prompts, serve the local model."),
+    "criteria": ("atif.cli.criteria:criteria_group", "The built-in criteria library: list and explain them."),
     "report": ("atif.cli.report:report_cmd", "Summarise an experiment (markdown, json, html)."),
     "compare": ("atif.cli.report:compare_cmd", "Compare two experiments, with significance tests."),
     "gate": ("atif.cli.report:gate_cmd", "Exit 1 when an experiment misses its thresholds (for CI)."),

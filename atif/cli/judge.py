@@ -76,6 +76,7 @@ def judge_group() -> None:
     Example:
       atif judge render --trial 7a162cb8 --criterion task-complete
       atif judge serve-local --port 8765
+      atif judge bench labels.jsonl -e nightly --criteria criteria.yaml --compare openai/gpt-4o
     """
 
 
@@ -144,3 +145,58 @@ def serve_local_cmd(port: int | None, model: str | None) -> None:
     from atif import serve_local_judge
 
     serve_local_judge(port, model=model)
+
+
+@judge_group.command(name="bench")
+@click.argument("labels", metavar="LABELS")
+@click.option("--criteria", "criteria_file", required=True, type=click.Path(dir_okay=False),
+              help="Criteria file: the questions and the judge configuration to benchmark.")
+@click.option("-e", "--experiment", help="With a labels file: the experiment holding its trials.")
+@click.option("--against", type=click.Choice(["human", "precomputed"]), default="human", show_default=True,
+              help="Source of the labels (in a labels experiment, or the `source` field of a file).")
+@click.option("--judge-model", "model", metavar="MODEL", help="Override the criteria file's judge model.")
+@click.option("--judge-api-base", "api_base", metavar="URL", help="Override the judge's base URL.")
+@click.option("--compare", metavar="MODEL|CRITERIA.yaml",
+              help="A second configuration on the same cases (a model, or another criteria file), "
+                   "with McNemar's test on their disagreements.")
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", help="Spend limit of each run.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@db_option
+def bench_cmd(labels: str, criteria_file: str, experiment: str | None, against: str, model: str | None,
+              api_base: str | None, compare: str | None, max_cost: float | None, fmt: str, db_path: str) -> None:
+    """Benchmark a judge configuration on labelled trials: agreement, confusion, cost, latency.
+
+    LABELS is a JSONL file in the calibrate format ({task_name, epoch, criterion, rating},
+    trials from --experiment) or an experiment whose human ratings are the labels. Each
+    configuration judges copies of the labelled trials in a scratch store: your store is
+    only read. Labels whose trial or criterion is missing are reported, not fatal.
+
+    \b
+    Example:
+      atif judge bench labels.jsonl -e nightly --criteria criteria.yaml
+      atif judge bench nightly-human --criteria criteria.yaml --judge-model openai/gpt-4o-mini --compare openai/gpt-4o
+      atif judge bench labels.jsonl -e nightly --criteria small.yaml --compare big.yaml --format json
+    """
+    from pathlib import Path
+
+    from atif import bench_labels, load_criteria, render_bench_md, run_bench, score_bench
+
+    criteria = load_criteria(criteria_file)
+    with open_store(db_path, read_only=True) as store:
+        cases, problems = bench_labels(store, labels, criteria, experiment=experiment, against=against)
+        if not cases:
+            raise click.ClickException("no labelled case is left to judge" + (f": {problems[0]}" if problems else ""))
+        runs = [run_bench(store, cases, criteria, model=model, api_base=api_base, max_cost=max_cost)]
+        if compare:
+            if Path(compare).is_file():
+                other = load_criteria(compare)
+                runs.append(run_bench(store, cases, other, name=compare, max_cost=max_cost))
+            else:
+                runs.append(run_bench(store, cases, criteria, model=compare, api_base=api_base, max_cost=max_cost))
+    result = score_bench([{"trial_id": c.trial_id, "criterion": c.criterion, "reference": c.reference} for c in cases],
+                         [{"name": r.name, "model": r.model, "seconds": r.seconds, "verdicts": r.verdicts}
+                          for r in runs], problems)
+    if fmt == "json":
+        emit_json(result)
+    else:
+        click.echo(render_bench_md(result), nl=False)

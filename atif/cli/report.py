@@ -22,6 +22,14 @@ def _write(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
+_CALIBRATION = click.option(
+    "--calibration", metavar="EXPERIMENT|FILE",
+    help="Calibration data: an experiment or JSONL file of reference ratings (as calibrate takes), "
+         "or a saved `atif calibrate --format json` result.")
+_AGAINST = click.option("--against", type=click.Choice(["human", "precomputed"]), default="human",
+                        show_default=True, help="With --calibration: the source of the reference ratings.")
+
+
 @click.command("report")
 @click.option("--experiment", "-e", required=True, help="Experiment to summarise.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
@@ -30,8 +38,11 @@ def _write(text: str, output: str | None) -> None:
               help="Add a section per cohort: task tag, agent or model.")
 @click.option("--max-trials", type=click.IntRange(min=1), default=1000, show_default=True,
               help="HTML: trials in the table and viewer (errored and lowest-reward first).")
+@_CALIBRATION
+@_AGAINST
 @db_option
-def report_cmd(experiment: str, fmt: str, output: str | None, by: str | None, max_trials: int, db_path: str) -> None:
+def report_cmd(experiment: str, fmt: str, output: str | None, by: str | None, max_trials: int,
+               calibration: str | None, against: str, db_path: str) -> None:
     """Summarise an experiment: errors, rewards, cost, tokens, pass rates with 95% intervals.
 
     Markdown suits a pull-request comment; JSON is stable and versioned (schema_version,
@@ -43,13 +54,15 @@ def report_cmd(experiment: str, fmt: str, output: str | None, by: str | None, ma
       atif report --experiment nightly
       atif report -e nightly --by tag --format json -o report.json
       atif report -e nightly --format html -o report.html
+      atif report -e nightly --calibration labels.jsonl    # adds pass rates corrected for the judge's error
     """
-    from atif import build_report, render_report_html, render_report_md
+    from atif import build_report, load_calibration, render_report_html, render_report_md
 
     if fmt == "html" and output is None and sys.stdout.isatty():
         raise click.UsageError("--format html writes a whole page: give -o FILE (or redirect stdout)")
     with open_store(db_path, read_only=True) as store:
-        rep = build_report(store, experiment, by=by)
+        cal = load_calibration(store, experiment, calibration, against=against) if calibration else None
+        rep = build_report(store, experiment, by=by, calibration=cal)
         if fmt == "json":
             text = json_text(rep, sort_keys=True)
         elif fmt == "md":
@@ -98,12 +111,21 @@ def compare_cmd(baseline: str, candidate: str, fmt: str, output: str | None, alp
               help="Largest tolerated drop in pass rate / mean reward vs --baseline (default 0.05).")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level of regression tests.")
 @click.option("--ignore-unscored", is_flag=True, help="Leave unscored and unrated verdicts out instead of failing them.")
+@_CALIBRATION
+@_AGAINST
+@click.option("--corrected", is_flag=True,
+              help="--min-pass holds the pass rate corrected for the judge's measured error (needs --calibration).")
+@click.option("--min-kappa", type=float, default=None, metavar="K",
+              help="Each calibrated criterion needs the judge's Cohen's kappa >= K (needs --calibration).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None, metavar="A",
+              help="Each criterion judged by samples or a panel needs a mean vote agreement >= A.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @db_option
 @click.pass_context
 def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min_reward: float | None,
-             baseline: str | None, max_regression: float | None, alpha: float, ignore_unscored: bool, fmt: str,
-             db_path: str) -> None:
+             baseline: str | None, max_regression: float | None, alpha: float, ignore_unscored: bool,
+             calibration: str | None, against: str, corrected: bool, min_kappa: float | None,
+             min_agreement: float | None, fmt: str, db_path: str) -> None:
     """Exit 1 when an experiment misses a threshold or regresses significantly (for CI).
 
     Every condition is printed with its figure. Unscored and unrated verdicts count as
@@ -116,8 +138,9 @@ def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min
     Example:
       atif gate -e nightly-pr-123 --min-pass correct=0.8 --min-pass '*=0.5'
       atif gate -e nightly-pr-123 --baseline nightly-main --max-regression 0.05
+      atif gate -e nightly --calibration labels.jsonl --min-kappa 0.6 --corrected --min-pass done=0.7
     """
-    from atif import ReportError, gate, parse_min_pass, render_gate_text
+    from atif import ReportError, gate, load_calibration, parse_min_pass, render_gate_text
 
     if max_regression is not None and baseline is None:
         raise click.UsageError("--max-regression needs --baseline")
@@ -128,11 +151,15 @@ def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min
             thresholds[label] = rate
     except ReportError as exc:
         raise click.UsageError(str(exc)) from None
+    if (corrected or min_kappa is not None) and not calibration:
+        raise click.UsageError("--corrected and --min-kappa need --calibration")
     with open_store(db_path, read_only=True) as store:
+        cal = load_calibration(store, experiment, calibration, against=against) if calibration else None
         try:
             result = gate(store, experiment, min_pass=thresholds, min_reward=min_reward, baseline=baseline,
                           max_regression=0.05 if max_regression is None else max_regression, alpha=alpha,
-                          ignore_unscored=ignore_unscored)
+                          ignore_unscored=ignore_unscored, calibration=cal, min_kappa=min_kappa,
+                          corrected=corrected, min_agreement=min_agreement)
         except ReportError as exc:
             raise click.UsageError(str(exc)) from None
     if fmt == "json":

@@ -13,6 +13,9 @@ Modules:
 - :mod:`~atif.judge.pacing`: request pacing and batched store access;
 - :mod:`~atif.judge.render`: the exact prompt of one trial x criterion, without sending it;
 - :mod:`~atif.judge.summary`: :class:`EvaluationSummary`, what a run did;
+- :mod:`~atif.judge.votes`: repeated samples and panels of models, and their majority;
+- :mod:`~atif.judge.library`: the built-in criteria (``use: <name>``), exact checks and LLM prompts;
+- :mod:`~atif.judge.bench`: judge configurations run over labelled trials;
 - :mod:`~atif.judge.engine`: :func:`evaluate`, the run itself.
 
 Importing this package is cheap: names load on first use.

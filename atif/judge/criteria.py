@@ -12,6 +12,8 @@
       - label: task-complete
         question: Did the agent complete the requested task?
         kind: llm                  # default; also function, match
+      - use: no-loops              # a built-in criterion (`atif criteria list`)
+        params: {times: 4}         # its parameters; `label` and `question` may be overridden
 """
 
 from __future__ import annotations
@@ -53,12 +55,25 @@ class JudgeConfig(BaseModel):
     """Template overrides: ``system`` and/or ``user``, each a path relative to the criteria file."""
     structured: Literal["auto", "json_schema", "json", "text"] = "auto"
     """How to ask for the verdict: JSON schema, JSON mode, or plain text."""
+    samples: int = Field(default=1, ge=1, le=25)
+    """Ask each model this many times; the stored verdict is the majority (temperature 0.7 when 0 was set)."""
+    panel: list[str] | None = Field(default=None, min_length=1)
+    """Several judge models (litellm strings) asked the same question; the majority of their votes wins."""
 
 
 class Criterion(BaseModel):
     """One YES/NO criterion."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    use: str | None = None
+    """A built-in criterion to take (its label, question and kind are the defaults)."""
+    params: dict[str, Any] | None = None
+    """``use``: parameters of the built-in."""
+    samples: int | None = Field(default=None, ge=1, le=25)
+    """``llm``: samples per model for this criterion (overrides the judge block's)."""
+    panel: list[str] | None = Field(default=None, min_length=1)
+    """``llm``: panel of judge models for this criterion (overrides the judge block's)."""
 
     label: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     """Short id (letters, digits, ``_ . : -``)."""
@@ -79,16 +94,51 @@ class Criterion(BaseModel):
     arguments: Literal["exact", "ignore", "subset"] = "ignore"
     """``match``: how arguments must match."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("use") is None:
+            if isinstance(data, dict) and data.get("params") is not None:
+                raise ValueError("`params` goes with `use` (a built-in criterion)")
+            return data
+        from atif.judge.library import builtin_criterion
+
+        name = data["use"]
+        if not isinstance(name, str):
+            raise ValueError(f"`use` names a built-in criterion, not {name!r}")  # noqa: TRY004 - pydantic reports ValueError with the path
+        if not isinstance(data.get("params") or {}, dict):
+            raise ValueError("`params` must be a mapping")  # noqa: TRY004
+        try:
+            entry = builtin_criterion(name)
+            params = entry.resolve_params(data.get("params"))
+        except CriteriaError as exc:
+            raise ValueError(str(exc)) from None
+        if data.get("kind", entry.kind) != entry.kind:
+            raise ValueError(f"built-in {name!r} is a {entry.kind} criterion, not {data['kind']}")
+        clash = [k for k in ("module", "function", "reference") if k in data]
+        if clash:
+            raise ValueError(f"a built-in criterion takes no {', '.join(clash)}")
+        return {**data, "label": data.get("label", name), "question": data.get("question") or entry.render_question(params),
+                "kind": entry.kind, "params": params}
+
     @model_validator(mode="after")
     def _kind_fields(self) -> Criterion:
-        if self.kind == "function" and not self.module:
+        if self.kind == "function" and not self.module and not self.use:
             raise ValueError("a function criterion needs `module` (a Python file)")
+        if self.kind != "llm" and (self.samples is not None or self.panel is not None):
+            raise ValueError("`samples` and `panel` apply to llm criteria only")
         if self.kind == "match" and self.reference is None:
             raise ValueError("a match criterion needs `reference` (the expected tool calls)")
         return self
 
     def config(self) -> dict[str, Any]:
         """Kind-specific settings, as stored with the criterion."""
+        votes = {k: v for k, v in (("samples", self.samples), ("panel", self.panel)) if v is not None}
+        if self.use is not None:
+            return {"builtin": self.use, "params": dict(self.params or {})} if self.kind == "function" else \
+                {"builtin": self.use, **votes}
+        if self.kind == "llm":
+            return votes
         if self.kind == "function":
             return {"module": self.module, "function": self.function, "timeout": self.timeout}
         if self.kind == "match":

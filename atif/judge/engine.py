@@ -44,6 +44,7 @@ from atif.judge.setup import (
 )
 from atif.judge.summary import EvaluationSummary, short_reason
 from atif.judge.verdict import parse_verdict
+from atif.judge.votes import Voting
 from atif.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _trial_data(record: Any) -> Any:
     return _TrialData(trial_context(record), _check_trial(record), record.get("trajectory_bytes"))
 
 
-class _Run:
+class _Run(Voting):
     def __init__(self, store: Store, experiment: str, *, labels: Sequence[str] | None, rejudge: bool,
                  model: str | None, api_base: str | None, max_cost: float | None, concurrency: int | None,
                  on_progress: ProgressCallback | None) -> None:
@@ -155,7 +156,9 @@ class _Run:
 
     async def _validate_checks(self, items: list[_Item]) -> None:
         for item in items:
-            if item.kind == "function" and item.criterion not in self.checks:
+            if item.kind == "function" and item.config.get("builtin"):
+                _validate_builtin(item)
+            elif item.kind == "function" and item.criterion not in self.checks:
                 module = item.config.get("module")
                 if not module:
                     raise CriteriaError(f"function criterion {item.criterion!r} names no module")
@@ -181,6 +184,9 @@ class _Run:
     async def run(self) -> EvaluationSummary:
         started = time.perf_counter()
         items, cfg = self._items()
+        self.cfg = cfg
+        if cfg.panel and not cfg.model:
+            cfg.model = cfg.panel[0]
         self.summary.total = len(items)
         for item in items:
             self.remaining[item.trial_id] += 1
@@ -343,7 +349,9 @@ class _Run:
         except NotFoundError as exc:
             await self._save(item, "UNSCORED", _source(item.kind), error=f"trial unreadable: {exc}")
             return
-        if item.kind == "function":
+        if item.kind == "function" and item.config.get("builtin"):
+            await self._save_check(item, _run_builtin(item, data), "function")
+        elif item.kind == "function":
             result = await self.checks[item.criterion].run(data.raw or data.ctx.trajectory, data.check_trial)
             await self._save_check(item, result, "function")
         elif item.kind == "match":
@@ -352,7 +360,11 @@ class _Run:
                                       label=item.criterion)
             await self._save_check(item, result, "match")
         else:
-            await self._judge(item, data)
+            samples, panel = self._voting(item)
+            if samples > 1 or panel:
+                await self._judge_votes(item, data, samples, panel or [self.setup.model])  # type: ignore[union-attr]
+            else:
+                await self._judge(item, data)
 
     async def _save_check(self, item: _Item, result: CheckResult, source: str) -> None:
         await self._save(item, result.verdict, source, reasoning=result.reasoning, error=result.error,
@@ -526,6 +538,20 @@ class _Run:
                          cited_steps=verdict.cited_steps, judge_model=setup.model, cost_usd=answer.cost_usd,
                          latency_ms=answer.latency_ms, cache_key=key, truncated=fitted.truncated,
                          prompt_version=setup.prompt_version, error=error, raw_output=answer.content, **usage)
+
+
+def _validate_builtin(item: _Item) -> None:
+    """A built-in exact check exists and takes the stored parameters (``CriteriaError`` otherwise)."""
+    from atif.judge.library import builtin_criterion
+
+    builtin_criterion(item.config["builtin"]).resolve_params(item.config.get("params"), where=f"criterion {item.criterion!r}: ")
+
+
+def _run_builtin(item: _Item, data: _TrialData) -> CheckResult:
+    """A built-in exact check on one trial: our own code, run in-process."""
+    from atif.judge.library import run_builtin
+
+    return run_builtin(item.config["builtin"], data.ctx.trajectory, data.check_trial, item.config.get("params"))
 
 
 def _source(kind: str) -> str:

@@ -4,10 +4,15 @@ Three tries, in order, and never a default:
 
 1. strict JSON ``{"reasoning": str, "rating": "YES"|"NO", "cited_steps": [int]}`` (a Markdown code
    fence around it, or one JSON object inside prose, is accepted);
-2. a final standalone verdict line: the last non-empty line is ``YES`` or ``NO`` (``PASS``/``FAIL``
-   map to them), optionally after a label such as ``Answer:`` or ``Verdict:`` and with Markdown
-   emphasis or a trailing full stop;
-3. otherwise the answer is ``UNSCORED`` and the raw text is kept for inspection.
+2. the final line, read as a person would: the last non-empty line is a verdict when it is
+   ``YES`` or ``NO`` alone (``PASS``/``FAIL`` map to them; Markdown emphasis, quotes, brackets and
+   a closing full stop around it are fine: ``**YES**``, ``[NO].``), or when it names the verdict
+   after a cue word (``Answer: NO.``, ``Verdict - yes``, ``...so my verdict: YES``,
+   ``Final answer is **NO** because ...``, ``<verdict>YES</verdict>``);
+3. otherwise the answer is ``UNSCORED`` and the raw text is kept for inspection. A final line
+   that names both verdicts (``YES or NO, hard to say``), or neither, is never guessed at; nor is a
+   verdict word in running prose (``I think yes, the agent did it.``) or one that is negated
+   (``the answer is not YES``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,21 @@ _LABEL = re.compile(
 )
 # Markdown emphasis, quotes and brackets around a lone verdict word, and a closing full stop.
 _DECORATION = " \t*_`\"'[](){}<>#>.!"
+# Any verdict word standing alone in a line (not inside another word).
+_ANY_WORD = re.compile(r"(?<![A-Za-z])(YES|NO|PASS|FAIL|PASSED|FAILED)(?![A-Za-z])", re.IGNORECASE)
+# A cue, then the verdict word, then the end of the line or a separator before an explanation:
+# "so my verdict: YES", "Answer - no.", "the final answer is **NO** because ...".
+_CUED = re.compile(
+    r"(?<![A-Za-z])(?:final\s+|overall\s+)?(?:answer|verdict|rating|decision|grade|result|judgement|judgment"
+    r"|conclusion)(?![A-Za-z])\s*(?:(?:is|would\s+be|will\s+be|=)\s*)?[:=\-\u2013\u2014>]*\s*"
+    r"[*_`\"'\[(]*(?P<word>YES|NO|PASS|FAIL|PASSED|FAILED)[*_`\"'\])]*"
+    r"(?P<tail>\s*$|\s*[.,;:!)\u2013\u2014-]|\s+(?:because|since|as|-)\b)",
+    re.IGNORECASE,
+)
+# Words leading into a cue ("..., so my verdict:"), dropped from the reasoning.
+_LEAD_IN = re.compile(r"[\s,;:]*(?:\b(?:so|thus|therefore|hence|and)\b[\s,]*)?(?:\b(?:my|the|our|its)\b\s*)?$",
+                      re.IGNORECASE)
+_TAGGED = re.compile(r"<(verdict|answer|rating)>\s*(?P<word>[A-Za-z]+)\s*</\1>", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -136,16 +156,31 @@ def _from_json(text: str) -> tuple[Verdict | None, str | None]:
     return None, problem
 
 
+def _line_verdict(line: str) -> tuple[str | None, str]:
+    """The verdict a final line gives, or None; and the prose before the verdict on that line."""
+    bare = _LABEL.sub("", line.strip().strip(_DECORATION)).strip(_DECORATION)
+    if bare.upper() in _WORDS:
+        return _WORDS[bare.upper()], ""
+    # Capitalised verdict words are meant as verdicts; a lowercase "no" in prose is just a word.
+    named = {_WORDS[m.group(1)] for m in _ANY_WORD.finditer(line) if m.group(1).isupper()}
+    found = [(m.start(), _WORDS[m.group("word").upper()]) for m in _TAGGED.finditer(line)
+             if m.group("word").upper() in _WORDS]
+    found += [(m.start(), _WORDS[m.group("word").upper()]) for m in _CUED.finditer(line)]
+    named |= {word for _, word in found}
+    if not found or len(named) != 1:
+        return None, ""  # no verdict named after a cue, or both named: never guess
+    start = min(at for at, _ in found)
+    return found[0][1], _LEAD_IN.sub("", line[:start]).strip().rstrip(",;:-").strip()
+
+
 def _from_last_line(text: str) -> Verdict | None:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return None
-    last = lines[-1].strip().strip(_DECORATION)
-    last = _LABEL.sub("", last).strip(_DECORATION)
-    rating = _WORDS.get(last.upper())
+    rating, before = _line_verdict(lines[-1])
     if rating is None:
         return None
-    prose = "\n".join(lines[:-1]).strip()
+    prose = "\n".join([*lines[:-1], before] if before else lines[:-1]).strip()
     prose = re.sub(r"^(?:reasoning|explanation|rationale)\s*:\s*", "", prose, flags=re.IGNORECASE)
     return Verdict(rating=rating, reasoning=prose or None, raw=text, how="line")  # type: ignore[arg-type]
 

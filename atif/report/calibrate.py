@@ -23,7 +23,7 @@ import orjson
 
 from atif.errors import InputError, ParseError, ReportError
 from atif.report.reading import clean, pairs_cte, require_experiment
-from atif.report.stats import cohen_kappa
+from atif.report.stats import binary_metrics, cohen_kappa
 from atif.store import Store
 
 __all__ = ["CALIBRATION_SCHEMA_VERSION", "REFERENCE_SOURCES", "calibrate", "load_reference_file"]
@@ -105,7 +105,9 @@ def calibrate(
     Give exactly one of ``reference`` (an experiment whose trials pair by task and epoch)
     or ``reference_file`` (JSONL, see the module docstring). Returns agreement, Cohen's
     kappa and the confusion matrix (rows: judge, columns: reference) per criterion and
-    overall, and the disagreeing trials (all, or the first ``max_listed``).
+    overall, ``metrics`` (TPR, TNR, precision, recall, F1, balanced accuracy and kappa, each
+    with a 95% interval; YES is the positive class), and the disagreeing trials (all, or the
+    first ``max_listed``).
     """
     if against not in REFERENCE_SOURCES:
         raise ReportError(f"--against {against!r}: expected one of {', '.join(REFERENCE_SOURCES)}")
@@ -171,6 +173,7 @@ def calibrate(
             "confusion": matrix,
             "judge_yes_rate": (matrix["YES"]["YES"] + matrix["YES"]["NO"]) / len(rows) if rows else None,
             "reference_yes_rate": (matrix["YES"]["YES"] + matrix["NO"]["YES"]) / len(rows) if rows else None,
+            "metrics": binary_metrics(matrix),
         }
 
     by_criterion: dict[str, list[dict[str, Any]]] = {}

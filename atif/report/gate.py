@@ -87,6 +87,10 @@ def gate(
     alpha: float = 0.05,
     ignore_unscored: bool = False,
     seed: int = 0,
+    calibration: dict[str, Any] | None = None,
+    min_kappa: float | None = None,
+    corrected: bool = False,
+    min_agreement: float | None = None,
 ) -> GateResult:
     """Check ``experiment`` against thresholds and, optionally, a baseline.
 
@@ -101,12 +105,26 @@ def gate(
       ``max_regression`` and the ``1 - alpha`` paired bootstrap interval lies below 0.
       Candidate unscored verdicts count as NO unless ``ignore_unscored``; pairs whose
       baseline is unscored are left out.
+    - ``calibration`` (a ``calibrate`` result) with ``corrected``: ``min_pass`` holds the pass
+      rate corrected for the judge's measured error (Rogan–Gladen), not the raw one; a
+      criterion without usable calibration data fails. With ``min_kappa``: each calibrated
+      criterion of the experiment needs Cohen's kappa of at least that.
+    - ``min_agreement``: each criterion judged by samples or panels needs the mean agreement
+      of its votes to be at least that (a fraction in [0.5, 1]).
 
     Raises ``ReportError`` for a malformed gate, ``NotFoundError`` for an unknown experiment.
     """
     min_pass = dict(min_pass or {})
-    if not min_pass and min_reward is None and baseline is None:
-        raise ReportError("nothing to check: give --min-pass, --min-reward or --baseline")
+    if corrected and not min_pass:
+        raise ReportError("--corrected applies to --min-pass thresholds; give at least one")
+    if not min_pass and min_reward is None and baseline is None and min_kappa is None and min_agreement is None:
+        raise ReportError("nothing to check: give --min-pass, --min-reward, --min-kappa, --min-agreement or --baseline")
+    if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
+        raise ReportError(f"--min-agreement {min_agreement} is outside [0, 1]")
+    if (corrected or min_kappa is not None) and calibration is None:
+        raise ReportError("--corrected and --min-kappa need calibration data (--calibration)")
+    if min_kappa is not None and not -1.0 <= min_kappa <= 1.0:
+        raise ReportError(f"--min-kappa {min_kappa} is outside [-1, 1]")
     if not 0.0 < alpha < 1.0:
         raise ReportError(f"--alpha {alpha} must be in (0, 1)")
     if max_regression < 0:
@@ -138,7 +156,17 @@ def gate(
             targets = {k: min_pass[ALL_CRITERIA] for k in known}
         targets.update({k: v for k, v in min_pass.items() if k != ALL_CRITERIA})
         for label, threshold in targets.items():
-            conditions.append(_pass_condition(label, threshold, counts.get(label), n_trials, ignore_unscored))
+            if corrected:
+                conditions.append(_corrected_condition(label, threshold, counts.get(label), n_trials,
+                                                       ignore_unscored, calibration))
+            else:
+                conditions.append(_pass_condition(label, threshold, counts.get(label), n_trials, ignore_unscored))
+
+    if min_kappa is not None:
+        conditions += _kappa_conditions(known, min_kappa, calibration or {})
+
+    if min_agreement is not None:
+        conditions += _agreement_conditions(store, experiment, min_agreement)
 
     if min_reward is not None:
         n, n_reward, mean_reward = store.read_one(
@@ -176,6 +204,53 @@ def _pass_condition(label: str, threshold: float, row: dict[str, Any] | None, n_
         return Condition(name, False, None, threshold, "no scored ratings")
     observed = n_yes / n
     return Condition(name, observed >= threshold, observed, threshold, detail)
+
+
+def _corrected_condition(label: str, threshold: float, row: dict[str, Any] | None, n_trials: int,
+                         ignore_unscored: bool, calibration: dict[str, Any] | None) -> Condition:
+    from atif.report.correction import corrected_rate
+
+    n_yes = int(row["n_yes"]) if row else 0
+    n = n_yes + (int(row["n_no"]) if row else 0) if ignore_unscored else n_trials
+    name = f"corrected pass rate of {label} >= {threshold:g}"
+    c = corrected_rate(n_yes, n, calibration, label)
+    if c["pass_rate"] is None:
+        return Condition(name, False, None, threshold, c["reason"])
+    detail = (f"raw {n_yes}/{n} YES, corrected for the judge's error (sensitivity {c['sensitivity']:.3g}, "
+              f"specificity {c['specificity']:.3g}, {c['n_calibration']} calibration pairs): 95% CI "
+              f"{c['ci_low']:.3g}-{c['ci_high']:.3g}")
+    return Condition(name, c["pass_rate"] >= threshold, c["pass_rate"], threshold, detail)
+
+
+def _agreement_conditions(store: Store, experiment: str, min_agreement: float) -> list[Condition]:
+    rows = store.read("""
+        SELECT criterion, avg(agreement) AS mean, count(agreement) AS n, min(agreement) AS worst
+        FROM ratings WHERE experiment = ? AND agreement IS NOT NULL GROUP BY criterion ORDER BY criterion""",
+        [experiment])
+    if not rows:
+        return [Condition(f"vote agreement >= {min_agreement:g}", False, None, min_agreement,
+                          "no rating of the experiment was decided by samples or a panel")]
+    return [Condition(f"vote agreement of {r['criterion']} >= {min_agreement:g}", r["mean"] >= min_agreement,
+                      r["mean"], min_agreement, f"mean over {r['n']} voted ratings (lowest {r['worst']:.3g})")
+            for r in rows]
+
+
+def _kappa_conditions(known: list[str], min_kappa: float, calibration: dict[str, Any]) -> list[Condition]:
+    calibrated = [k for k in known if k in (calibration.get("criteria") or {})]
+    if not calibrated:
+        return [Condition(f"judge kappa >= {min_kappa:g}", False, None, min_kappa,
+                          "no criterion of the experiment has calibration data")]
+    out = []
+    for label in calibrated:
+        crit = calibration["criteria"][label]
+        kappa = crit.get("kappa")
+        ci = (crit.get("metrics") or {}).get("kappa") or {}
+        interval = f", 95% CI {ci['ci_low']:.3g}-{ci['ci_high']:.3g}" if ci.get("ci_low") is not None else ""
+        detail = (f"Cohen's kappa over {crit.get('n_pairs', 0)} calibration pairs{interval}" if kappa is not None
+                  else "kappa is undefined on the calibration sample (one rater gave a single label)")
+        out.append(Condition(f"judge kappa of {label} >= {min_kappa:g}", kappa is not None and kappa >= min_kappa,
+                             kappa, min_kappa, detail))
+    return out
 
 
 def _regressions(store: Store, baseline: str, candidate: str, max_regression: float, alpha: float,

@@ -13,7 +13,8 @@ from typing import Any
 
 from atif.report.formatting import bar, num, pct, signed, usd
 
-__all__ = ["cell", "code", "line", "render_calibration_md", "render_compare_md", "render_gate_text", "render_report_md"]
+__all__ = ["cell", "code", "line", "render_bench_md", "render_calibration_md", "render_compare_md", "render_gate_text",
+           "render_report_md"]
 
 _LISTED = 30
 # Line breaks (including Unicode's), C0 and C1 controls (terminal escapes among them).
@@ -90,13 +91,33 @@ def render_report_md(report: dict[str, Any]) -> str:
     if s["criteria"]:
         out += ["### Criteria", ""]
         rows = []
+        corrected = any("corrected" in c for c in s["criteria"].values())
         for label, c in s["criteria"].items():
             ci = f"{pct(c['ci_low'])} – {pct(c['ci_high'])}" if c["ci_low"] is not None else "–"
-            rows.append([cell(label), f"{pct(c['pass_rate'])} `{bar(c['pass_rate'])}`", ci, f"{c['n_yes']:,}",
-                         f"{c['n_no']:,}", f"{c['n_unscored']:,}", f"{c['n_missing']:,}"])
-        out += _table(["criterion", "pass rate", "95% CI (Wilson)", "YES", "NO", "unscored", "unrated"],
-                      rows, ["l", "l", "l", "r", "r", "r", "r"])
+            rows.append([cell(label), f"{pct(c['pass_rate'])} `{bar(c['pass_rate'])}`", ci]
+                        + ([_corrected_cell(c.get("corrected"))] if corrected else [])
+                        + [f"{c['n_yes']:,}", f"{c['n_no']:,}", f"{c['n_unscored']:,}", f"{c['n_missing']:,}"])
+        voted = any((c.get("agreement") or {}).get("n_voted") for c in s["criteria"].values())
+        if voted:
+            for row, c in zip(rows, s["criteria"].values(), strict=True):
+                a = c.get("agreement") or {}
+                row.append(f"{pct(a['mean'])} ({a['n_low']:,} low)" if a.get("n_voted") else "–")
+        head = ["criterion", "pass rate", "95% CI (Wilson)"] + (["corrected (95% CI)"] if corrected else [])
+        out += _table(head + ["YES", "NO", "unscored", "unrated"] + (["vote agreement"] if voted else []), rows,
+                      ["l", "l", "l"] + (["l"] if corrected else []) + ["r", "r", "r", "r"] + (["r"] if voted else []))
+        if corrected:
+            n_pairs = (report.get("calibration") or {}).get("n_pairs")
+            note = (f"Corrected: the pass rate corrected for the judge's error measured on {n_pairs or 0:,} "
+                    "calibration pairs (Rogan–Gladen; the interval carries the calibration's uncertainty).")
+            out += ["", note]
         out += ["", f"Macro pass rate (mean over criteria): **{pct(s['macro_pass_rate'])}**", ""]
+    low = report.get("low_agreement") or []
+    if low:
+        out += [f"### Low-agreement ratings ({len(low):,} shown)", "",
+                "Verdicts taken by samples or panels whose votes agreed less than 75%:", ""]
+        out += _table(["task", "criterion", "verdict", "agreement", "trial"],
+                      [[cell(r["task_name"]), cell(r["criterion"]), r["verdict"], pct(r["agreement"]),
+                        code(r["trial_id"][:12])] for r in low], ["l", "l", "l", "r", "l"]) + [""]
 
     out += ["### Trials", ""]
     rows = []
@@ -257,6 +278,12 @@ def render_calibration_md(result: dict[str, Any]) -> str:
             for label, c in result["criteria"].items()]
     out += _table(["criterion", "pairs", "agreement", "κ", "J:YES R:YES", "J:YES R:NO", "J:NO R:YES", "J:NO R:NO",
                    "judge YES", "reference YES"], rows, ["l"] + ["r"] * 9) + [""]
+    names = (("tpr", "TPR"), ("tnr", "TNR"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"),
+             ("balanced_accuracy", "balanced accuracy"), ("kappa", "κ"))
+    rows = [[cell(label)] + [_with_ci(c.get("metrics", {}).get(key)) for key, _ in names]
+            for label, c in result["criteria"].items()]
+    out += ["Per criterion, with 95% intervals (YES is the positive class; TPR = recall):", ""]
+    out += _table(["criterion"] + [title for _, title in names], rows, ["l"] + ["r"] * len(names)) + [""]
     m = o["confusion"]
     out += ["Confusion matrix, all criteria (rows: judge, columns: reference):", ""]
     out += _table(["", "reference YES", "reference NO"],
@@ -274,6 +301,22 @@ def render_calibration_md(result: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _corrected_cell(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "–"
+    if c.get("pass_rate") is None:
+        return f"– ({line(c.get('reason') or 'no calibration')})"
+    return f"{pct(c['pass_rate'])} ({pct(c['ci_low'])} – {pct(c['ci_high'])})"
+
+
+def _with_ci(m: dict[str, Any] | None) -> str:
+    if not m or m.get("value") is None:
+        return "–"
+    if m.get("ci_low") is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+
+
 def _kappa(k: float | None) -> str:
     return "undefined" if k is None else f"{k:.3f}"
 
@@ -288,3 +331,36 @@ def render_gate_text(result: Any) -> str:
     lines.append(f"gate {'passed' if result.passed else 'FAILED'}: {len(result.conditions) - n_fail} of "
                  f"{len(result.conditions)} conditions hold")
     return "\n".join(lines) + "\n"
+
+
+def render_bench_md(result: dict[str, Any]) -> str:
+    """Markdown for a ``score_bench`` result."""
+    out = [f"## atif judge bench: {result['n_cases']:,} labelled cases", ""]
+    rows = []
+    for r in result["runs"]:
+        o = r["overall"]
+        m = o["confusion"]
+        cost = "–" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
+        latency = "–" if r["mean_latency_ms"] is None else f"{r['mean_latency_ms'] / 1000:.2f} s"
+        kappa = "–" if o["kappa"] is None else f"{o['kappa']:.3f}"
+        rows.append([cell(r["name"]), pct(o["accuracy"]), kappa, str(m["YES"]["YES"]), str(m["YES"]["NO"]),
+                     str(m["NO"]["NO"]), str(m["NO"]["YES"]), str(o["n_unscored"]), cost, latency,
+                     f"{r['seconds'] or 0:.1f} s"])
+    out += _table(["configuration", "accuracy", "κ", "TP", "FP", "TN", "FN", "UNSCORED", "cost", "mean latency",
+                   "wall time"], rows, ["l"] + ["r"] * 10) + [""]
+    for r in result["runs"]:
+        out += [f"### {cell(r['name'])} per criterion", ""]
+        out += _table(["criterion", "cases", "accuracy", "κ", "UNSCORED"],
+                      [[cell(label), str(c["n_cases"]), pct(c["accuracy"]),
+                        "–" if c["kappa"] is None else f"{c['kappa']:.3f}", str(c["n_unscored"])]
+                       for label, c in r["criteria"].items()], ["l", "r", "r", "r", "r"]) + [""]
+    comp = result.get("comparison")
+    if comp:
+        first, second = (cell(r["name"]) for r in result["runs"])
+        mcnemar = (f"McNemar's exact test: {comp['only_first_right']} cases only {first} got right, "
+                   f"{comp['only_second_right']} only {second}; p = {comp['mcnemar_p']:.4g}.")
+        out += [mcnemar, ""]
+    if result["problems"]:
+        out += [f"{len(result['problems'])} label(s) left out:", ""]
+        out += [f"- {line(problem)}" for problem in result["problems"]]
+    return "\n".join(out).rstrip() + "\n"

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 __all__ = [
     "Z95",
     "BootstrapResult",
+    "binary_metrics",
     "bootstrap_mean_ci",
     "cohen_kappa",
+    "kappa_interval",
     "mcnemar_exact",
     "mean",
     "percentile",
+    "rogan_gladen",
+    "rogan_gladen_interval",
     "wilson_interval",
 ]
 
@@ -173,3 +177,124 @@ def cohen_kappa(matrix: dict[str, dict[str, int]]) -> float | None:
     if math.isclose(pe, 1.0):
         return None
     return (po - pe) / (1.0 - pe)
+
+
+def kappa_interval(matrix: dict[str, dict[str, int]], z: float = Z95) -> tuple[float, float] | None:
+    """A 95% interval of Cohen's kappa (the large-sample standard error of Cohen, 1960), clipped to [-1, 1].
+
+    None when kappa is undefined.
+    """
+    kappa = cohen_kappa(matrix)
+    total = sum(v for row in matrix.values() for v in row.values())
+    if kappa is None or total == 0:
+        return None
+    labels = sorted(set(matrix) | {b for row in matrix.values() for b in row})
+    po = sum(matrix.get(k, {}).get(k, 0) for k in labels) / total
+    pe = sum((sum(matrix.get(k, {}).values()) / total) * (sum(matrix.get(a, {}).get(k, 0) for a in matrix) / total)
+             for k in labels)
+    se = math.sqrt(po * (1.0 - po) / (total * (1.0 - pe) ** 2))
+    return max(-1.0, kappa - z * se), min(1.0, kappa + z * se)
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def _metric(value: float | None, ci: tuple[float, float] | None) -> dict[str, float | None]:
+    return {"value": value, "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None}
+
+
+def _around(point: float | None, ci: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The interval widened to hold its point estimate (a posterior interval can miss a boundary point)."""
+    if point is None or ci is None:
+        return None
+    return min(ci[0], point), max(ci[1], point)
+
+
+def binary_metrics(matrix: dict[str, dict[str, int]], *, draws: int = 4000,
+                   seed: int = 0) -> dict[str, dict[str, float | None]]:
+    """Judge-vs-reference metrics with 95% intervals from a ``{judge: {reference: count}}`` YES/NO matrix.
+
+    TPR (= recall), TNR and precision: Wilson intervals. Balanced accuracy and F1: a seeded
+    Monte Carlo over the four cell probabilities drawn from their Dirichlet posterior (Jeffreys
+    prior, counts + 1/2), percentile interval. Cohen's kappa: :func:`kappa_interval`. A metric
+    whose denominator is empty is None.
+    """
+    tp, fp = matrix["YES"]["YES"], matrix["YES"]["NO"]
+    fn, tn = matrix["NO"]["YES"], matrix["NO"]["NO"]
+
+    def ba(tp: float, fp: float, fn: float, tn: float) -> float | None:
+        if tp + fn == 0 or tn + fp == 0:
+            return None
+        return (tp / (tp + fn) + tn / (tn + fp)) / 2.0
+
+    def f1(tp: float, fp: float, fn: float, tn: float) -> float | None:
+        return 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None
+
+    intervals: dict[str, tuple[float, float] | None] = {}
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {"ba": [], "f1": []}
+    if tp + fp + fn + tn:
+        for _ in range(draws):
+            cells = [rng.gammavariate(c + 0.5, 1.0) for c in (tp, fp, fn, tn)]
+            for name, fn_ in (("ba", ba), ("f1", f1)):
+                value = fn_(*cells)
+                if value is not None:
+                    samples[name].append(value)
+    for name, values in samples.items():
+        lo, hi = percentile(values, 0.025), percentile(values, 0.975)
+        intervals[name] = (lo, hi) if lo is not None and hi is not None else None
+    point_ba, point_f1 = ba(tp, fp, fn, tn), f1(tp, fp, fn, tn)
+    return {
+        "tpr": _metric(_ratio(tp, tp + fn), wilson_interval(tp, tp + fn)),
+        "tnr": _metric(_ratio(tn, tn + fp), wilson_interval(tn, tn + fp)),
+        "precision": _metric(_ratio(tp, tp + fp), wilson_interval(tp, tp + fp)),
+        "recall": _metric(_ratio(tp, tp + fn), wilson_interval(tp, tp + fn)),
+        "f1": _metric(point_f1, _around(point_f1, intervals["f1"])),
+        "balanced_accuracy": _metric(point_ba, _around(point_ba, intervals["ba"])),
+        "kappa": _metric(cohen_kappa(matrix), kappa_interval(matrix)),
+    }
+
+
+def rogan_gladen(observed: float, sensitivity: float, specificity: float) -> float | None:
+    """The true rate behind an ``observed`` rate measured with a known error (Rogan and Gladen, 1978).
+
+    ``(observed + specificity - 1) / (sensitivity + specificity - 1)``, clipped to [0, 1]; None
+    when the judge is no better than chance (Youden's J = sensitivity + specificity - 1 <= 0).
+    """
+    j = sensitivity + specificity - 1.0
+    if j <= 0:
+        return None
+    return min(1.0, max(0.0, (observed + specificity - 1.0) / j))
+
+
+def rogan_gladen_interval(n_yes: int, n: int, matrix: dict[str, dict[str, int]], *, draws: int = 4000,
+                          seed: int = 0) -> tuple[float, float, float] | None:
+    """The corrected rate and a 95% interval that carries both samples' uncertainty.
+
+    ``n_yes`` of ``n`` ratings are YES; ``matrix`` (``{judge: {reference: count}}``) is the
+    calibration sample. The point estimate is :func:`rogan_gladen` of the observed rate with
+    the calibration's sensitivity and specificity. The interval is a seeded Monte Carlo over
+    the three binomial proportions (observed rate, sensitivity, specificity), each drawn from
+    its Beta(successes + 1, failures + 1) posterior, the correction applied to every draw (draws
+    with J <= 0 count at the nearer bound); so a small calibration sample widens it. None when
+    a proportion has no data or the point estimate is undefined.
+    """
+    tp, fn = matrix["YES"]["YES"], matrix["NO"]["YES"]
+    tn, fp = matrix["NO"]["NO"], matrix["YES"]["NO"]
+    if n == 0 or tp + fn == 0 or tn + fp == 0:
+        return None
+    point = rogan_gladen(n_yes / n, tp / (tp + fn), tn / (tn + fp))
+    if point is None:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(draws):
+        p = rng.betavariate(n_yes + 1, n - n_yes + 1)
+        se = rng.betavariate(tp + 1, fn + 1)
+        sp = rng.betavariate(tn + 1, fp + 1)
+        v = rogan_gladen(p, se, sp)
+        values.append(v if v is not None else (1.0 if p > 0.5 else 0.0))
+    lo, hi = percentile(values, 0.025), percentile(values, 0.975)
+    assert lo is not None and hi is not None
+    return point, lo, hi

@@ -14,7 +14,7 @@ from atif.report.reading import clean, criteria_of, require_experiment
 from atif.report.stats import wilson_interval
 from atif.store import Store
 
-__all__ = ["COHORT_KEYS", "REPORT_SCHEMA_VERSION", "build_report"]
+__all__ = ["COHORT_KEYS", "LOW_AGREEMENT", "REPORT_SCHEMA_VERSION", "build_report"]
 
 REPORT_SCHEMA_VERSION = "1"
 """Version of the JSON report layout (docs/reports.md); bumped on any breaking change."""
@@ -40,6 +40,9 @@ _COHORT_EXPR = {
     "tag": "unnest(CASE WHEN tags IS NULL OR len(tags) = 0 THEN ['(untagged)'] ELSE tags END)",
 }
 
+LOW_AGREEMENT = 0.75
+"""Ratings whose votes agree less than this (samples or panels) are listed as low-agreement."""
+
 _TOP_CAUSES = 10
 _TOP_REASONS = 5
 _NOTABLE = 5
@@ -57,13 +60,16 @@ def _base_cte(by: str | None) -> str:
         )"""
 
 
-def build_report(store: Store, experiment: str, *, by: str | None = None) -> dict[str, Any]:
+def build_report(store: Store, experiment: str, *, by: str | None = None,
+                 calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Summarise ``experiment``: the whole of it and, with ``by``, each cohort.
 
     ``by`` is ``"tag"`` (a trial counts in each of its task's tags), ``"agent"`` or
     ``"model"``. The result is JSON-ready and stable: the layout is documented in
     docs/reports.md and versioned by ``schema_version``. Raises ``NotFoundError`` when
-    the experiment has no trials, ``ReportError`` for an unknown ``by``.
+    the experiment has no trials, ``ReportError`` for an unknown ``by``. With ``calibration``
+    (a ``calibrate`` result), each criterion also gets its pass rate ``corrected`` for the
+    judge's measured error (:mod:`atif.report.correction`).
     """
     if by is not None and by not in COHORT_KEYS:
         raise ReportError(f"unknown cohort key {by!r}; expected one of {', '.join(COHORT_KEYS)}")
@@ -79,10 +85,15 @@ def build_report(store: Store, experiment: str, *, by: str | None = None) -> dic
         "summary": overall,
         "cohorts": [],
         "notable": _notable(store, experiment),
+        "low_agreement": _low_agreement(store, experiment),
     }
     if by is not None:
         per = _summaries(store, experiment, by, criteria)
         report["cohorts"] = [{"value": k, "summary": per[k]} for k in sorted(per)]
+    if calibration is not None:
+        from atif.report.correction import apply_correction
+
+        apply_correction(report, calibration)
     return clean(report)
 
 
@@ -147,12 +158,16 @@ def _summaries(store: Store, experiment: str, by: str | None,
             SELECT b.cohort, r.criterion,
                    count(*) FILTER (WHERE r.verdict = 'YES') AS n_yes,
                    count(*) FILTER (WHERE r.verdict = 'NO') AS n_no,
-                   count(*) FILTER (WHERE r.verdict = 'UNSCORED') AS n_unscored
-            FROM base b JOIN ratings r USING (trial_id) GROUP BY ALL""", params):
+                   count(*) FILTER (WHERE r.verdict = 'UNSCORED') AS n_unscored,
+                   count(r.agreement) AS n_voted, avg(r.agreement) AS mean_agreement,
+                   count(*) FILTER (WHERE r.agreement < $low) AS n_low_agreement
+            FROM base b JOIN ratings r USING (trial_id) GROUP BY ALL""", {**params, "low": LOW_AGREEMENT}):
         block = out[row["cohort"]]
         block["criteria"][row["criterion"]] = _criterion(
             int(row["n_yes"]), int(row["n_no"]), int(row["n_unscored"]), block["n_trials"]
         )
+        block["criteria"][row["criterion"]]["agreement"] = {
+            "n_voted": int(row["n_voted"]), "mean": row["mean_agreement"], "n_low": int(row["n_low_agreement"])}
     for block in out.values():
         for label in criteria:
             block["criteria"].setdefault(label, _criterion(0, 0, 0, block["n_trials"]))
@@ -222,6 +237,14 @@ def _summaries(store: Store, experiment: str, by: str | None,
     return out
 
 
+def _low_agreement(store: Store, experiment: str) -> list[dict[str, Any]]:
+    """Ratings decided by votes that agreed less than ``LOW_AGREEMENT`` (ties included), worst first."""
+    return store.read(f"""
+        SELECT r.trial_id, r.task_name, r.criterion, r.verdict, r.agreement, r.votes
+        FROM ratings r WHERE r.experiment = ? AND r.agreement < ?
+        ORDER BY r.agreement, r.task_name, r.criterion LIMIT {_FAILED_LISTED}""", [experiment, LOW_AGREEMENT])
+
+
 def _empty_judge() -> dict[str, Any]:
     return {"calls": 0, "cache_hits": 0, "unscored": 0, "truncated": 0, "prompt_tokens": None,
             "completion_tokens": None, "cost_usd": None, "unpriced_calls": 0, "models": {}}
@@ -248,6 +271,7 @@ def _criterion(n_yes: int, n_no: int, n_unscored: int, n_trials: int) -> dict[st
         "ci_low": ci[0] if ci else None,
         "ci_high": ci[1] if ci else None,
         "unscored_reasons": [],
+        "agreement": {"n_voted": 0, "mean": None, "n_low": 0},
     }
 
 

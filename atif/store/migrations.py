@@ -329,7 +329,24 @@ def m002_raw_per_trial(db: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial]
+def m003_rating_samples(db: duckdb.DuckDBPyConnection) -> None:
+    """Repeated judge samples and panels: each rating's votes and their agreement."""
+    db.execute("ALTER TABLE rating_data ADD COLUMN votes JSON")
+    db.execute("ALTER TABLE rating_data ADD COLUMN agreement DOUBLE")
+    db.execute(
+        """
+        CREATE OR REPLACE VIEW ratings AS
+        SELECT r.trial_id, t.experiment, t.task_name, r.criterion, r.verdict, r.source, r.reasoning,
+               r.judge_model, r.cost_usd, r.cached, r.truncated, r.error, r.cited_steps,
+               r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.latency_ms, r.prompt_version, r.created_at,
+               r.votes, r.agreement
+        FROM rating_data r
+        JOIN trial_data t USING (trial_id);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial, m003_rating_samples]
 
 
 def apply(db: duckdb.DuckDBPyConnection) -> list[str]:

@@ -26,7 +26,7 @@ PRECEDENCE: dict[str, int] = {"human": 4, "precomputed": 3, "function": 2, "matc
 RATING_FIELDS = (
     "trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source", "judge_model", "prompt_tokens",
     "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "cache_key", "cached", "truncated",
-    "prompt_version", "error", "raw_output",
+    "prompt_version", "error", "raw_output", "votes", "agreement",
 )
 CACHE_FIELDS = (
     "cache_key", "model", "verdict", "reasoning", "cited_steps", "prompt_tokens", "completion_tokens",

@@ -1,0 +1,178 @@
+"""Repeated judge samples and panels of judge models: the majority of their votes.
+
+A criterion with ``samples: k`` asks each model ``k`` times (at temperature 0.7 when the judge
+block says 0, since identical calls at temperature 0 would only repeat one answer), and
+``panel: [model, ...]`` asks several models. Each answer is one vote; the stored verdict is the
+majority of the scored votes, with every vote kept in the rating (``votes``) and the fraction
+of scored votes that agree with the majority (``agreement``). A tie, or no scored vote at all,
+is ``UNSCORED`` with the reason; a vote that failed (a model that refused every call) is kept
+with its error and does not count. Every sample has its own cache entry (sample 0 shares the
+single call's key) and its own cost; the rating holds their sums.
+
+:class:`Voting` holds the judge run's side of it (a base of the engine's run, kept apart so
+the engine's single-call path stays as it is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from atif.errors import CriteriaError, JudgeError
+from atif.judge.fit import fit
+from atif.judge.pacing import WRITE
+from atif.judge.setup import JudgeSetup, build_setup, is_local
+from atif.judge.verdict import parse_verdict
+
+__all__ = ["SAMPLE_TEMPERATURE", "Tally", "Voting", "sample_key", "tally"]
+
+SAMPLE_TEMPERATURE = 0.7
+"""Temperature of repeated samples when the judge block asks for 0."""
+
+
+def sample_key(key: str, sample: int) -> str:
+    """The cache key of sample ``sample`` (0-based) of a prompt: sample 0 shares the single-call key."""
+    return key if sample == 0 else hashlib.sha256(f"{key}#sample{sample}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The outcome of a vote."""
+
+    verdict: str
+    """``YES``, ``NO`` or ``UNSCORED`` (tie, or no scored vote)."""
+    agreement: float | None
+    """Fraction of the scored votes that agree with the majority (None without scored votes)."""
+    error: str | None
+    """Why the verdict is ``UNSCORED``."""
+    winner: int | None
+    """Index of the first vote that agrees with the verdict (its reasoning is stored)."""
+
+
+def tally(votes: Sequence[dict[str, Any]]) -> Tally:
+    """The majority of ``votes`` (each with ``verdict`` and, when it failed, ``error`` and ``model``)."""
+    yes = sum(1 for v in votes if v["verdict"] == "YES")
+    no = sum(1 for v in votes if v["verdict"] == "NO")
+    missing = [v for v in votes if v["verdict"] not in ("YES", "NO")]
+    note = ""
+    if missing:
+        reasons = sorted({f"{v.get('model')}: {v.get('error') or 'no verdict'}" for v in missing})
+        note = f"; {len(missing)} vote(s) missing ({'; '.join(reasons)[:300]})"
+    if yes + no == 0:
+        return Tally("UNSCORED", None, f"no vote had a verdict{note}", None)
+    if yes == no:
+        return Tally("UNSCORED", 0.5, f"tie: {yes} YES, {no} NO{note}", None)
+    verdict = "YES" if yes > no else "NO"
+    winner = next(i for i, v in enumerate(votes) if v["verdict"] == verdict)
+    return Tally(verdict, max(yes, no) / (yes + no), None, winner)
+
+
+class Voting:
+    """How the judge run asks samples and panels; mixed into :class:`atif.judge.engine._Run`."""
+
+    def _voting(self: Any, item: Any) -> tuple[int, list[str] | None]:
+        """Samples per model and the panel of models for one llm criterion (the criterion's own first)."""
+        samples = int(item.config.get("samples") or self.cfg.samples)
+        panel = item.config.get("panel") or self.cfg.panel
+        return samples, list(panel) if panel else None
+
+    def _panel_setup(self: Any, model: str, samples: int) -> JudgeSetup:
+        """The setup that asks ``model`` (the run's own, or one built for a panel member), cached per run."""
+        setups: dict[tuple[str, int], JudgeSetup] = self.__dict__.setdefault("panel_setups", {})
+        if (model, samples) not in setups:
+            base = self.setup
+            assert base is not None
+            if model == base.model:
+                setup = base
+            else:
+                if is_local(model):
+                    raise JudgeError(f"panel model {model}: the offline model can only be the run's own judge")
+                setup = build_setup(self.cfg.model_copy(update={"model": model}))
+            if samples > 1 and setup.temperature == 0:
+                setup = dataclasses.replace(setup, temperature=SAMPLE_TEMPERATURE)
+            setups[(model, samples)] = setup
+        return setups[(model, samples)]
+
+    async def _judge_votes(self: Any, item: Any, data: Any, samples: int, panel: list[str]) -> None:
+        """Ask every panel model ``samples`` times and store the majority with every vote."""
+        votes: list[dict[str, Any]] = []
+        for model in panel:
+            try:
+                setup = self._panel_setup(model, samples)
+            except (JudgeError, CriteriaError) as exc:
+                votes += [{"model": model, "sample": i, "verdict": "UNSCORED", "error": str(exc)} for i in range(samples)]
+                continue
+            votes += await asyncio.gather(*(self._vote(item, data, setup, i) for i in range(samples)))
+        if self.abort:
+            self.summary.not_started += 1
+            return
+        result = tally(votes)
+        chosen = votes[result.winner] if result.winner is not None else {}
+        scored = [v for v in votes if not v.get("cached")]
+
+        def total(key: str) -> Any:
+            values = [v[key] for v in scored if v.get(key) is not None]
+            return sum(values) if values else None
+
+        shown = [{k: v[k] for k in ("model", "sample", "verdict", "error") if v.get(k) is not None} for v in votes]
+        await self._save(item, result.verdict, "judge", reasoning=chosen.get("reasoning"),
+                         cited_steps=chosen.get("cited_steps"), judge_model=", ".join(dict.fromkeys(panel)),
+                         cost_usd=total("cost_usd"), latency_ms=total("latency_ms"),
+                         prompt_tokens=total("prompt_tokens"), completion_tokens=total("completion_tokens"),
+                         cached_tokens=total("cached_tokens"), cached=all(v.get("cached") for v in votes),
+                         truncated=any(v.get("truncated") for v in votes), cache_key=chosen.get("cache_key"),
+                         prompt_version=self.setup.prompt_version if self.setup else None,
+                         error=result.error, raw_output=chosen.get("raw_output"),
+                         votes=json.dumps(shown), agreement=result.agreement)
+
+    async def _vote(self: Any, item: Any, data: Any, setup: JudgeSetup, sample: int) -> dict[str, Any]:
+        """One sample of one model: from the cache, or asked; a failure is a vote with its error."""
+        vote: dict[str, Any] = {"model": setup.model, "sample": sample, "verdict": "UNSCORED"}
+        criterion = {"label": item.criterion, "question": item.question, "kind": item.kind}
+        fitted = fit(data.ctx.views, lambda views: setup.messages(data.ctx, criterion, views), setup.count,
+                     setup.budget, frame_id=data.ctx.frame_id)
+        vote["truncated"] = fitted.truncated
+        if not fitted.fits:
+            return {**vote, "error": f"the prompt does not fit {setup.model}'s input budget of {setup.budget} tokens"}
+        key = sample_key(setup.cache_key(fitted.messages), sample)
+        vote["cache_key"] = key
+        if not self.rejudge:
+            hit = await self.cache_reader.submit(key)
+            if hit is not None:
+                return {**vote, "verdict": hit["verdict"], "reasoning": hit.get("reasoning"),
+                        "cited_steps": hit.get("cited_steps"), "raw_output": hit.get("raw_output"), "cached": True}
+        if self.abort:
+            return {**vote, "error": "the run was stopped"}
+        estimate = self._estimate(fitted)
+        if estimate is not None and not await self._reserve(estimate):
+            self.summary.stopped = self.summary.stopped or (
+                f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left are judged by the next run")
+            return {**vote, "error": "--max-cost reached"}
+        from atif.judge.client import Answer
+
+        outcome = None
+        try:
+            outcome = await self._call(setup.request(fitted.messages))
+        finally:
+            await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
+        if not isinstance(outcome, Answer):
+            return {**vote, "error": f"{outcome.kind}: {outcome.message}"[:300]}
+        verdict = parse_verdict(outcome.content, valid_steps=data.ctx.step_ids or None)
+        usage = {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+                 "cached_tokens": outcome.cached_tokens}
+        if outcome.content and outcome.content.strip():
+            entry = {"cache_key": key, "model": setup.model, "verdict": verdict.rating, "reasoning": verdict.reasoning,
+                     "cited_steps": verdict.cited_steps, "cost_usd": outcome.cost_usd,
+                     "latency_ms": outcome.latency_ms, "truncated": fitted.truncated, "raw_output": outcome.content,
+                     "replace": self.rejudge, **usage}
+            store = self.store
+            await self.store_thread.call(WRITE, lambda: store.save_ratings([], cache=[entry]))
+        return {**vote, "verdict": verdict.rating, "reasoning": verdict.reasoning, "cited_steps": verdict.cited_steps,
+                "raw_output": outcome.content, "cost_usd": outcome.cost_usd, "latency_ms": outcome.latency_ms,
+                "error": verdict.error, **usage}
+
