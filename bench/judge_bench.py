@@ -121,9 +121,9 @@ def main() -> None:
 
     asyncio.run(warm())
 
-    from atif.judge.engine import evaluate
     import atif
-from atif.store import Store
+    from atif.judge.engine import evaluate
+    from atif.store import Store
 
     n_trials = args.judgements // args.criteria
     total = n_trials * args.criteria
