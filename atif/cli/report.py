@@ -174,28 +174,32 @@ def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min
 @click.option("--experiment", "-e", required=True, help="Experiment whose judge ratings are checked.")
 @click.option("--against", type=click.Choice(["human", "precomputed"]), default="human", show_default=True,
               help="Source of the reference ratings.")
-@click.option("--reference", "-r", required=True, metavar="EXPERIMENT|FILE.jsonl",
+@click.option("--reference", "-r", default=None, metavar="EXPERIMENT|FILE.jsonl",
               help="Experiment holding the reference ratings (paired by task and epoch), or a JSONL file of "
-                   "{task_name, epoch, criterion, rating}.")
+                   "{task_name, epoch, criterion, rating}. Default: the experiment's own labels, each compared "
+                   "with the judge verdict it replaced.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @_OUTPUT
 @db_option
-def calibrate_cmd(experiment: str, against: str, reference: str, fmt: str, output: str | None, db_path: str) -> None:
+def calibrate_cmd(
+    experiment: str, against: str, reference: str | None, fmt: str, output: str | None, db_path: str
+) -> None:
     """Agreement of the judge with human or pre-computed ratings: Cohen's kappa, confusion matrix.
 
-    The store keeps one rating per trial and criterion, so the reference ratings come from
-    another experiment over the same tasks (e.g. the same trials uploaded with their human
-    ratings) or from a JSONL file. Disagreeing trials are listed.
+    The reference ratings are the experiment's own labels (e.g. from `atif serve`'s review
+    queue: each is compared with the judge verdict it replaced), another experiment over the
+    same tasks (paired by task and epoch), or a JSONL file. Disagreeing trials are listed.
 
     \b
     Example:
+      atif calibrate -e nightly --against human
       atif calibrate -e nightly --against human --reference nightly-human-labels
       atif calibrate -e nightly --against human --reference labels.jsonl --format json
     """
     from atif import calibrate, render_calibration_md
 
-    ref_path = Path(reference)
-    is_file = ref_path.suffix.lower() in (".jsonl", ".json", ".ndjson") or ref_path.is_file()
+    ref_path = Path(reference) if reference is not None else None
+    is_file = ref_path is not None and (ref_path.suffix.lower() in (".jsonl", ".json", ".ndjson") or ref_path.is_file())
     with open_store(db_path, read_only=True) as store:
         result = calibrate(store, experiment, against=against,
                            reference=None if is_file else reference,

@@ -102,21 +102,21 @@ def calibrate(
 ) -> dict[str, Any]:
     """Agreement of ``experiment``'s judge ratings with ``against`` ratings of a reference.
 
-    Give exactly one of ``reference`` (an experiment whose trials pair by task and epoch)
-    or ``reference_file`` (JSONL, see the module docstring). Returns agreement, Cohen's
-    kappa and the confusion matrix (rows: judge, columns: reference) per criterion and
-    overall, ``metrics`` (TPR, TNR, precision, recall, F1, balanced accuracy and kappa, each
-    with a 95% interval; YES is the positive class), and the disagreeing trials (all, or the
-    first ``max_listed``).
+    The reference is ``reference`` (an experiment whose trials pair by task and epoch),
+    ``reference_file`` (JSONL, see the module docstring), or, when neither is given (or
+    ``reference`` is ``experiment`` itself), the experiment's own ``against`` ratings: each is
+    compared with the judge verdict it replaced (the ``replaced_ratings`` view), as reviewers
+    label pairs the judge rated. Returns agreement, Cohen's kappa and the confusion matrix
+    (rows: judge, columns: reference) per criterion and overall, ``metrics`` (TPR, TNR,
+    precision, recall, F1, balanced accuracy and kappa, each with a 95% interval; YES is the
+    positive class), and the disagreeing trials (all, or the first ``max_listed``).
     """
     if against not in REFERENCE_SOURCES:
         raise ReportError(f"--against {against!r}: expected one of {', '.join(REFERENCE_SOURCES)}")
-    if (reference is None) == (reference_file is None):
-        raise ReportError("give a reference: an experiment with reference ratings, or a JSONL ratings file")
-    if reference is not None and reference == experiment:
-        raise ReportError(
-            "the reference must be another experiment: the store keeps one rating per trial and criterion"
-        )
+    if reference is not None and reference_file is not None:
+        raise ReportError("give one reference: an experiment with reference ratings, or a JSONL ratings file")
+    if reference == experiment:
+        reference = None
     require_experiment(store, experiment)
 
     pairs: list[dict[str, Any]]
@@ -134,8 +134,26 @@ def calibrate(
             ORDER BY p.task_name, p.epoch, rj.criterion, p.c_id""",
             {"baseline": reference, "candidate": experiment, "against": against})
         ref_desc: dict[str, Any] = {"experiment": reference}
+    elif reference_file is None:
+        # The latest judge verdict each `against` rating replaced, in this very experiment.
+        pairs = store.read("""
+            WITH judged AS (
+                SELECT trial_id, criterion, verdict, reasoning, judge_model,
+                       row_number() OVER (PARTITION BY trial_id, criterion ORDER BY replaced_at DESC) AS n
+                FROM replaced_ratings
+                WHERE experiment = $experiment AND source = 'judge'
+            )
+            SELECT r.trial_id, t.task_name, t.epoch, r.criterion, j.verdict AS judge, r.verdict AS reference,
+                   j.reasoning, j.judge_model
+            FROM ratings r
+            JOIN trials t USING (trial_id)
+            JOIN judged j ON j.trial_id = r.trial_id AND j.criterion = r.criterion AND j.n = 1
+            WHERE r.experiment = $experiment AND r.source = $against AND r.verdict IN ('YES', 'NO')
+            ORDER BY t.task_name, t.epoch, r.criterion, r.trial_id""",
+            {"experiment": experiment, "against": against})
+        ref_desc = {"experiment": experiment, "replaced_judge_ratings": True}
     else:
-        ref = load_reference_file(reference_file, against)  # type: ignore[arg-type]
+        ref = load_reference_file(reference_file, against)
         judged = store.read("""
             SELECT r.trial_id, t.task_name, t.epoch, r.criterion, r.verdict AS judge, r.reasoning, r.judge_model
             FROM ratings r JOIN trials t USING (trial_id)

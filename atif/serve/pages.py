@@ -227,7 +227,8 @@ def compare_page(request: Request) -> HTMLResponse:
 def calibrate_page(request: Request) -> HTMLResponse:
     """Judge vs human (or pre-computed) ratings per criterion, with links to each disagreement."""
     q = request.query_params
-    e, ref = q.get("e", ""), q.get("ref", "")
+    e = q.get("e", "")
+    ref = q.get("ref", "") or e  # by default, the labels of the experiment itself (the review queue's)
     against = q.get("against", "human") if q.get("against") in ("human", "precomputed") else "human"
     st = _state(request)
     with st.access.reading() as store:

@@ -346,7 +346,28 @@ def m003_rating_samples(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial, m003_rating_samples]
+def m004_replaced_ratings(db: duckdb.DuckDBPyConnection) -> None:
+    """Ratings that a rating of higher precedence replaced are kept, so a human label and the
+    judge verdict it overrode can be compared (calibration within one experiment).
+
+    ``rating_history`` has ``rating_data``'s columns plus ``replaced_at``; a migration that adds
+    a column to ``rating_data`` adds it here too.
+    """
+    db.execute(
+        """
+        CREATE TABLE rating_history AS
+            SELECT *, current_timestamp::TIMESTAMPTZ AS replaced_at FROM rating_data WHERE false;
+
+        CREATE VIEW replaced_ratings AS
+        SELECT h.trial_id, t.experiment, t.task_name, h.criterion, h.verdict, h.source, h.reasoning,
+               h.judge_model, h.cited_steps, h.created_at, h.replaced_at
+        FROM rating_history h
+        JOIN trial_data t USING (trial_id);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings]
 
 
 def apply(db: duckdb.DuckDBPyConnection) -> list[str]:

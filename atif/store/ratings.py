@@ -119,8 +119,12 @@ def write_ratings(
         for chunk in _chunks(group):
             db.execute(_values_sql(verb, "judge_cache", CACHE_FIELDS[:-1], len(chunk)),
                        [v for e in chunk for v in e[:-1]])
-    # A plain delete + insert beats DuckDB's ON CONFLICT DO UPDATE by about 2x here.
+    # A plain delete + insert beats DuckDB's ON CONFLICT DO UPDATE by about 2x here. What is
+    # replaced is kept in rating_history (the `replaced_ratings` view).
     for chunk in _chunks(delete):
+        db.execute(f"INSERT INTO rating_history SELECT r.*, current_timestamp FROM rating_data r "
+                   f"JOIN {_PAIRS} k ON r.trial_id = k.trial_id AND r.criterion = k.criterion",
+                   [[k[0] for k in chunk], [k[1] for k in chunk]])
         db.execute(f"DELETE FROM rating_data USING {_PAIRS} k "
                    "WHERE rating_data.trial_id = k.trial_id AND rating_data.criterion = k.criterion",
                    [[k[0] for k in chunk], [k[1] for k in chunk]])

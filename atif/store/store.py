@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DB", "VIEWS", "Store", "default_path"]
 
 DEFAULT_DB = "atif.duckdb"
-VIEWS = ("trials", "steps", "tool_calls", "ratings", "experiment_metrics", "criterion_metrics", "judge_usage")
+VIEWS = ("trials", "steps", "tool_calls", "ratings", "replaced_ratings", "experiment_metrics", "criterion_metrics",
+         "judge_usage")
 """The public SQL API: views whose names and columns stay stable."""
 
 

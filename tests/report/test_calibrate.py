@@ -12,6 +12,7 @@ from report_builders import StoreBuilder
 from atif.cli import cli
 from atif.errors import InputError, ReportError
 from atif.report import calibrate, render_calibration_md
+from atif.store import Store
 
 # judge, human per task for criterion "ok": 20 YY, 5 YN, 10 NY, 15 NN  -> agreement .7, kappa .4
 _PLAN = [("YES", "YES")] * 20 + [("YES", "NO")] * 5 + [("NO", "YES")] * 10 + [("NO", "NO")] * 15
@@ -79,11 +80,38 @@ def test_reference_file_errors(labelled: StoreBuilder, tmp_path: Path) -> None:
         calibrate(labelled.store(), "judged", against="human", reference_file=tmp_path / "missing.jsonl")
 
 
-def test_usage_errors(labelled: StoreBuilder) -> None:
-    with pytest.raises(ReportError, match="another experiment"):
-        calibrate(labelled.store(), "judged", reference="judged")
-    with pytest.raises(ReportError, match="give a reference"):
-        calibrate(labelled.store(), "judged")
+def test_within_one_experiment_labels_meet_the_judge_verdicts_they_replaced(labelled: StoreBuilder) -> None:
+    labelled.con.execute("INSERT INTO criterion_sets (name) VALUES ('cs')")
+    labelled.con.execute("INSERT INTO criteria (criterion_set, label, question, kind, position) "
+                         "VALUES ('cs', 'ok', 'Is it ok?', 'llm', 0)")
+    labelled.con.execute("UPDATE experiments SET criterion_set = 'cs' WHERE name = 'judged'")
+    labelled.close()
+    ids = {r["task_name"]: r["trial_id"] for r in labelled.store().read(
+        "SELECT task_name, trial_id FROM trials WHERE experiment = 'judged'")}
+    labelled.release()
+    with Store(labelled.path) as store:
+        # Nothing replaced yet: no label of this experiment to compare with.
+        with pytest.raises(ReportError, match="no trial x criterion"):
+            calibrate(store, "judged", against="human")
+        rows = [{"trial_id": ids[f"t{i:02d}"], "criterion": "ok", "verdict": h, "source": "human",
+                 "reasoning": "reviewer"} for i, (_, h) in enumerate(_PLAN)]
+        assert all(store.save_ratings(rows))
+        replaced = store.read("SELECT source, count(*) AS n FROM replaced_ratings GROUP BY source")
+        assert replaced == [{"source": "judge", "n": 50}]
+        assert store.read("SELECT DISTINCT source FROM ratings WHERE experiment = 'judged' AND criterion = 'ok' "
+                          "AND task_name LIKE 't__'") == [{"source": "human"}]
+        for r in (calibrate(store, "judged", against="human"),
+                  calibrate(store, "judged", against="human", reference="judged")):
+            o = r["overall"]
+            assert o["n_pairs"] == 50 and o["agreement"] == pytest.approx(0.7) and o["kappa"] == pytest.approx(0.4)
+            assert o["confusion"] == {"YES": {"YES": 20, "NO": 5}, "NO": {"YES": 10, "NO": 15}}
+            assert r["reference"] == {"experiment": "judged", "replaced_judge_ratings": True}
+            assert r["disagreements"][0]["reasoning"].startswith("judge says")
+
+
+def test_usage_errors(labelled: StoreBuilder, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="give one reference"):
+        calibrate(labelled.store(), "judged", reference="labels", reference_file=tmp_path / "x.jsonl")
     with pytest.raises(ReportError, match="--against"):
         calibrate(labelled.store(), "judged", against="judge", reference="labels")
     with pytest.raises(ReportError, match="no trial x criterion"):

@@ -133,6 +133,9 @@ def test_parquet_export_partitioned_by_experiment(store: Store, tmp_path: Path) 
     upload([tmp_path / "out"], "exp2", store=store)
     tid = store.trials("exp")[0]["trial_id"]
     store.save_rating(tid, "complete", "YES", source="judge", judge_model="j")
+    other = store.trials("exp")[1]["trial_id"]
+    store.save_rating(other, "complete", "YES", source="judge", judge_model="j")
+    store.save_rating(other, "complete", "NO", source="human")  # that judge rating goes to replaced_ratings
     out = tmp_path / "parquet"
     written = store.export_parquet(out)
     assert set(written) == set(VIEWS)

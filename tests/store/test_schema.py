@@ -12,7 +12,8 @@ from atif.store import VIEWS, Store, migrations
 
 TABLES = {
     "_atif_migrations", "collections", "tasks", "criterion_sets", "criteria", "experiments", "trajectory_data",
-    "trajectory_raw", "trial_data", "step_data", "tool_call_data", "rating_data", "judge_cache", "uploads",
+    "trajectory_raw", "trial_data", "step_data", "tool_call_data", "rating_data", "rating_history", "judge_cache",
+    "uploads",
 }
 VIEW_COLUMNS = {
     "trials": ["trial_id", "experiment", "task_name", "epoch", "reward", "cost_usd", "duration_seconds", "steps",
@@ -29,6 +30,8 @@ VIEW_COLUMNS = {
                            "cost_total", "input_tokens", "output_tokens", "cached_tokens", "steps_mean", "pass_rates"],
     "criterion_metrics": ["experiment", "criterion", "n_rated", "n_yes", "n_no", "n_unscored", "yes_rate", "ci_low",
                           "ci_high"],
+    "replaced_ratings": ["trial_id", "experiment", "task_name", "criterion", "verdict", "source", "reasoning",
+                         "judge_model", "cited_steps", "created_at", "replaced_at"],
     "judge_usage": ["experiment", "judge_model", "calls", "cache_hits", "unscored", "prompt_tokens",
                     "completion_tokens", "cost_usd", "mean_latency_ms"],
 }
