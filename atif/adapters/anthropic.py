@@ -168,8 +168,9 @@ class AnthropicAdapter(ChatLogAdapter):
             b.system(_text_blocks(system))
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                b.warnings.append(f"message {i} is not an object; skipped")
+                b.skip("message is not an object", f"message {i}")
                 continue
+            b.count()
             role = m.get("role", "assistant" if m.get("type") == "message" else None)
             content = m.get("content")
             blocks = content if isinstance(content, list) else None
@@ -193,7 +194,8 @@ class AnthropicAdapter(ChatLogAdapter):
         traj = b.build(extra=record_metadata(rec))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
                            source_ids=source_ids(rec, index), trial_id=key)
-        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
+        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings,
+                         tally=b.tally())
 
     @staticmethod
     def _assistant(

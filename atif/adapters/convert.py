@@ -57,6 +57,35 @@ class InputReport:
     """``(source, reason)`` of what was passed over on purpose."""
     atif_errors: list[str] = field(default_factory=list)
     """ATIF validation errors of results that were rejected."""
+    records_read: int = 0
+    """Source records (messages, events, spans, steps) read from this input."""
+    records_mapped: int = 0
+    """Records that became steps, tool calls or observations."""
+    records_skipped: int = 0
+    """Records passed over; why is in :attr:`skip_reasons`."""
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    """Reason (the adapter's rule) -> number of records skipped for it."""
+    counted: bool = True
+    """False when the adapter does not count its records: then read = mapped = the steps and
+    observation results of the output, and nothing is known to be skipped."""
+
+    def add_tally(self, item: Converted) -> None:
+        """Add one conversion's accounting (or, when its adapter does not count, its output's size)."""
+        tally = item.tally
+        if tally is None:
+            self.counted = False
+            n = _output_records(item.trajectory)
+            tally = {"read": n, "mapped": n, "skipped": 0, "skip_reasons": {}}
+        self.records_read += int(tally.get("read") or 0)
+        self.records_mapped += int(tally.get("mapped") or 0)
+        self.records_skipped += int(tally.get("skipped") or 0)
+        for reason, n in (tally.get("skip_reasons") or {}).items():
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + int(n)
+
+    @property
+    def lossy(self) -> bool:
+        """True when a substantial part of what was read was skipped (at least 5 records or 10%)."""
+        return self.records_skipped >= 5 or (self.records_read > 0 and self.records_skipped * 10 >= self.records_read)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -64,11 +93,27 @@ class InputReport:
             "source": self.source,
             "adapter": self.adapter,
             "trials": self.trials,
+            "records": {
+                "read": self.records_read,
+                "mapped": self.records_mapped,
+                "skipped": self.records_skipped,
+                "skip_reasons": dict(sorted(self.skip_reasons.items())),
+                "counted": self.counted,
+            },
             "warnings": list(self.warnings),
             "failures": [{"source": s, "reason": r} for s, r in self.failures],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "atif_errors": list(self.atif_errors),
         }
+
+
+def _output_records(trajectory: dict[str, Any] | None) -> int:
+    """Steps plus observation results of a trajectory: the stand-in count for adapters that do not count."""
+    n = 0
+    for step in (trajectory or {}).get("steps") or []:
+        if isinstance(step, dict):
+            n += 1 + len((step.get("observation") or {}).get("results") or [])
+    return n
 
 
 @dataclass(slots=True)
@@ -204,10 +249,32 @@ def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> 
         yield from visit(Path(src), explicit=True)
 
 
+def lost_conversation(trajectory: dict[str, Any]) -> str | None:
+    """Why a converted trajectory cannot stand for a trial (no agent step, no content at all), or None.
+
+    A trial whose conversation was lost would be stored, judged and counted like any other and
+    poison every pass rate downstream, so the pipeline turns it into a failure instead.
+    """
+    steps = [s for s in trajectory.get("steps") or [] if isinstance(s, dict)]
+    if not any(s.get("source") == "agent" for s in steps):
+        return "no agent step: the source holds no assistant output this adapter could read"
+    for s in steps:
+        if s.get("message") or s.get("tool_calls") or s.get("reasoning_content") or s.get("subagent_trajectory_ref"):
+            return None
+        if any(r.get("content") or r.get("subagent_trajectory_ref")
+               for r in (s.get("observation") or {}).get("results") or [] if isinstance(r, dict)):
+            return None
+    return "the conversation is empty: every step has no text, tool call or result"
+
+
 def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
-    """Validate a converted trajectory; an invalid one becomes a Failure naming its issues."""
+    """Validate a converted trajectory; an invalid one becomes a Failure naming its issues,
+    and so does one that lost its conversation (:func:`lost_conversation`)."""
     if item.trajectory is None:
         return item, []
+    lost = lost_conversation(item.trajectory)
+    if lost is not None:
+        return Failure(item.source, lost), []
     report = validate(item.trajectory, mode="strict")
     for w in report.warnings:
         item.warnings.append(f"{item.trial_key}: {w.path or '/'}: [{w.code}] {w.message}")
@@ -225,6 +292,7 @@ def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Co
     try:
         for item in job.adapter.convert(job.path, options):
             if isinstance(item, Converted):
+                report.add_tally(item)
                 checked, errors = _check(item)
                 report.warnings.extend(item.warnings)
                 report.atif_errors.extend(errors)

@@ -195,8 +195,9 @@ class OpenAIChatAdapter(ChatLogAdapter):
         pending_fn: dict[str, list[str]] = {}
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                b.warnings.append(f"message {i} is not an object; skipped")
+                b.skip("message is not an object", f"message {i}")
                 continue
+            b.count()
             role = m.get("role")
             ts = m.get("timestamp") or m.get("created_at")
             extra: dict[str, Any] = {}
@@ -258,7 +259,8 @@ class OpenAIChatAdapter(ChatLogAdapter):
         traj = b.build(extra=record_metadata(rec), final_metrics=_final(final, b))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
                            source_ids=source_ids(rec, index), trial_id=key)
-        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
+        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings,
+                         tally=b.tally())
 
 
 def _final(final: dict[str, Any] | None, b: TrajectoryBuilder) -> dict[str, Any] | None:
@@ -383,9 +385,11 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
 
         for i, it in enumerate(items):
             if not isinstance(it, dict):
-                b.warnings.append(f"item {i} is not an object; skipped")
+                b.skip("item is not an object", f"item {i}")
                 continue
             t = it.get("type") or "message"
+            if t != "item_reference":
+                b.count()
             if t == "message":
                 role = it.get("role")
                 text = _parts_text(it.get("content"))
@@ -443,7 +447,8 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
                     res = result if result is not None else it.get("results")
                     b.observe(call["tool_call_id"], res if isinstance(res, str) else text_of(res) or str(res))
             elif t == "item_reference":
-                b.warnings.append(f"item {i}: item_reference {it.get('id')!r} cannot be resolved; skipped")
+                b.skip("an item_reference cannot be resolved", f"item {i} ({it.get('id')!r})")
+                continue
             else:
                 b.warnings.append(f"item {i}: {t} item kept as a system step")
                 b.system(text_of(it.get("content")) or t, extra={"type": t})
@@ -458,4 +463,5 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
         traj = b.build(extra=record_metadata(rec))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
                            source_ids=source_ids(rec, index), trial_id=key)
-        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
+        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings,
+                         tally=b.tally())

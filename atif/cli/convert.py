@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from atif import ConvertResult, Progress, ProgressCallback, convert
+from atif import ConvertResult, InputReport, Progress, ProgressCallback, convert
 from atif.cli._common import EXIT_FAILURE, emit_json
 from atif.cli._progress import progress_bar
 
@@ -89,11 +89,19 @@ def _for_many_inputs(bar: ProgressCallback | None) -> ProgressCallback | None:
     return forward
 
 
+def _records(r: InputReport) -> str:
+    counted = "" if r.counted else " (counted from the output)"
+    return f"{r.records_read} records read, {r.records_mapped} mapped, {r.records_skipped} skipped{counted}"
+
+
 def _print_text(result: ConvertResult, out_dir: Path | None) -> None:
     echo = click.echo
     if result.dry_run:
         for r in result.inputs:
-            echo(f"{r.source}: {r.adapter or '-'}, {r.trials} trial{'s' if r.trials != 1 else ''}")
+            echo(f"{r.source}: {r.adapter or '-'}, {r.trials} trial{'s' if r.trials != 1 else ''}"
+                 + (f", {_records(r)}" if r.records_read else ""))
+            for reason, n in sorted(r.skip_reasons.items()):
+                echo(f"  skipped {n} record{'s' if n != 1 else ''}: {reason}")
             for e in r.atif_errors[:MAX_LISTED]:
                 echo(f"  ATIF error: {e}")
             for w in r.warnings[:MAX_LISTED]:
@@ -112,6 +120,11 @@ def _print_text(result: ConvertResult, out_dir: Path | None) -> None:
         if by_adapter:
             picked = ", ".join(f"{n} ({c} input{'s' if c != 1 else ''})" for n, c in sorted(by_adapter.items()))
             echo(f"Adapters: {picked}")
+        for r in result.inputs:
+            if r.lossy:
+                reasons = ", ".join(f"{reason} ({n})" for reason, n in sorted(r.skip_reasons.items()))
+                echo(f"warning: {r.source}: skipped {r.records_skipped} of {r.records_read} source records: {reasons}"
+                     " (see --dry-run)", err=True)
         warnings = result.warnings
         for src, w in warnings[:MAX_LISTED]:
             echo(f"warning: {w}" if src in w else f"warning: {src}: {w}", err=True)

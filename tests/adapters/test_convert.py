@@ -403,5 +403,6 @@ def test_exit_1_when_nothing_was_converted(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "0 converted, 30 skipped, 0 failed" in r.output
     assert "Error: nothing was converted" in r.output
-    (folder / "ok.json").write_bytes(orjson.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    (folder / "ok.json").write_bytes(orjson.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                                {"role": "assistant", "content": "hello"}]}))
     assert CliRunner().invoke(cli, ["convert", str(folder), "-o", str(tmp_path / "out")]).exit_code == 0
