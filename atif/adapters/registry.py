@@ -13,6 +13,7 @@ _ADAPTERS: dict[str, str] = {
     "atif": "atif.adapters.atif_files:AtifAdapter",
     "harbor": "atif.adapters.harbor:HarborAdapter",
     "inspect": "atif.adapters.inspect:InspectAdapter",
+    "claude-code": "atif.adapters.claude_code:ClaudeCodeAdapter",
     "langsmith": "atif.adapters.langchain:LangSmithAdapter",
     "langchain": "atif.adapters.langchain:LangChainAdapter",
     "openai-responses": "atif.adapters.openai:OpenAIResponsesAdapter",

@@ -26,6 +26,9 @@ KNOWN: dict[str, dict[str, str]] = {
     "langsmith/runs": {"__end__": _ROUTE},
     "harbor/jobs/2026-11-21__09-30-00": {"2252": _HARBOR_USAGE, "11641": _HARBOR_USAGE},
     "harbor/single-trial/hello-world__RbBvAUC": {"6502": _HARBOR_USAGE},
+    # Claude Code writes each block of a streamed reply as its own record, each with the usage so far;
+    # the last record of the message carries the reply's usage, which the agent step keeps.
+    "claude-code/project": {"9": "usage of a streamed reply's earlier block records, superseded by its last"},
     "mapping/crewlite_export": {
         str(n): "docs/mappings/crewlite.yaml sums the cache into prompt_tokens and keeps no cache-creation count"
         for n in (212, 305, 498, 190)
