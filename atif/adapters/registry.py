@@ -14,6 +14,7 @@ _ADAPTERS: dict[str, str] = {
     "harbor": "atif.adapters.harbor:HarborAdapter",
     "inspect": "atif.adapters.inspect:InspectAdapter",
     "claude-code": "atif.adapters.claude_code:ClaudeCodeAdapter",
+    "codex": "atif.adapters.codex:CodexAdapter",
     "langsmith": "atif.adapters.langchain:LangSmithAdapter",
     "langchain": "atif.adapters.langchain:LangChainAdapter",
     "openai-responses": "atif.adapters.openai:OpenAIResponsesAdapter",

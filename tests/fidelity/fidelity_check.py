@@ -77,10 +77,11 @@ def _leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
         yield where, value
 
 
-def _walk(value: Any, where: str, out: list[Needle]) -> None:
+def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> None:
+    """Collect needles; inside a running total (``total_token_usage``) token counts are sums, not counts."""
     if isinstance(value, list):
         for i, v in enumerate(value):
-            _walk(v, f"{where}/{i}", out)
+            _walk(v, f"{where}/{i}", out, totals)
         return
     if not isinstance(value, dict):
         return
@@ -111,10 +112,10 @@ def _walk(value: Any, where: str, out: list[Needle]) -> None:
                 else:
                     out.append(Needle("text", _norm(v), path))
         elif isinstance(v, int) and not isinstance(v, bool):
-            if _TOKENS.search(k) and not _DERIVED.search(k) and v > 0:
+            if _TOKENS.search(k) and not _DERIVED.search(k) and v > 0 and not totals:
                 out.append(Needle("tokens", v, path))
         else:
-            _walk(v, path, out)
+            _walk(v, path, out, totals or bool(_DERIVED.search(k)))
 
 
 def _documents(path: Path) -> Iterator[tuple[str, Any]]:
