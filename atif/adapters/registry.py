@@ -15,6 +15,7 @@ _ADAPTERS: dict[str, str] = {
     "inspect": "atif.adapters.inspect:InspectAdapter",
     "claude-code": "atif.adapters.claude_code:ClaudeCodeAdapter",
     "codex": "atif.adapters.codex:CodexAdapter",
+    "otel": "atif.adapters.otel:OtelAdapter",
     "langsmith": "atif.adapters.langchain:LangSmithAdapter",
     "langchain": "atif.adapters.langchain:LangChainAdapter",
     "openai-responses": "atif.adapters.openai:OpenAIResponsesAdapter",

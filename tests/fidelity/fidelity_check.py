@@ -112,7 +112,7 @@ def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> No
                 else:
                     out.append(Needle("text", _norm(v), path))
         elif isinstance(v, int) and not isinstance(v, bool):
-            if _TOKENS.search(k) and not _DERIVED.search(k) and v > 0 and not totals:
+            if _TOKENS.search(k) and not _DERIVED.search(k.rsplit(".", 1)[-1]) and v > 0 and not totals:
                 out.append(Needle("tokens", v, path))
         else:
             _walk(v, path, out, totals or bool(_DERIVED.search(k)))
