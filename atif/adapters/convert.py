@@ -35,7 +35,7 @@ from atif.schema.validate import validate
 __all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
 
 # Files considered when walking a directory; anything else is passed over silently.
-CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval")
+CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval", ".traj")
 MAX_ISSUES_IN_REASON = 5
 
 

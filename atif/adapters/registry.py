@@ -16,6 +16,7 @@ _ADAPTERS: dict[str, str] = {
     "claude-code": "atif.adapters.claude_code:ClaudeCodeAdapter",
     "codex": "atif.adapters.codex:CodexAdapter",
     "otel": "atif.adapters.otel:OtelAdapter",
+    "swe-agent": "atif.adapters.swe_agent:SweAgentAdapter",
     "langsmith": "atif.adapters.langchain:LangSmithAdapter",
     "langchain": "atif.adapters.langchain:LangChainAdapter",
     "openai-responses": "atif.adapters.openai:OpenAIResponsesAdapter",
