@@ -17,6 +17,8 @@ _ADAPTERS: dict[str, str] = {
     "codex": "atif.adapters.codex:CodexAdapter",
     "otel": "atif.adapters.otel:OtelAdapter",
     "swe-agent": "atif.adapters.swe_agent:SweAgentAdapter",
+    "gemini-cli": "atif.adapters.gemini_cli:GeminiCliAdapter",
+    "openhands": "atif.adapters.openhands:OpenHandsAdapter",
     "langsmith": "atif.adapters.langchain:LangSmithAdapter",
     "langchain": "atif.adapters.langchain:LangChainAdapter",
     "openai-responses": "atif.adapters.openai:OpenAIResponsesAdapter",

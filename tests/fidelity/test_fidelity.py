@@ -29,6 +29,12 @@ KNOWN: dict[str, dict[str, str]] = {
     # Claude Code writes each block of a streamed reply as its own record, each with the usage so far;
     # the last record of the message carries the reply's usage, which the agent step keeps.
     "claude-code/project": {"9": "usage of a streamed reply's earlier block records, superseded by its last"},
+    "openhands/fix_slugify": {
+        "You are OpenHands agent...": "the system action's display summary; its full text is the system step",
+        "Retrieving content for: slugify": "a recall event (runtime state), counted as skipped",
+        "workspace_context": "a recall event (runtime state), counted as skipped",
+        "agent_state_changed": "agent state events (runtime state), counted as skipped",
+    },
     "mapping/crewlite_export": {
         str(n): "docs/mappings/crewlite.yaml sums the cache into prompt_tokens and keeps no cache-creation count"
         for n in (212, 305, 498, 190)
