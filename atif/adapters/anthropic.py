@@ -17,7 +17,7 @@ array of such objects. Assistant entries may be full Message objects (``id``, ``
   ``prompt_tokens = input_tokens + cache_read_input_tokens + cache_creation_input_tokens``,
   ``cached_tokens = cache_read_input_tokens``, ``completion_tokens = output_tokens``.
 
-Agent name: the record's ``agent``, else ``anthropic``. Task name and trial key: see
+Agent name: the record's ``agent``, else the model name, else ``anthropic``. Task name and trial key: see
 :func:`atif.adapters.values.source_names`.
 """
 
@@ -155,7 +155,7 @@ class AnthropicAdapter(ChatLogAdapter):
         if not isinstance(model, str):
             model = next((m.get("model") for m in messages if isinstance(m, dict)
                           and isinstance(m.get("model"), str)), None)
-        agent_name, agent_version = agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, model if isinstance(model, str) and model else self.name)
         task, key = source_names(path, rec, index=index)
         b = TrajectoryBuilder(
             agent_name=agent_name,

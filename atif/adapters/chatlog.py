@@ -70,7 +70,12 @@ class ChatLogAdapter:
 
 
 def agent_info(record: Any, default: str) -> tuple[str, str]:
-    """``(name, version)`` from the record's ``agent`` (a name or ``{"name", "version"}``), else ``default``."""
+    """``(name, version)`` from the record's ``agent`` (a name or ``{"name", "version"}``), else ``default``.
+
+    Callers pass the model name as the default (the format name only when there is no model): a
+    chat log says nothing of the framework that wrote it, so the same agent logged as OpenAI chat,
+    Responses items or Anthropic messages lands in one cohort; the format is in the trial's metadata.
+    """
     agent = record.get("agent") if isinstance(record, dict) else None
     if isinstance(agent, str) and agent:
         return agent, "unknown"

@@ -25,6 +25,7 @@ from typing import Any
 
 from atif.adapters.base import Adapter, Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.jsonio import drain_warnings, dump_json, dump_line, parse, read_bytes, read_error
+from atif.adapters.naming import TrialKeys, compile_task_from, task_override
 from atif.adapters.registry import get_adapter, sniff_all
 from atif.adapters.values import safe_name
 from atif.errors import AdapterError, AtifError, ParseError
@@ -32,7 +33,7 @@ from atif.progress import Progress, ProgressCallback
 from atif.schema.jsonio import max_file_bytes, too_large
 from atif.schema.validate import validate
 
-__all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
+__all__ = ["ConvertResult", "InputReport", "TrialKeys", "convert", "iter_convert", "lost_conversation"]
 
 # Files considered when walking a directory; anything else is passed over silently.
 CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval", ".traj")
@@ -289,10 +290,15 @@ def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
 def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Converted | Failure]:
     assert job.adapter is not None
     drain_warnings()  # what sniffing read is reported by the conversion that reads it again
+    task_from = compile_task_from(options.task_from) if options.task_from else None
     try:
         for item in job.adapter.convert(job.path, options):
             if isinstance(item, Converted):
                 report.add_tally(item)
+                why = task_override(item, job.path, options.task, task_from)
+                if why is not None:
+                    yield Failure(item.source, why)
+                    continue
                 checked, errors = _check(item)
                 report.warnings.extend(item.warnings)
                 report.atif_errors.extend(errors)
@@ -306,10 +312,17 @@ def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Co
     report.warnings.extend(drain_warnings())
 
 
-def _options(mapping: Path | str | None, options: ConvertOptions | None) -> ConvertOptions:
+def _options(mapping: Path | str | None, options: ConvertOptions | None, task: str | None = None,
+             task_from: str | None = None) -> ConvertOptions:
     opts = options or ConvertOptions()
     if mapping is not None:
         opts.mapping = Path(mapping)
+    if task and task_from:
+        raise AdapterError("give --task or --task-from, not both")
+    opts.task = task or opts.task
+    opts.task_from = task_from or opts.task_from
+    if opts.task_from:
+        compile_task_from(opts.task_from)
     return opts
 
 
@@ -329,21 +342,35 @@ def iter_convert(
     source_format: str = "auto",
     mapping: Path | str | None = None,
     options: ConvertOptions | None = None,
+    task: str | None = None,
+    task_from: str | None = None,
+    keys: TrialKeys | None = None,
 ) -> Iterator[Converted | Failure]:
     """Convert inputs without writing: yield each validated ``Converted`` or a ``Failure``.
 
     Trajectories are checked with strict ATIF validation; an invalid one is yielded as a
     ``Failure``. Inputs no adapter recognises are failures too (``skipped=True`` for files
     found while walking a directory). ``Converted.trial.trajectory`` is left None.
-    Raises :class:`AdapterError` only for an unknown ``source_format``.
+    ``task`` / ``task_from`` name the task as ``convert`` does; trial keys are made unique as
+    ``convert`` makes them (pass one :class:`TrialKeys` to several calls to share them), so a
+    trial ``convert`` writes as ``key~2`` arrives here with ``trial_id`` ``<id>~2`` too, and
+    an exact duplicate is a skipped ``Failure``.
+    Raises :class:`AdapterError` only for an unknown ``source_format`` or a bad ``task_from``.
     """
     fmt = _check_format(source_format, mapping)
-    opts = _options(mapping, options)
+    opts = _options(mapping, options, task, task_from)
+    keys = keys if keys is not None else TrialKeys()
     for job in _jobs([Path(s) for s in sources], fmt, None):
         if job.adapter is None:
             yield Failure(str(job.path), job.reason, skipped=job.skip)
             continue
-        yield from _run(job, opts, InputReport(str(job.path), job.adapter.name))
+        for item in _run(job, opts, InputReport(str(job.path), job.adapter.name)):
+            if isinstance(item, Converted):
+                _, duplicate = keys.claim(item)
+                if duplicate is not None:
+                    yield Failure(item.source, duplicate, skipped=True)
+                    continue
+            yield item
 
 
 def convert(
@@ -355,6 +382,8 @@ def convert(
     dry_run: bool = False,
     options: ConvertOptions | None = None,
     on_progress: ProgressCallback | None = None,
+    task: str | None = None,
+    task_from: str | None = None,
 ) -> ConvertResult:
     """Convert runner output to ``OUT/trajectories/<task>/<trial_key>.json`` and ``OUT/trials.jsonl``.
 
@@ -364,12 +393,15 @@ def convert(
     ATIF errors. Failures are collected, never raised; only an unknown format or a missing
     mapping file raises :class:`AdapterError`. ``on_progress`` receives a
     ``Progress(stage="converting", done, total, detail=<input>)`` as each input starts,
-    and a last one when all are done.
+    and a last one when all are done. ``task`` names the task of every trial; ``task_from`` is
+    a JMESPath expression on each input that gives it (see :mod:`atif.adapters.naming`); by
+    default the input says, else the file's stem does.
     """
     fmt = _check_format(source_format, mapping)
     if mapping is not None and not Path(mapping).is_file():
         raise AdapterError(f"{mapping}: mapping file not found")
-    opts = _options(mapping, options)
+    opts = _options(mapping, options, task, task_from)
+    keys = TrialKeys()
     out = Path(out_dir) if out_dir is not None else None
     if out is None and not dry_run:
         raise AdapterError("an output directory is needed unless this is a dry run")
@@ -392,8 +424,13 @@ def convert(
                 if isinstance(item, Failure):
                     (report.skipped if item.skipped else report.failures).append((item.source, item.reason))
                     continue
+                _, duplicate = keys.claim(item)
+                if duplicate is not None:
+                    report.skipped.append((item.source, duplicate))
+                    continue
                 report.trials += 1
-                _accept(item, out, dry_run, records, instructions, written, report)
+                report.warnings.extend(w for w in item.warnings if "is taken; wrote" in w)
+                _accept(item, out, dry_run, records, instructions, written)
         result.skipped.extend(report.skipped)
         result.failures.extend(report.failures)
     if on_progress is not None and jobs:
@@ -430,18 +467,10 @@ def _accept(
     records: dict[tuple[str, str], dict[str, Any]],
     instructions: dict[str, str | None],
     written: list[Path],
-    report: InputReport,
 ) -> None:
     trial = item.trial
     task_dir = safe_name(trial.task_name)
-    base_key = safe_name(item.trial_key)
-    key = base_key
-    n = 1
-    while (task_dir, key) in records:
-        n += 1
-        key = f"{base_key}~{n}"
-    if key != base_key:
-        report.warnings.append(f"{item.source}: trial key {base_key!r} of task {trial.task_name!r} is taken; wrote {key!r}")
+    key = item.trial_key  # made unique by TrialKeys.claim
     rel: str | None = None
     if item.trajectory is not None:
         rel = f"trajectories/{task_dir}/{key}.json"

@@ -27,7 +27,7 @@ step (one model turn) until a tool output or user message intervenes; ``function
 (and other ``*_call_output`` items) are observations of the call they answer. Usage
 (``input_tokens`` includes ``input_tokens_details.cached_tokens``) goes to the last agent step.
 
-Agent name: the record's ``agent`` (a name, or ``{"name", "version"}``), else the format name.
+Agent name: the record's ``agent`` (a name, or ``{"name", "version"}``), else the model name, else the format name.
 Task name and trial key: see :func:`atif.adapters.values.source_names`.
 """
 
@@ -181,7 +181,7 @@ class OpenAIChatAdapter(ChatLogAdapter):
                 messages.append({**msg, "role": msg.get("role") or "assistant"})
                 usage_owner_index = len(messages) - 1
         model = resp.get("model") or req.get("model")
-        agent_name, agent_version = agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, model if isinstance(model, str) and model else self.name)
         task, key = source_names(path, rec, index=index)
         if isinstance(resp.get("id"), str) and resp is not rec and not rec.get("id"):
             key = resp["id"]
@@ -362,7 +362,7 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
         items, top = got
         rec: Mapping[str, Any] = record if isinstance(record, dict) else {}
         model = top.get("model")
-        agent_name, agent_version = agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, model if isinstance(model, str) and model else self.name)
         task, key = source_names(path, rec, index=index)
         b = TrajectoryBuilder(
             agent_name=agent_name,
