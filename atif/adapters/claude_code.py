@@ -27,6 +27,7 @@ the session file's stem; trial key: the ``sessionId``; agent ``claude-code`` at 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -119,11 +120,23 @@ class ClaudeCodeAdapter(SessionLogAdapter):
         if _is_agent_file(path) or not session_id:
             return []
         found = sorted((path.parent / path.stem / "subagents").glob("agent-*.jsonl"))
-        for f in sorted(path.parent.glob("agent-*.jsonl")):
-            first = next(SessionLogAdapter._head(f), None)
-            if isinstance(first, dict) and first.get("sessionId") == session_id:
-                found.append(f)
-        return found
+        try:
+            mtime = path.parent.stat().st_mtime_ns
+        except OSError:
+            return found
+        return found + _sibling_agents(path.parent, mtime).get(session_id, [])
+
+
+@functools.lru_cache(maxsize=8)
+def _sibling_agents(folder: Path, mtime_ns: int) -> dict[str, list[Path]]:
+    """``sessionId`` -> the ``agent-*.jsonl`` transcripts lying in ``folder`` (older Claude Code
+    versions), read once per folder state: a folder of many sessions is not rescanned per session."""
+    out: dict[str, list[Path]] = {}
+    for f in sorted(folder.glob("agent-*.jsonl")):
+        first = next(SessionLogAdapter._head(f), None)
+        if isinstance(first, dict) and isinstance(first.get("sessionId"), str):
+            out.setdefault(first["sessionId"], []).append(f)
+    return out
 
 
 def _sidechain_groups(lines: list[tuple[int, dict[str, Any]]]) -> list[tuple[str, list[Line]]]:
