@@ -14,7 +14,7 @@ from typing import Any
 
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.jsonio import iter_records, sniff_json, sniff_jsonl_first
-from atif.errors import AtifError
+from atif.errors import AdapterError, AtifError
 
 __all__ = ["ChatLogAdapter", "agent_info", "record_metadata", "source_ids", "tool_definitions"]
 
@@ -33,6 +33,17 @@ class ChatLogAdapter:
 
     def _build(self, record: Any, path: Path, index: int | None) -> Converted:
         raise NotImplementedError
+
+    def build_conversation(self, record: Any, path: Path) -> Converted:
+        """One conversation of this format given as a value (e.g. found by a mapping inside a custom
+        envelope); :class:`AdapterError` says why it is not one."""
+        why = self._why_not(record)
+        convs = self._conversations(record) if why is None else None
+        if not convs:
+            raise AdapterError(f"not {self.description}: {why or 'no conversation'}")
+        if len(convs) > 1:
+            raise AdapterError(f"{len(convs)} conversations where one was expected")
+        return self._build(convs[0], path, None)
 
     def sniff(self, path: Path) -> Sniff:
         """Accept a ``.json``/``.jsonl`` file whose (first) record has this format's markers."""
