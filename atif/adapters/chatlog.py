@@ -1,19 +1,23 @@
 """What the conversation-log adapters share (OpenAI chat, OpenAI Responses, Anthropic Messages).
 
 Each of those formats is a message list in a ``.json`` file (one conversation, or an array of
-them) or one conversation per line of a ``.jsonl`` file. :class:`ChatLogAdapter` does the
+them) or one conversation per line of a ``.jsonl`` file. An array of request bodies whose
+message lists each start with the previous one's is one run logged call by call: it converts to
+one trial, the last request (with its response), and the earlier ones are counted as skipped. :class:`ChatLogAdapter` does the
 reading, sniffing and per-record error handling; a subclass says what a conversation of its
 format looks like (``_why_not``, ``_conversations``) and builds one (``_build``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.jsonio import iter_records, sniff_json, sniff_jsonl_first
+from atif.adapters.values import message_list
 from atif.errors import AdapterError, AtifError
 
 __all__ = ["ChatLogAdapter", "agent_info", "record_metadata", "source_ids", "tool_definitions"]
@@ -70,14 +74,61 @@ class ChatLogAdapter:
                 if convs is None:
                     yield Failure(where, f"not {self.description}: {self._why_not(doc)}")
                     continue
+                prefixes = len(convs) - 1 if lineno is None and _one_run(convs) else 0
+                if prefixes:
+                    convs = [_last_with_usage(convs)]
                 for i, conv in enumerate(convs):
                     index = lineno if lineno is not None else (i + 1 if len(convs) > 1 else None)
                     try:
-                        yield self._build(conv, path, index)
+                        item = self._build(conv, path, index)
                     except AtifError as exc:
                         yield Failure(where, str(exc))
+                        continue
+                    if prefixes:
+                        _count_prefixes(item, prefixes)
+                    yield item
         except AtifError as exc:
             yield Failure(str(path), str(exc))
+
+
+_PREFIX_REASON = "an earlier request of the same run (the last request repeats its messages)"
+
+
+def _one_run(convs: list[Any]) -> bool:
+    """True when a list of request bodies is one run logged call by call: each request's messages
+    are the start of the next one's. Then the last request (with its response) is the conversation."""
+    lists = [message_list(c) for c in convs]
+    if len(lists) < 2 or any(m is None for m in lists):
+        return False
+    return all(a is not None and b is not None and len(a) < len(b) and b[: len(a)] == a
+               for a, b in itertools.pairwise(lists))
+
+
+def _last_with_usage(convs: list[Any]) -> Any:
+    """The last request, its earlier calls' outputs carrying the ``usage`` of the request that made them."""
+    last = dict(convs[-1])
+    holder = dict(last["request"]) if isinstance(last.get("request"), dict) and "messages" not in last else last
+    messages = list(holder["messages"])
+    for conv in convs[:-1]:
+        n = len(message_list(conv) or [])
+        response = conv.get("response") if isinstance(conv.get("response"), dict) else conv
+        usage = response.get("usage")
+        if isinstance(usage, dict) and n < len(messages) and isinstance(messages[n], dict) \
+                and messages[n].get("role") == "assistant" and "usage" not in messages[n]:
+            messages[n] = {**messages[n], "usage": usage}
+    holder["messages"] = messages
+    if holder is not last:
+        last["request"] = holder
+    return last
+
+
+def _count_prefixes(item: Converted, n: int) -> None:
+    tally = dict(item.tally or {"read": 0, "mapped": 0, "skipped": 0, "skip_reasons": {}})
+    tally["read"] = int(tally.get("read") or 0) + n
+    tally["skipped"] = int(tally.get("skipped") or 0) + n
+    tally["skip_reasons"] = {**(tally.get("skip_reasons") or {}), _PREFIX_REASON: n}
+    item.tally = tally
+    item.warnings.append(f"{n} earlier request(s) of the same run read as prefixes of the last one; one trial")
 
 
 def agent_info(record: Any, default: str) -> tuple[str, str]:
