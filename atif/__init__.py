@@ -61,6 +61,8 @@ _LAZY: dict[str, str] = {
     "convert": "atif.adapters.convert",
     "ConvertResult": "atif.adapters.convert",
     "InputReport": "atif.adapters.convert",
+    "iter_convert": "atif.adapters.convert",
+    "TrialKeys": "atif.adapters.convert",
     "detect": "atif.adapters.registry",
     "adapter_names": "atif.adapters.registry",
     # store

@@ -219,6 +219,9 @@ class Converted:
     """Folder that relative trajectory references (``trajectory_path``) resolve against."""
     validated: bool = False
     """True when ``trajectory`` was already validated in strict mode."""
+    tally: dict[str, Any] | None = None
+    """What was read from the source for this trial: ``read``, ``mapped`` and ``skipped`` record
+    counts and ``skip_reasons`` (reason -> count); None when the adapter does not count."""
 
 
 @dataclass(slots=True)

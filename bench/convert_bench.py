@@ -151,6 +151,14 @@ REPLICATED = {
     "langsmith": ("langsmith", "fixtures/langsmith/run_tree.json", None),
     "inspect": ("inspect", "fixtures/inspect/tool_use.json", None),
     "mapping": ("mapping", "fixtures/mapping/crewlite_export.json", "docs/mappings/crewlite.yaml"),
+    "claude-code": ("claude-code", "fixtures/claude-code/project/5b1c2d3e-4f50-4a61-9b72-83c94da5e6f7.jsonl", None),
+    "codex": ("codex", "fixtures/codex/rollout-2025-10-06T14-02-11-0199a6c1-7f2e-7d30-9c41-5e8f1b2a3c4d.jsonl", None),
+    "otel-genai": ("otel", "fixtures/otel/genai_spans.jsonl", None),
+    "otel-otlp": ("otel", "fixtures/otel/genai_otlp.json", None),
+    "openinference": ("otel", "fixtures/otel/openinference_spans.jsonl", None),
+    "mini-swe-agent": ("swe-agent", "fixtures/swe-agent/fix_add.traj.json", None),
+    "gemini-cli": ("gemini-cli", "fixtures/gemini-cli/session-2025-10-18T14-57-f86f5318.json", None),
+    "openhands": ("openhands", "fixtures/openhands/fix_slugify.json", None),
 }
 
 
@@ -164,17 +172,23 @@ def replicate(root: Path, n: int) -> dict[str, tuple[str, list[Path], Path | Non
         data = src.read_bytes()
         files = []
         for i in range(n):
-            f = d / f"run{i:06d}{src.suffix}"
+            f = d / f"run{i:06d}{''.join(src.suffixes[-2:]) if src.name.endswith('.traj.json') else src.suffix}"
             f.write_bytes(data)
             files.append(f)
         out[name] = (fmt, files, ROOT / mapping if mapping else None)
     return out
 
 
-def _parse_all(blobs: list[bytes]) -> None:
-    # Parse and drop each document, as a converter does; keeping them all would time the allocator.
+def _parse_all(blobs: list[bytes], lines: bool = False) -> None:
+    # Parse and drop each document (each line of JSON Lines), as a converter does; keeping them
+    # all would time the allocator.
     for b in blobs:
-        orjson.loads(b)
+        if lines:
+            for line in b.splitlines():
+                if line.strip():
+                    orjson.loads(line)
+        else:
+            orjson.loads(b)
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -211,7 +225,7 @@ def main() -> None:
             files = sorted(p for p in d.rglob("*.json") if p.is_file())
             blobs = [p.read_bytes() for p in files]
             mb = sum(map(len, blobs)) / 1e6
-            t_json = best_of(lambda blobs=blobs: _parse_all(blobs))
+            t_json = best_of(lambda blobs=blobs: _parse_all(blobs), repeat=9)
             src = [d] if fmt == "harbor" else files
             t_iter = best_of(lambda src=src, fmt=fmt: _dry(src, fmt, n))
             out = tmp / f"out-{fmt}"
@@ -222,7 +236,8 @@ def main() -> None:
         for name, (fmt, files, mapping) in replicate(tmp, n).items():
             blobs = [p.read_bytes() for p in files]
             mb = sum(map(len, blobs)) / 1e6
-            t_json = best_of(lambda blobs=blobs: _parse_all(blobs))
+            jsonl = files[0].suffix == ".jsonl"
+            t_json = best_of(lambda blobs=blobs, jsonl=jsonl: _parse_all(blobs, jsonl), repeat=9)
             t_iter = best_of(lambda files=files, fmt=fmt, mapping=mapping: sum(
                 1 for _ in iter_convert(files, source_format=fmt, mapping=mapping)))
             trials = sum(1 for _ in iter_convert(files[:1], source_format=fmt, mapping=mapping))

@@ -17,7 +17,7 @@ array of such objects. Assistant entries may be full Message objects (``id``, ``
   ``prompt_tokens = input_tokens + cache_read_input_tokens + cache_creation_input_tokens``,
   ``cached_tokens = cache_read_input_tokens``, ``completion_tokens = output_tokens``.
 
-Agent name: the record's ``agent``, else ``anthropic``. Task name and trial key: see
+Agent name: the record's ``agent``, else the model name, else ``anthropic``. Task name and trial key: see
 :func:`atif.adapters.values.source_names`.
 """
 
@@ -32,7 +32,7 @@ from atif.adapters.builder import TrajectoryBuilder, make_trial
 from atif.adapters.chatlog import ChatLogAdapter, agent_info, record_metadata, source_ids, tool_definitions
 from atif.adapters.values import message_list, obj, source_names, text_of
 
-__all__ = ["AnthropicAdapter", "anthropic_metrics"]
+__all__ = ["AnthropicAdapter", "add_assistant_message", "add_user_message", "anthropic_metrics"]
 
 _MARKER_BLOCKS = {
     "tool_use", "tool_result", "thinking", "redacted_thinking", "server_tool_use",
@@ -155,7 +155,7 @@ class AnthropicAdapter(ChatLogAdapter):
         if not isinstance(model, str):
             model = next((m.get("model") for m in messages if isinstance(m, dict)
                           and isinstance(m.get("model"), str)), None)
-        agent_name, agent_version = agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, model if isinstance(model, str) and model else self.name)
         task, key = source_names(path, rec, index=index)
         b = TrajectoryBuilder(
             agent_name=agent_name,
@@ -168,89 +168,95 @@ class AnthropicAdapter(ChatLogAdapter):
             b.system(_text_blocks(system))
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                b.warnings.append(f"message {i} is not an object; skipped")
+                b.skip("message is not an object", f"message {i}")
                 continue
+            b.count()
             role = m.get("role", "assistant" if m.get("type") == "message" else None)
             content = m.get("content")
-            blocks = content if isinstance(content, list) else None
             ts = m.get("timestamp") or m.get("created_at")
             if role == "assistant":
-                self._assistant(b, m, blocks, content, model, ts)
+                add_assistant_message(b, m, model, ts)
             else:
                 if role != "user":
                     b.warnings.append(f"message {i} has role {role!r}; kept as a user step")
-                texts: list[Any] = []
-                for block in blocks if blocks is not None else [content]:
-                    if isinstance(block, dict) and block.get("type") in ("tool_result", "mcp_tool_result"):
-                        ext: dict[str, Any] = {}
-                        if block.get("is_error"):
-                            ext["is_error"] = True
-                        b.observe(block.get("tool_use_id"), _text_blocks(block.get("content")), extra=ext or None)
-                    else:
-                        texts.append(block)
-                if blocks is None or texts:
-                    b.user(_text_blocks(texts), timestamp=ts, extra={"role": role} if role != "user" else None)
+                add_user_message(b, content, ts, extra={"role": role} if role != "user" else None)
         traj = b.build(extra=record_metadata(rec))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
                            source_ids=source_ids(rec, index), trial_id=key)
-        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
+        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings,
+                         tally=b.tally())
 
-    @staticmethod
-    def _assistant(
-        b: TrajectoryBuilder,
-        m: Mapping[str, Any],
-        blocks: list[Any] | None,
-        content: Any,
-        model: str | None,
-        ts: Any,
-    ) -> None:
-        texts: list[str] = []
-        thinking: list[str] = []
-        redacted = 0
-        calls: list[dict[str, Any]] = []
-        server_results: list[tuple[Any, Any, dict[str, Any]]] = []
-        for block in blocks if blocks is not None else []:
-            if not isinstance(block, dict):
-                continue
-            t = block.get("type")
-            if t == "text" and isinstance(block.get("text"), str):
-                texts.append(block["text"])
-            elif t == "thinking" and isinstance(block.get("thinking"), str):
-                thinking.append(block["thinking"])
-            elif t == "redacted_thinking":
-                redacted += 1
-            elif t in ("tool_use", "server_tool_use", "mcp_tool_use"):
-                ext = {"type": t} if t != "tool_use" else None
-                if t == "mcp_tool_use" and block.get("server_name"):
-                    ext = {"type": t, "server_name": block["server_name"]}
-                calls.append(b.tool_call(block.get("id"), block.get("name"), block.get("input"), extra=ext))
-            elif isinstance(t, str) and t.endswith("_tool_result"):
-                server_results.append((block.get("tool_use_id"), block.get("content"), {"type": t}))
-        if blocks is None:
-            texts.append(text_of(content))
-        extra: dict[str, Any] = {}
-        if redacted:
-            extra["redacted_thinking_blocks"] = redacted
-        for k in ("id", "stop_reason"):
-            if isinstance(m.get(k), str):
-                extra["message_id" if k == "id" else k] = m[k]
-        step_model = m.get("model") if isinstance(m.get("model"), str) and m.get("model") != model else None
-        b.agent_step(
-            "\n".join(t for t in texts if t),
-            timestamp=ts,
-            model_name=step_model,
-            reasoning_content="\n".join(thinking) or None,
-            tool_calls=calls,
-            metrics=anthropic_metrics(m.get("usage")),
-            extra=extra,
+
+def add_user_message(b: TrajectoryBuilder, content: Any, ts: Any, extra: dict[str, Any] | None = None) -> None:
+    """Add a user message: its ``tool_result`` blocks become observations of their calls, the rest one user step."""
+    blocks = content if isinstance(content, list) else None
+    texts: list[Any] = []
+    for block in blocks if blocks is not None else [content]:
+        if isinstance(block, dict) and block.get("type") in ("tool_result", "mcp_tool_result"):
+            ext: dict[str, Any] = {}
+            if block.get("is_error"):
+                ext["is_error"] = True
+            b.observe(block.get("tool_use_id"), _text_blocks(block.get("content")), extra=ext or None)
+        else:
+            texts.append(block)
+    if blocks is None or texts:
+        b.user(_text_blocks(texts), timestamp=ts, extra=extra)
+
+
+def add_assistant_message(
+    b: TrajectoryBuilder, m: Mapping[str, Any], model: str | None, ts: Any, *, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Add an assistant Message (text, thinking, tool_use and server tool blocks, usage) as one agent step."""
+    content = m.get("content")
+    blocks = content if isinstance(content, list) else None
+    texts: list[str] = []
+    thinking: list[str] = []
+    redacted = 0
+    calls: list[dict[str, Any]] = []
+    server_results: list[tuple[Any, Any, dict[str, Any]]] = []
+    for block in blocks if blocks is not None else []:
+        if not isinstance(block, dict):
+            continue
+        t = block.get("type")
+        if t == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif t == "thinking" and isinstance(block.get("thinking"), str):
+            thinking.append(block["thinking"])
+        elif t == "redacted_thinking":
+            redacted += 1
+        elif t in ("tool_use", "server_tool_use", "mcp_tool_use"):
+            ext = {"type": t} if t != "tool_use" else None
+            if t == "mcp_tool_use" and block.get("server_name"):
+                ext = {"type": t, "server_name": block["server_name"]}
+            calls.append(b.tool_call(block.get("id"), block.get("name"), block.get("input"), extra=ext))
+        elif isinstance(t, str) and t.endswith("_tool_result"):
+            server_results.append((block.get("tool_use_id"), block.get("content"), {"type": t}))
+    if blocks is None:
+        texts.append(text_of(content))
+    step_extra = dict(extra or {})
+    if redacted:
+        step_extra["redacted_thinking_blocks"] = redacted
+    for k in ("id", "stop_reason"):
+        if isinstance(m.get(k), str):
+            step_extra["message_id" if k == "id" else k] = m[k]
+    step_model = m.get("model") if isinstance(m.get("model"), str) and m.get("model") != model else None
+    step = b.agent_step(
+        "\n".join(t for t in texts if t),
+        timestamp=ts,
+        model_name=step_model,
+        reasoning_content="\n".join(thinking) or None,
+        tool_calls=calls,
+        metrics=anthropic_metrics(m.get("usage")),
+        extra=step_extra,
+    )
+    for call_id, result, ext in server_results:
+        content_text = _text_blocks(result) if isinstance(result, list) else (
+            text_of(result) if not isinstance(result, dict) else str(result.get("error_code") or result)
         )
-        for call_id, result, ext in server_results:
-            content_text = _text_blocks(result) if isinstance(result, list) else (
-                text_of(result) if not isinstance(result, dict) else str(result.get("error_code") or result)
-            )
-            if isinstance(result, list):
-                titles = [r.get("title") or r.get("url") for r in result if isinstance(r, dict)
-                          and r.get("type") == "web_search_result"]
-                if titles and not content_text:
-                    content_text = "\n".join(str(x) for x in titles if x)
-            b.observe(call_id, content_text, extra=ext)
+        if isinstance(result, list):
+            titles = [r.get("title") or r.get("url") for r in result if isinstance(r, dict)
+                      and r.get("type") == "web_search_result"]
+            if titles and not content_text:
+                content_text = "\n".join(str(x) for x in titles if x)
+        b.observe(call_id, content_text, extra=ext)
+    return step

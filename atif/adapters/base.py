@@ -28,6 +28,10 @@ class ConvertOptions:
     """Declarative mapping file (the ``mapping`` adapter)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Adapter-specific options."""
+    task: str | None = None
+    """Task name for every trial (``--task``), instead of the one the input gives."""
+    task_from: str | None = None
+    """JMESPath expression on the input giving each trial's task name (``--task-from``)."""
 
 
 @runtime_checkable

@@ -85,9 +85,32 @@ class TrajectoryBuilder:
         self.warnings: list[str] = []
         self._owner: dict[str, dict[str, Any]] = {}
         self._seen_call_ids: set[str] = set()
+        self.read = 0
+        """Source records (messages, events, spans) read so far; see :meth:`count` and :meth:`skip`."""
+        self.skips: dict[str, int] = {}
+        """Reason -> number of source records passed over for it."""
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def count(self, n: int = 1) -> None:
+        """Record that ``n`` source records were read (and mapped, unless :meth:`skip` says otherwise)."""
+        self.read += n
+
+    def skip(self, reason: str, where: str | None = None) -> None:
+        """Record one source record read but not mapped, for ``reason`` (a short rule, e.g.
+        ``"unknown record type 'x'"``); ``where`` (e.g. ``"line 7"``) goes into the warning."""
+        self.read += 1
+        self.skips[reason] = self.skips.get(reason, 0) + 1
+        self.warnings.append(f"{where}: {reason}; skipped" if where else f"{reason}; skipped")
+
+    def tally(self) -> dict[str, Any] | None:
+        """The accounting of this conversion (see ``Converted.tally``), or None when nothing was counted."""
+        if not self.read:
+            return None
+        skipped = sum(self.skips.values())
+        return {"read": self.read, "mapped": self.read - skipped, "skipped": skipped,
+                "skip_reasons": dict(sorted(self.skips.items()))}
 
     def _add(self, step: dict[str, Any]) -> dict[str, Any]:
         step["step_id"] = len(self.steps) + 1

@@ -25,6 +25,7 @@ from typing import Any
 
 from atif.adapters.base import Adapter, Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.jsonio import drain_warnings, dump_json, dump_line, parse, read_bytes, read_error
+from atif.adapters.naming import TrialKeys, compile_task_from, task_override
 from atif.adapters.registry import get_adapter, sniff_all
 from atif.adapters.values import safe_name
 from atif.errors import AdapterError, AtifError, ParseError
@@ -32,10 +33,10 @@ from atif.progress import Progress, ProgressCallback
 from atif.schema.jsonio import max_file_bytes, too_large
 from atif.schema.validate import validate
 
-__all__ = ["ConvertResult", "InputReport", "convert", "iter_convert"]
+__all__ = ["ConvertResult", "InputReport", "TrialKeys", "convert", "iter_convert", "lost_conversation"]
 
 # Files considered when walking a directory; anything else is passed over silently.
-CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval")
+CANDIDATE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".eval", ".traj")
 MAX_ISSUES_IN_REASON = 5
 
 
@@ -57,6 +58,35 @@ class InputReport:
     """``(source, reason)`` of what was passed over on purpose."""
     atif_errors: list[str] = field(default_factory=list)
     """ATIF validation errors of results that were rejected."""
+    records_read: int = 0
+    """Source records (messages, events, spans, steps) read from this input."""
+    records_mapped: int = 0
+    """Records that became steps, tool calls or observations."""
+    records_skipped: int = 0
+    """Records passed over; why is in :attr:`skip_reasons`."""
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    """Reason (the adapter's rule) -> number of records skipped for it."""
+    counted: bool = True
+    """False when the adapter does not count its records: then read = mapped = the steps and
+    observation results of the output, and nothing is known to be skipped."""
+
+    def add_tally(self, item: Converted) -> None:
+        """Add one conversion's accounting (or, when its adapter does not count, its output's size)."""
+        tally = item.tally
+        if tally is None:
+            self.counted = False
+            n = _output_records(item.trajectory)
+            tally = {"read": n, "mapped": n, "skipped": 0, "skip_reasons": {}}
+        self.records_read += int(tally.get("read") or 0)
+        self.records_mapped += int(tally.get("mapped") or 0)
+        self.records_skipped += int(tally.get("skipped") or 0)
+        for reason, n in (tally.get("skip_reasons") or {}).items():
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + int(n)
+
+    @property
+    def lossy(self) -> bool:
+        """True when a substantial part of what was read was skipped (at least 5 records or 10%)."""
+        return self.records_skipped >= 5 or (self.records_read > 0 and self.records_skipped * 10 >= self.records_read)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -64,11 +94,27 @@ class InputReport:
             "source": self.source,
             "adapter": self.adapter,
             "trials": self.trials,
+            "records": {
+                "read": self.records_read,
+                "mapped": self.records_mapped,
+                "skipped": self.records_skipped,
+                "skip_reasons": dict(sorted(self.skip_reasons.items())),
+                "counted": self.counted,
+            },
             "warnings": list(self.warnings),
             "failures": [{"source": s, "reason": r} for s, r in self.failures],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "atif_errors": list(self.atif_errors),
         }
+
+
+def _output_records(trajectory: dict[str, Any] | None) -> int:
+    """Steps plus observation results of a trajectory: the stand-in count for adapters that do not count."""
+    n = 0
+    for step in (trajectory or {}).get("steps") or []:
+        if isinstance(step, dict):
+            n += 1 + len((step.get("observation") or {}).get("results") or [])
+    return n
 
 
 @dataclass(slots=True)
@@ -204,10 +250,32 @@ def _jobs(sources: Iterable[Path], source_format: str, out_dir: Path | None) -> 
         yield from visit(Path(src), explicit=True)
 
 
+def lost_conversation(trajectory: dict[str, Any]) -> str | None:
+    """Why a converted trajectory cannot stand for a trial (no agent step, no content at all), or None.
+
+    A trial whose conversation was lost would be stored, judged and counted like any other and
+    poison every pass rate downstream, so the pipeline turns it into a failure instead.
+    """
+    steps = [s for s in trajectory.get("steps") or [] if isinstance(s, dict)]
+    if not any(s.get("source") == "agent" for s in steps):
+        return "no agent step: the source holds no assistant output this adapter could read"
+    for s in steps:
+        if s.get("message") or s.get("tool_calls") or s.get("reasoning_content") or s.get("subagent_trajectory_ref"):
+            return None
+        if any(r.get("content") or r.get("subagent_trajectory_ref")
+               for r in (s.get("observation") or {}).get("results") or [] if isinstance(r, dict)):
+            return None
+    return "the conversation is empty: every step has no text, tool call or result"
+
+
 def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
-    """Validate a converted trajectory; an invalid one becomes a Failure naming its issues."""
+    """Validate a converted trajectory; an invalid one becomes a Failure naming its issues,
+    and so does one that lost its conversation (:func:`lost_conversation`)."""
     if item.trajectory is None:
         return item, []
+    lost = lost_conversation(item.trajectory)
+    if lost is not None:
+        return Failure(item.source, lost), []
     report = validate(item.trajectory, mode="strict")
     for w in report.warnings:
         item.warnings.append(f"{item.trial_key}: {w.path or '/'}: [{w.code}] {w.message}")
@@ -222,9 +290,15 @@ def _check(item: Converted) -> tuple[Converted | Failure, list[str]]:
 def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Converted | Failure]:
     assert job.adapter is not None
     drain_warnings()  # what sniffing read is reported by the conversion that reads it again
+    task_from = compile_task_from(options.task_from) if options.task_from else None
     try:
         for item in job.adapter.convert(job.path, options):
             if isinstance(item, Converted):
+                report.add_tally(item)
+                why = task_override(item, job.path, options.task, task_from)
+                if why is not None:
+                    yield Failure(item.source, why)
+                    continue
                 checked, errors = _check(item)
                 report.warnings.extend(item.warnings)
                 report.atif_errors.extend(errors)
@@ -238,10 +312,17 @@ def _run(job: _Job, options: ConvertOptions, report: InputReport) -> Iterator[Co
     report.warnings.extend(drain_warnings())
 
 
-def _options(mapping: Path | str | None, options: ConvertOptions | None) -> ConvertOptions:
+def _options(mapping: Path | str | None, options: ConvertOptions | None, task: str | None = None,
+             task_from: str | None = None) -> ConvertOptions:
     opts = options or ConvertOptions()
     if mapping is not None:
         opts.mapping = Path(mapping)
+    if task and task_from:
+        raise AdapterError("give --task or --task-from, not both")
+    opts.task = task or opts.task
+    opts.task_from = task_from or opts.task_from
+    if opts.task_from:
+        compile_task_from(opts.task_from)
     return opts
 
 
@@ -261,21 +342,35 @@ def iter_convert(
     source_format: str = "auto",
     mapping: Path | str | None = None,
     options: ConvertOptions | None = None,
+    task: str | None = None,
+    task_from: str | None = None,
+    keys: TrialKeys | None = None,
 ) -> Iterator[Converted | Failure]:
     """Convert inputs without writing: yield each validated ``Converted`` or a ``Failure``.
 
     Trajectories are checked with strict ATIF validation; an invalid one is yielded as a
     ``Failure``. Inputs no adapter recognises are failures too (``skipped=True`` for files
     found while walking a directory). ``Converted.trial.trajectory`` is left None.
-    Raises :class:`AdapterError` only for an unknown ``source_format``.
+    ``task`` / ``task_from`` name the task as ``convert`` does; trial keys are made unique as
+    ``convert`` makes them (pass one :class:`TrialKeys` to several calls to share them), so a
+    trial ``convert`` writes as ``key~2`` arrives here with ``trial_id`` ``<id>~2`` too, and
+    an exact duplicate is a skipped ``Failure``.
+    Raises :class:`AdapterError` only for an unknown ``source_format`` or a bad ``task_from``.
     """
     fmt = _check_format(source_format, mapping)
-    opts = _options(mapping, options)
+    opts = _options(mapping, options, task, task_from)
+    keys = keys if keys is not None else TrialKeys()
     for job in _jobs([Path(s) for s in sources], fmt, None):
         if job.adapter is None:
             yield Failure(str(job.path), job.reason, skipped=job.skip)
             continue
-        yield from _run(job, opts, InputReport(str(job.path), job.adapter.name))
+        for item in _run(job, opts, InputReport(str(job.path), job.adapter.name)):
+            if isinstance(item, Converted):
+                _, duplicate = keys.claim(item)
+                if duplicate is not None:
+                    yield Failure(item.source, duplicate, skipped=True)
+                    continue
+            yield item
 
 
 def convert(
@@ -287,6 +382,8 @@ def convert(
     dry_run: bool = False,
     options: ConvertOptions | None = None,
     on_progress: ProgressCallback | None = None,
+    task: str | None = None,
+    task_from: str | None = None,
 ) -> ConvertResult:
     """Convert runner output to ``OUT/trajectories/<task>/<trial_key>.json`` and ``OUT/trials.jsonl``.
 
@@ -296,12 +393,15 @@ def convert(
     ATIF errors. Failures are collected, never raised; only an unknown format or a missing
     mapping file raises :class:`AdapterError`. ``on_progress`` receives a
     ``Progress(stage="converting", done, total, detail=<input>)`` as each input starts,
-    and a last one when all are done.
+    and a last one when all are done. ``task`` names the task of every trial; ``task_from`` is
+    a JMESPath expression on each input that gives it (see :mod:`atif.adapters.naming`); by
+    default the input says, else the file's stem does.
     """
     fmt = _check_format(source_format, mapping)
     if mapping is not None and not Path(mapping).is_file():
         raise AdapterError(f"{mapping}: mapping file not found")
-    opts = _options(mapping, options)
+    opts = _options(mapping, options, task, task_from)
+    keys = TrialKeys()
     out = Path(out_dir) if out_dir is not None else None
     if out is None and not dry_run:
         raise AdapterError("an output directory is needed unless this is a dry run")
@@ -324,8 +424,13 @@ def convert(
                 if isinstance(item, Failure):
                     (report.skipped if item.skipped else report.failures).append((item.source, item.reason))
                     continue
+                _, duplicate = keys.claim(item)
+                if duplicate is not None:
+                    report.skipped.append((item.source, duplicate))
+                    continue
                 report.trials += 1
-                _accept(item, out, dry_run, records, instructions, written, report)
+                report.warnings.extend(w for w in item.warnings if "is taken; wrote" in w)
+                _accept(item, out, dry_run, records, instructions, written)
         result.skipped.extend(report.skipped)
         result.failures.extend(report.failures)
     if on_progress is not None and jobs:
@@ -362,18 +467,10 @@ def _accept(
     records: dict[tuple[str, str], dict[str, Any]],
     instructions: dict[str, str | None],
     written: list[Path],
-    report: InputReport,
 ) -> None:
     trial = item.trial
     task_dir = safe_name(trial.task_name)
-    base_key = safe_name(item.trial_key)
-    key = base_key
-    n = 1
-    while (task_dir, key) in records:
-        n += 1
-        key = f"{base_key}~{n}"
-    if key != base_key:
-        report.warnings.append(f"{item.source}: trial key {base_key!r} of task {trial.task_name!r} is taken; wrote {key!r}")
+    key = item.trial_key  # made unique by TrialKeys.claim
     rel: str | None = None
     if item.trajectory is not None:
         rel = f"trajectories/{task_dir}/{key}.json"

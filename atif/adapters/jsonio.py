@@ -22,6 +22,7 @@ __all__ = [
     "dump_json",
     "dump_line",
     "iter_jsonl",
+    "iter_jsonl_lenient",
     "iter_records",
     "load_json_cached",
     "parse",
@@ -156,6 +157,19 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     for lineno, line in enumerate(data.splitlines(), 1):
         if line.strip():
             yield lineno, parse(line, path, f"line {lineno}: ")
+
+
+def iter_jsonl_lenient(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Like :func:`iter_jsonl`, but a malformed line is yielded as ``(line, None, reason)`` and
+    reading goes on (a session log cut off mid-line keeps its good lines). Reading the file
+    at all may still raise :class:`ParseError` (missing, too large)."""
+    data = read_bytes(path)
+    for lineno, line in enumerate(data.splitlines(), 1):
+        if line.strip():
+            try:
+                yield lineno, parse(line, path, f"line {lineno}: "), None
+            except ParseError as exc:
+                yield lineno, None, exc.reason
 
 
 def iter_records(path: Path) -> Iterator[tuple[int | None, Any]]:

@@ -27,7 +27,7 @@ step (one model turn) until a tool output or user message intervenes; ``function
 (and other ``*_call_output`` items) are observations of the call they answer. Usage
 (``input_tokens`` includes ``input_tokens_details.cached_tokens``) goes to the last agent step.
 
-Agent name: the record's ``agent`` (a name, or ``{"name", "version"}``), else the format name.
+Agent name: the record's ``agent`` (a name, or ``{"name", "version"}``), else the model name, else the format name.
 Task name and trial key: see :func:`atif.adapters.values.source_names`.
 """
 
@@ -42,7 +42,7 @@ from atif.adapters.builder import TrajectoryBuilder, make_trial
 from atif.adapters.chatlog import ChatLogAdapter, agent_info, record_metadata, source_ids, tool_definitions
 from atif.adapters.values import message_list, obj, source_names, text_of
 
-__all__ = ["OpenAIChatAdapter", "OpenAIResponsesAdapter", "chat_metrics", "responses_metrics"]
+__all__ = ["OpenAIChatAdapter", "OpenAIResponsesAdapter", "ResponsesItems", "chat_metrics", "parts_text", "reasoning_text", "responses_metrics"]
 
 CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "server_tool_use"}
@@ -95,7 +95,7 @@ def responses_metrics(usage: Any) -> dict[str, Any] | None:
     return out or None
 
 
-def _parts_text(content: Any) -> str:
+def parts_text(content: Any) -> str:
     """Text of chat/Responses content, with placeholders for media parts."""
     if not isinstance(content, list):
         return text_of(content)
@@ -181,7 +181,7 @@ class OpenAIChatAdapter(ChatLogAdapter):
                 messages.append({**msg, "role": msg.get("role") or "assistant"})
                 usage_owner_index = len(messages) - 1
         model = resp.get("model") or req.get("model")
-        agent_name, agent_version = agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, model if isinstance(model, str) and model else self.name)
         task, key = source_names(path, rec, index=index)
         if isinstance(resp.get("id"), str) and resp is not rec and not rec.get("id"):
             key = resp["id"]
@@ -195,8 +195,9 @@ class OpenAIChatAdapter(ChatLogAdapter):
         pending_fn: dict[str, list[str]] = {}
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                b.warnings.append(f"message {i} is not an object; skipped")
+                b.skip("message is not an object", f"message {i}")
                 continue
+            b.count()
             role = m.get("role")
             ts = m.get("timestamp") or m.get("created_at")
             extra: dict[str, Any] = {}
@@ -205,11 +206,11 @@ class OpenAIChatAdapter(ChatLogAdapter):
             if role in ("system", "developer"):
                 if role == "developer":
                     extra["role"] = "developer"
-                b.system(_parts_text(m.get("content")), timestamp=ts, extra=extra)
+                b.system(parts_text(m.get("content")), timestamp=ts, extra=extra)
             elif role == "user":
-                b.user(_parts_text(m.get("content")), timestamp=ts, extra=extra)
+                b.user(parts_text(m.get("content")), timestamp=ts, extra=extra)
             elif role == "assistant":
-                text = _parts_text(m.get("content"))
+                text = parts_text(m.get("content"))
                 if not text and isinstance(m.get("refusal"), str):
                     text = m["refusal"]
                     extra["refusal"] = True
@@ -245,20 +246,21 @@ class OpenAIChatAdapter(ChatLogAdapter):
                     if (c.get("extra") or {}).get("legacy_function_call"):
                         pending_fn.setdefault(c["function_name"], []).append(c["tool_call_id"])
             elif role == "tool":
-                b.observe(m.get("tool_call_id"), _parts_text(m.get("content")), extra=extra or None)
+                b.observe(m.get("tool_call_id"), parts_text(m.get("content")), extra=extra or None)
             elif role == "function":
                 ids = pending_fn.get(str(m.get("name")), [])
-                b.observe(ids.pop(0) if ids else None, _parts_text(m.get("content")))
+                b.observe(ids.pop(0) if ids else None, parts_text(m.get("content")))
             else:
                 b.warnings.append(f"message {i} has unknown role {role!r}; kept as a user step")
-                b.user(_parts_text(m.get("content")), timestamp=ts, extra={"role": role})
+                b.user(parts_text(m.get("content")), timestamp=ts, extra={"role": role})
         final = None
         if usage_metrics and not any(s.get("metrics") for s in b.steps):
             final = {f"total_{k}": v for k, v in usage_metrics.items() if k != "extra"}
         traj = b.build(extra=record_metadata(rec), final_metrics=_final(final, b))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
                            source_ids=source_ids(rec, index), trial_id=key)
-        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
+        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings,
+                         tally=b.tally())
 
 
 def _final(final: dict[str, Any] | None, b: TrajectoryBuilder) -> dict[str, Any] | None:
@@ -323,7 +325,7 @@ def _responses_why_not(record: Any) -> str | None:
     return None
 
 
-def _reasoning_text(item: Mapping[str, Any]) -> str:
+def reasoning_text(item: Mapping[str, Any]) -> str:
     parts: list[str] = []
     for key in ("content", "summary"):
         for p in item.get(key) or []:
@@ -360,7 +362,7 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
         items, top = got
         rec: Mapping[str, Any] = record if isinstance(record, dict) else {}
         model = top.get("model")
-        agent_name, agent_version = agent_info(rec, self.name)
+        agent_name, agent_version = agent_info(rec, model if isinstance(model, str) and model else self.name)
         task, key = source_names(path, rec, index=index)
         b = TrajectoryBuilder(
             agent_name=agent_name,
@@ -370,86 +372,10 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
         )
         if isinstance(top.get("instructions"), str) and top["instructions"]:
             b.system(top["instructions"])
-        open_step: dict[str, Any] | None = None
-        reasoning: list[str] = []
-        reasoning_extra: dict[str, Any] = {}
-
-        def new_agent_step(text: str = "", extra: dict[str, Any] | None = None) -> dict[str, Any]:
-            nonlocal reasoning, reasoning_extra
-            ext = {**reasoning_extra, **(extra or {})}
-            step = b.agent_step(text, reasoning_content="\n".join(reasoning) or None, extra=ext or None)
-            reasoning, reasoning_extra = [], {}
-            return step
-
+        reader = ResponsesItems(b)
         for i, it in enumerate(items):
-            if not isinstance(it, dict):
-                b.warnings.append(f"item {i} is not an object; skipped")
-                continue
-            t = it.get("type") or "message"
-            if t == "message":
-                role = it.get("role")
-                text = _parts_text(it.get("content"))
-                if role == "assistant":
-                    ext = {"message_id": it["id"]} if isinstance(it.get("id"), str) else {}
-                    if open_step is not None and not open_step["message"] and not open_step.get("tool_calls"):
-                        open_step["message"] = text
-                        if ext:
-                            open_step["extra"] = {**(open_step.get("extra") or {}), **ext}
-                    else:
-                        open_step = new_agent_step(text, ext)
-                else:
-                    open_step = None
-                    if role in ("system", "developer"):
-                        b.system(text, extra={"role": "developer"} if role == "developer" else None)
-                    else:
-                        b.user(text, extra=None if role in (None, "user") else {"role": role})
-            elif t == "reasoning":
-                open_step = None
-                text = _reasoning_text(it)
-                if text:
-                    reasoning.append(text)
-                if it.get("encrypted_content"):
-                    reasoning_extra["encrypted_reasoning"] = True
-            elif t.endswith("_output"):
-                out = it.get("output")
-                content = out if isinstance(out, str) else (_parts_text(out) if isinstance(out, list) else out)
-                if isinstance(content, dict):
-                    content = text_of(content) or str(dict(content))
-                ext = {"type": t} if t != "function_call_output" else {}
-                if isinstance(it.get("status"), str) and it["status"] not in ("completed",):
-                    ext["status"] = it["status"]
-                b.observe(it.get("call_id"), content, extra=ext or None)
-                open_step = None
-            elif t.endswith("_call") or t in ("mcp_approval_request",):
-                if t in ("function_call", "custom_tool_call"):
-                    name = it.get("name")
-                    args = it.get("arguments") if t == "function_call" else {"input": it.get("input")}
-                else:
-                    name = it.get("name") or t.removesuffix("_call")
-                    args = {k: v for k, v in it.items()
-                            if k in ("action", "arguments", "input", "query", "queries", "code", "server_label")}
-                    if isinstance(args.get("arguments"), str):
-                        args = {**args, "arguments": args["arguments"]}
-                ext = {"type": t} if t != "function_call" else {}
-                if isinstance(it.get("id"), str) and it.get("call_id"):
-                    ext["item_id"] = it["id"]
-                call = b.tool_call(it.get("call_id") or it.get("id"), name, args, extra=ext or None)
-                if open_step is None:
-                    open_step = new_agent_step()
-                b.add_tool_call(open_step, call)
-                # Built-in tools carry their result on the call item itself.
-                result = it.get("output") if t not in ("function_call", "custom_tool_call") else None
-                if result is not None or t in ("web_search_call", "file_search_call") and it.get("results"):
-                    res = result if result is not None else it.get("results")
-                    b.observe(call["tool_call_id"], res if isinstance(res, str) else text_of(res) or str(res))
-            elif t == "item_reference":
-                b.warnings.append(f"item {i}: item_reference {it.get('id')!r} cannot be resolved; skipped")
-            else:
-                b.warnings.append(f"item {i}: {t} item kept as a system step")
-                b.system(text_of(it.get("content")) or t, extra={"type": t})
-                open_step = None
-        if reasoning:
-            new_agent_step()
+            reader.add(it, f"item {i}")
+        reader.finish()
         metrics = responses_metrics(top.get("usage"))
         if metrics:
             last_agent = next((s for s in reversed(b.steps) if s["source"] == "agent"), None)
@@ -458,4 +384,108 @@ class OpenAIResponsesAdapter(ChatLogAdapter):
         traj = b.build(extra=record_metadata(rec))
         trial = make_trial(traj, task_name=task, source_format=self.name, source_path=str(path),
                            source_ids=source_ids(rec, index), trial_id=key)
-        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings)
+        return Converted(traj, trial, key, str(path) if index is None else f"{path}:{index}", b.warnings,
+                         tally=b.tally())
+
+
+class ResponsesItems:
+    """Adds Responses items to a builder one by one (the item mapping described in this module's docstring).
+
+    Reasoning waits for the agent step that follows it; an assistant message and the calls after it
+    form one agent step until a tool output or another message intervenes. Call :meth:`finish`
+    after the last item. Each item is counted in the builder's tally (or skipped with a reason).
+    """
+
+    def __init__(self, b: TrajectoryBuilder) -> None:
+        self.b = b
+        self.open_step: dict[str, Any] | None = None
+        self.reasoning: list[str] = []
+        self.reasoning_extra: dict[str, Any] = {}
+
+    def agent_step(self, text: str = "", extra: dict[str, Any] | None = None, *, timestamp: Any = None) -> dict[str, Any]:
+        """A new agent step carrying the pending reasoning."""
+        ext = {**self.reasoning_extra, **(extra or {})}
+        step = self.b.agent_step(text, reasoning_content="\n".join(self.reasoning) or None, extra=ext or None,
+                                 timestamp=timestamp)
+        self.reasoning, self.reasoning_extra = [], {}
+        return step
+
+    def add(self, it: Any, where: str, *, timestamp: Any = None) -> None:
+        """Map one item (``where`` names it in warnings, e.g. ``item 3`` or ``line 12``)."""
+        b = self.b
+        if not isinstance(it, dict):
+            b.skip("item is not an object", where)
+            return
+        t = it.get("type") or "message"
+        if t == "item_reference":
+            b.skip("an item_reference cannot be resolved", f"{where} ({it.get('id')!r})")
+            return
+        b.count()
+        if t == "message":
+            role = it.get("role")
+            text = parts_text(it.get("content"))
+            if role == "assistant":
+                ext = {"message_id": it["id"]} if isinstance(it.get("id"), str) else {}
+                step = self.open_step
+                if step is not None and not step["message"] and not step.get("tool_calls"):
+                    step["message"] = text
+                    if ext:
+                        step["extra"] = {**(step.get("extra") or {}), **ext}
+                else:
+                    self.open_step = self.agent_step(text, ext, timestamp=timestamp)
+            else:
+                self.open_step = None
+                if role in ("system", "developer"):
+                    b.system(text, extra={"role": "developer"} if role == "developer" else None, timestamp=timestamp)
+                else:
+                    b.user(text, extra=None if role in (None, "user") else {"role": role}, timestamp=timestamp)
+        elif t == "reasoning":
+            self.open_step = None
+            text = reasoning_text(it)
+            if text:
+                self.reasoning.append(text)
+            if it.get("encrypted_content"):
+                self.reasoning_extra["encrypted_reasoning"] = True
+        elif t.endswith("_output"):
+            out = it.get("output")
+            content = out if isinstance(out, str) else (parts_text(out) if isinstance(out, list) else out)
+            if isinstance(content, dict):
+                content = text_of(content) or str(dict(content))
+            ext = {"type": t} if t != "function_call_output" else {}
+            if isinstance(it.get("status"), str) and it["status"] not in ("completed",):
+                ext["status"] = it["status"]
+            b.observe(it.get("call_id"), content, extra=ext or None)
+            self.open_step = None
+        elif t.endswith("_call") or t in ("mcp_approval_request",):
+            self._call(it, t, timestamp)
+        else:
+            b.warnings.append(f"{where}: {t} item kept as a system step")
+            b.system(text_of(it.get("content")) or t, extra={"type": t}, timestamp=timestamp)
+            self.open_step = None
+
+    def _call(self, it: dict[str, Any], t: str, timestamp: Any) -> None:
+        b = self.b
+        if t in ("function_call", "custom_tool_call"):
+            name = it.get("name")
+            args = it.get("arguments") if t == "function_call" else {"input": it.get("input")}
+        else:
+            name = it.get("name") or t.removesuffix("_call")
+            args = {k: v for k, v in it.items()
+                    if k in ("action", "arguments", "input", "query", "queries", "code", "server_label")}
+        ext = {"type": t} if t != "function_call" else {}
+        if isinstance(it.get("id"), str) and it.get("call_id"):
+            ext["item_id"] = it["id"]
+        call = b.tool_call(it.get("call_id") or it.get("id"), name, args, extra=ext or None)
+        if self.open_step is None:
+            self.open_step = self.agent_step(timestamp=timestamp)
+        b.add_tool_call(self.open_step, call)
+        # Built-in tools carry their result on the call item itself.
+        result = it.get("output") if t not in ("function_call", "custom_tool_call") else None
+        if result is not None or t in ("web_search_call", "file_search_call") and it.get("results"):
+            res = result if result is not None else it.get("results")
+            b.observe(call["tool_call_id"], res if isinstance(res, str) else text_of(res) or str(res))
+
+    def finish(self) -> None:
+        """Flush reasoning that no agent step followed (it becomes an agent step of its own)."""
+        if self.reasoning:
+            self.agent_step()

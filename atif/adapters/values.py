@@ -162,7 +162,8 @@ def source_names(path: Path, record: Any = None, *, index: int | None = None) ->
     """Default ``(task name, trial key)`` for a conversation read from ``path``.
 
     The task is the record's ``task_name`` / ``task`` (top level or under ``metadata``), else the
-    name of the folder holding the file. The key is the record's ``id`` / ``trial_id`` /
+    file's stem (never the folder's name: unrelated runs in one folder must not share a task).
+    The key is the record's ``id`` / ``trial_id`` /
     ``session_id`` / ``conversation_id``, else the file stem, suffixed with ``-<index>`` for
     the n-th record of a multi-record file.
     """
@@ -175,7 +176,7 @@ def source_names(path: Path, record: Any = None, *, index: int | None = None) ->
             key = key or next((src.get(k) for k in ("trial_id", "id", "session_id", "conversation_id")
                                if isinstance(src.get(k), (str, int)) and not isinstance(src.get(k), bool)), None)
     if not isinstance(task, str) or not task:
-        task = path.absolute().parent.name or "default"
+        task = path.name.split(".", 1)[0] or path.stem or "default"
     if key is None:
         key = path.stem or path.name
         if index is not None:

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
-INPUT_EXTENSIONS = {"json", "jsonl", "ndjson", "eval", "yaml", "yml", "txt"}
+INPUT_EXTENSIONS = {"json", "jsonl", "ndjson", "eval", "yaml", "yml", "txt", "traj", "traj.json"}
 
 
 def _source_dir(path: Path) -> Path:

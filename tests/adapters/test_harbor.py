@@ -211,8 +211,9 @@ def test_jobs_dir_of_several_jobs_is_walked(tmp_path: Path) -> None:
     shutil.copytree(JOB, tmp_path / "jobs" / "b")
     result = convert([tmp_path / "jobs"], tmp_path / "out")
     assert result.adapters == {str(tmp_path / "jobs" / "a"): "harbor", str(tmp_path / "jobs" / "b"): "harbor"}
-    # same trial names in both jobs: the second copy of each gets a suffix
-    assert result.converted == 14
+    # the second job is a byte copy of the first: the same trials, kept once (issue 12: as upload does)
+    assert result.converted == 7
+    assert len([r for _, r in result.skipped if "kept once" in r]) == 7
 
 
 def test_outputs_pass_harbors_own_model(tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ def test_jsonl_of_messages(tmp_path: Path) -> None:
 def test_task_name_and_trial_record() -> None:
     (item,) = convert(LC / STATE)
     trial = item.trial
-    assert trial.task_name == "langchain"  # the folder; overridable with options.extra["task_name"]
+    assert trial.task_name == "langgraph_state"  # the file's stem; overridable with options.extra["task_name"]
     assert item.trial_key == "langgraph_state"
     assert trial.duration_seconds is None  # a graph state carries no clock
     assert trial.metadata["source_path"] == str(LC / STATE)

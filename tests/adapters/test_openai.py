@@ -220,3 +220,31 @@ def test_responses_builtin_and_custom_tools(tmp_path: Path) -> None:
     assert agent["tool_calls"][0]["arguments"] == {"action": {"query": "atif"}}
     assert agent["tool_calls"][1]["arguments"] == {"input": "*** diff"}
     assert agent["observation"]["results"][0]["source_call_id"] == "ct_1"
+
+
+def test_a_list_of_request_bodies_of_one_run_is_one_trial(tmp_path: Path) -> None:
+    """Issue 12: each call of a run logged as its request (+ response) is a prefix of the next one."""
+    from atif.adapters.convert import convert
+
+    system = {"role": "system", "content": "Be brief."}
+    user = {"role": "user", "content": "2+2?"}
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "calc", "arguments": "{\"e\": \"2+2\"}"}}]}
+    result_msg = {"role": "tool", "tool_call_id": "c1", "content": "4"}
+    requests = [
+        {"model": "gpt-4o", "messages": [system, user],
+         "choices": [{"message": call}], "usage": {"prompt_tokens": 20, "completion_tokens": 9}},
+        {"model": "gpt-4o", "messages": [system, user, call, result_msg],
+         "choices": [{"message": {"role": "assistant", "content": "4"}}],
+         "usage": {"prompt_tokens": 35, "completion_tokens": 2}},
+    ]
+    f = tmp_path / "calls.json"
+    f.write_text(json.dumps(requests))
+    result = convert([f], tmp_path / "out")
+    assert result.converted == 1, result.failures
+    assert result.inputs[0].skip_reasons == {
+        "an earlier request of the same run (the last request repeats its messages)": 1}
+    doc = json.loads(next((tmp_path / "out" / "trajectories").rglob("*.json")).read_text())
+    assert [s["source"] for s in doc["steps"]] == ["system", "user", "agent", "agent"]
+    assert doc["steps"][-1]["message"] == "4"
+    assert [s.get("metrics", {}).get("prompt_tokens") for s in doc["steps"][2:]] == [20, 35]  # each call's usage kept

@@ -12,7 +12,8 @@ from atif.cli import cli
 from atif.schema.jsonio import load_json, max_file_bytes, read_file
 
 GOOD = (b'{"schema_version": "ATIF-v1.8", "agent": {"name": "a", "version": "1"}, '
-        b'"steps": [{"step_id": 1, "source": "user", "message": "hi"}]%s}')
+        b'"steps": [{"step_id": 1, "source": "user", "message": "hi"}, '
+        b'{"step_id": 2, "source": "agent", "message": "hello"}]%s}')
 
 
 def doc(tail: bytes) -> bytes:

@@ -83,6 +83,23 @@ def _traces(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[
     return out
 
 
+_OPENAI_KINDS = {"system": "system", "developer": "system", "user": "human", "assistant": "ai", "tool": "tool"}
+
+
+def _message(item: Any) -> dict[str, Any] | None:
+    """A LangChain message, or an OpenAI chat dict as the custom-LLM convention logs it, normalised."""
+    msg = normalize_message(item)
+    if msg is not None or not isinstance(item, Mapping) or item.get("role") not in _OPENAI_KINDS:
+        return msg
+    out: dict[str, Any] = {"kind": _OPENAI_KINDS[str(item["role"])], "content": item.get("content") or ""}
+    if item.get("tool_calls"):
+        out["additional_kwargs"] = {"tool_calls": item["tool_calls"]}
+    for key in ("tool_call_id", "name", "id"):
+        if item.get(key) is not None:
+            out[key] = item[key]
+    return out
+
+
 def _run_messages(value: Any) -> list[dict[str, Any]]:
     """Normalised messages of a run's inputs / outputs value (a list, or a batch of lists)."""
     if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
@@ -91,7 +108,7 @@ def _run_messages(value: Any) -> list[dict[str, Any]]:
         value = [value]
     out = []
     for item in value:
-        msg = normalize_message(item)
+        msg = _message(item)
         if msg is not None:
             out.append(msg)
     return out
@@ -115,6 +132,12 @@ def _llm_output(run: Mapping[str, Any]) -> dict[str, Any] | None:
             msg = normalize_message(outputs.get(key))
             if msg is not None and msg["kind"] == "ai":
                 return msg
+        # LangSmith's custom-LLM convention (``@traceable(run_type="llm")``): an OpenAI-style body.
+        choices = outputs.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+            message = choices[0].get("message")
+            if isinstance(message, Mapping):
+                return _message({**message, "role": message.get("role") or "assistant"})
     return None
 
 
@@ -132,6 +155,8 @@ def _run_usage(run: Mapping[str, Any]) -> dict[str, Any] | None:
     usage = None
     if isinstance(llm_output, Mapping):
         usage = llm_output.get("token_usage") or llm_output.get("usage")
+    elif isinstance(outputs, Mapping) and isinstance(outputs.get("usage"), Mapping):
+        usage = outputs["usage"]  # the custom-LLM convention: the provider's own usage
     m = provider_usage(usage) if isinstance(usage, Mapping) else None
     if m is None and (run.get("prompt_tokens") is not None or run.get("completion_tokens") is not None):
         m = without_none({"prompt_tokens": run.get("prompt_tokens"), "completion_tokens": run.get("completion_tokens")})
@@ -147,6 +172,9 @@ def _run_model(run: Mapping[str, Any]) -> str | None:
     for src, key in ((meta, "ls_model_name"), (params, "model_name"), (params, "model")):
         if isinstance(src, Mapping) and isinstance(src.get(key), str) and src[key]:
             return str(src[key])
+    outputs = run.get("outputs")
+    if isinstance(outputs, Mapping) and isinstance(outputs.get("model"), str) and outputs["model"]:
+        return str(outputs["model"])
     return None
 
 
@@ -197,12 +225,17 @@ def _trace_to_messages(
         inputs = run.get("inputs") or {}
         prompt = _run_messages(inputs.get("messages")) if isinstance(inputs, Mapping) else []
         start = iso_timestamp(run.get("start_time"))
+        out = _llm_output(run)
+        out_key = _msg_key({**out, "id": out.get("id")}) if out is not None else None
         for msg in prompt:
+            if _msg_key(msg) == out_key:
+                # ``@traceable`` keeps the caller's list, which grows after the call: what follows
+                # the run's own output in its "input" is later history, read from later runs.
+                break
             # The opening prompt (before any model output) belongs to the start of the trace.
             opening = _msg_key(msg) in root_inputs or not any(m["kind"] == "ai" for m in conv)
             ts = root_start if opening else start
             append(msg, Timed(timestamp=ts) if msg["kind"] in ("human", "system", "chat") else None)
-        out = _llm_output(run)
         if out is not None:
             out.setdefault("id", None)
             ctx = Timed(

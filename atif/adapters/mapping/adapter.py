@@ -217,9 +217,51 @@ def _records(m: MappingSpec, doc: Any, where: str) -> list[Any]:
     return got
 
 
+def _handoff(m: MappingSpec, doc: Any, top: dict[str, Any], source: str, label: str) -> Converted:
+    """The conversation read by a standard adapter, in the mapping's envelope (task, ids, reward, metadata)."""
+    from atif.adapters.chatlog import ChatLogAdapter
+    from atif.adapters.registry import get_adapter
+
+    adapter = get_adapter(str(m.handoff))
+    assert isinstance(adapter, ChatLogAdapter)
+    conversation = top.pop("messages", None)
+    if conversation is None:
+        raise AdapterError(f"{label}: messages: {m.top['messages'].text!r} found nothing")
+    try:
+        inner = adapter.build_conversation(conversation, Path(source))
+    except AdapterError as exc:
+        raise AdapterError(f"{label}: messages: {m.top['messages'].text!r}: {exc}") from exc
+    traj = inner.trajectory or {}
+    agent = {k: _str(e(doc)) for k, e in m.agent.items()}
+    for k, v in agent.items():
+        if v:
+            traj["agent"]["model_name" if k == "model_name" else k] = v
+    if _str(top.get("session_id")):
+        traj["session_id"] = _str(top.get("session_id"))
+    traj["extra"] = {**(traj.get("extra") or {}), "source_format": f"mapping/{m.name}", "mapping": m.path.name,
+                     "conversation_format": m.handoff}
+    trial_id = _str(top.get("trial_id"))
+    duration = _num(top.get("duration_seconds"), integer=False)
+    if duration is None:
+        duration = seconds_between(top.get("started_at"), top.get("finished_at"))
+    metadata = {k: v for k, e in m.metadata.items() if (v := e(doc)) is not None}
+    trial = make_trial(
+        traj, task_name=_str(top.get("task_name")) or Path(source).name.split(".", 1)[0] or m.name,
+        source_format=f"mapping/{m.name}", source_path=source,
+        source_ids={"trial_id": trial_id, "session_id": _str(top.get("session_id"))},
+        metadata={"mapping": str(m.path), "conversation_format": m.handoff, **metadata},
+        reward=_reward(top.get("reward")), error=_str(top.get("error")),
+        duration_seconds=duration if duration is not None and duration >= 0 else None, trial_id=trial_id)
+    key = trial_id or _str(top.get("session_id")) or inner.trial_key
+    return Converted(traj, trial, trial_key=key, source=label,
+                     warnings=inner.warnings, instruction=_str(top.get("instruction")), tally=inner.tally)
+
+
 def convert_document(m: MappingSpec, doc: Any, *, source: str, label: str, records: list[Any]) -> Converted:
-    """Apply a mapping to one trial document whose records are given."""
+    """Apply a mapping to one trial document whose records are given (or hand its messages to an adapter)."""
     top = {k: e(doc) for k, e in m.top.items() if k not in ("trials", "group_by", "records")}
+    if m.handoff is not None:
+        return _handoff(m, doc, top, source, label)
     agent = {k: e(doc) for k, e in m.agent.items()}
     trial_id = _str(top.get("trial_id"))
     session = _str(top.get("session_id")) or trial_id or stable_id(m.name, records)
@@ -300,7 +342,7 @@ class MappingAdapter:
         grouped = "group_by" in m.top
         for label, tdoc in _trial_docs(m, doc, str(path)):
             try:
-                records = tdoc if grouped else _records(m, tdoc, label)
+                records = [] if m.handoff else tdoc if grouped else _records(m, tdoc, label)
                 yield convert_document(m, tdoc, source=str(path), label=label, records=records)
             except AtifError as exc:
                 yield Failure(label, str(exc))

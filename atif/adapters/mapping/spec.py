@@ -12,15 +12,18 @@ from atif._yaml import parse_yaml
 from atif.adapters.mapping.expressions import Expr, compile_expression
 from atif.errors import AdapterError
 
-__all__ = ["SOURCES", "MappingSpec", "Rule", "load_mapping"]
+__all__ = ["HANDOFF_FORMATS", "SOURCES", "MappingSpec", "Rule", "load_mapping"]
 
 SOURCES = ("system", "user", "agent")
 
 _TOP_KEYS = {
     "name", "description", "trials", "group_by", "records", "task_name", "trial_id", "session_id",
     "agent", "reward", "error", "instruction", "started_at", "finished_at", "duration_seconds", "metadata",
-    "rules",
+    "rules", "messages", "format",
 }
+
+HANDOFF_FORMATS = ("openai-chat", "openai-responses", "anthropic")
+"""Adapters a mapping can hand a standard message list to (``messages`` + ``format``)."""
 
 _AGENT_KEYS = {"name", "version", "model_name"}
 
@@ -63,6 +66,8 @@ class MappingSpec:
     agent: dict[str, Expr]
     metadata: dict[str, Expr]
     rules: list[Rule]
+    handoff: str | None = None
+    """With ``messages``: the adapter (``format``) that reads the conversation; the mapping gives the envelope."""
 
 
 def _check_keys(path: Path, key: str, value: Any, allowed: set[str]) -> Mapping[str, Any]:
@@ -140,18 +145,26 @@ def load_mapping(path: Path | str) -> MappingSpec:
     raw = parse_yaml(text, path, AdapterError)
     raw = _check_keys(path, "mapping", raw if raw is not None else {}, _TOP_KEYS)
     rules_raw = raw.get("rules")
-    if not isinstance(rules_raw, list) or not rules_raw:
+    handoff = raw.get("format")
+    if "messages" in raw or handoff is not None:
+        if "messages" not in raw or handoff not in HANDOFF_FORMATS:
+            raise AdapterError(f"{path}: messages and format go together; format is one of {', '.join(HANDOFF_FORMATS)}")
+        if rules_raw is not None:
+            raise AdapterError(f"{path}: rules: not used when `messages` hands the conversation to {handoff}")
+        rules_raw = []
+    elif not isinstance(rules_raw, list) or not rules_raw:
         raise AdapterError(f"{path}: rules: a non-empty list of rules is required")
     top = {
         k: compile_expression(path, k, raw[k])
         for k in ("trials", "group_by", "records", "task_name", "trial_id", "session_id", "reward", "error",
-                  "instruction", "started_at", "finished_at", "duration_seconds")
+                  "instruction", "started_at", "finished_at", "duration_seconds", "messages")
         if k in raw
     }
     agent = _exprs(path, "agent", raw["agent"], _AGENT_KEYS) if "agent" in raw else {}
     metadata = _exprs(path, "metadata", raw["metadata"]) if "metadata" in raw else {}
     rules = [_rule(path, i, r) for i, r in enumerate(rules_raw)]
     name = raw.get("name") if isinstance(raw.get("name"), str) else path.stem
-    mapping = MappingSpec(path=path, name=str(name), top=top, agent=agent, metadata=metadata, rules=rules)
+    mapping = MappingSpec(path=path, name=str(name), top=top, agent=agent, metadata=metadata, rules=rules,
+                          handoff=handoff if isinstance(handoff, str) else None)
     _LOADED[cache_key] = mapping
     return mapping
