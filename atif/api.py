@@ -28,6 +28,8 @@ def upload(
     create_missing_tasks: bool = False,
     replace: bool = False,
     batch_size: int = 500,
+    task: str | None = None,
+    task_from: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> UploadResult:
     """Store the trials found in ``sources``: converted output, ATIF files, or raw runner output.
@@ -36,6 +38,8 @@ def upload(
     then everything goes through :meth:`Store.ingest` with these options. ``store`` is an open
     :class:`Store`, or the path of one to open (and close again); None opens ``$ATIF_DB`` or
     ``./atif.duckdb``. Bad inputs become ``errors`` of the result; everything valid is stored.
+    ``task`` / ``task_from`` (a JMESPath expression on the input) name the task of raw runner
+    output, as ``atif convert --task/--task-from`` does.
     """
     from atif.adapters.sources import read_sources
 
@@ -43,7 +47,7 @@ def upload(
     target = store if isinstance(store, Store) else Store(store)
     try:
         return target.ingest(
-            read_sources(paths),
+            read_sources(paths, task=task, task_from=task_from),
             experiment,
             collection=collection,
             criteria=criteria,

@@ -26,6 +26,7 @@ import orjson
 import pydantic
 
 from atif.adapters.convert import CANDIDATE_SUFFIXES, iter_convert
+from atif.adapters.naming import TrialKeys
 from atif.errors import AtifError
 from atif.schema.issues import Issue
 from atif.schema.jsonio import load_json, max_file_bytes, too_large
@@ -64,8 +65,19 @@ class _Unreadable(OSError):
         self.strerror = f"[{issue.code}] {issue.message}"
 
 
-def read_sources(sources: Iterable[str | os.PathLike[str]]) -> Iterator[Converted | Failure]:
-    """Every trial found in ``sources``, one at a time, in order (see the module docstring)."""
+def read_sources(
+    sources: Iterable[str | os.PathLike[str]], *, task: str | None = None, task_from: str | None = None
+) -> Iterator[Converted | Failure]:
+    """Every trial found in ``sources``, one at a time, in order (see the module docstring).
+
+    Raw runner output is converted as ``atif convert`` converts it: ``task`` / ``task_from`` name
+    the task, and trial keys are made unique across all the inputs in the same way.
+    """
+    keys = TrialKeys()
+
+    def raw(path: Path) -> Iterator[Converted | Failure]:
+        return _raw(path, task=task, task_from=task_from, keys=keys)
+
     for src in sources:
         path = Path(src)
         if not path.exists():
@@ -79,13 +91,13 @@ def read_sources(sources: Iterable[str | os.PathLike[str]]) -> Iterator[Converte
                     for f in files:
                         yield _atif_file(f)
                 else:
-                    yield from _raw(path)
+                    yield from raw(path)
         elif path.suffix.lower() in (".jsonl", ".ndjson") and _looks_like_trials(path):
             yield from _trials_file(path)
         elif path.suffix.lower() == ".json" and _looks_atif(path):
             yield _atif_file(path)
         else:
-            yield from _raw(path)
+            yield from raw(path)
 
 
 def _errors(issues: list[Issue]) -> list[Issue]:
@@ -295,9 +307,9 @@ def _atif_file(path: Path) -> Converted | Failure:
                      base_dir=str(path.parent))
 
 
-def _raw(path: Path) -> Iterator[Converted | Failure]:
+def _raw(path: Path, *, task: str | None, task_from: str | None, keys: TrialKeys) -> Iterator[Converted | Failure]:
     try:
-        for r in iter_convert([path]):
+        for r in iter_convert([path], task=task, task_from=task_from, keys=keys):
             if isinstance(r, Converted):
                 r.validated = True  # iter_convert checked it in strict mode
             yield r

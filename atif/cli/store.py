@@ -49,6 +49,10 @@ def _criteria_data(path: Path) -> dict[str, Any]:
 @click.option("--evaluate", is_flag=True, help="Judge the pending trial x criterion pairs after storing.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
               help="Trials per transaction.")
+@click.option("--task", "task", metavar="NAME",
+              help="Task name of every trial of raw runner output (as `atif convert --task`).")
+@click.option("--task-from", "task_from", metavar="EXPR",
+              help="JMESPath expression on raw runner output giving each trial's task (as `atif convert --task-from`).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")
 @db_option
@@ -63,6 +67,8 @@ def upload_cmd(
     replace: bool,
     evaluate: bool,
     batch_size: int,
+    task: str | None,
+    task_from: str | None,
     fmt: str,
     db_path: str,
 ) -> None:
@@ -81,6 +87,8 @@ def upload_cmd(
     """
     import atif
 
+    if task and task_from:
+        raise click.UsageError("give --task or --task-from, not both")
     criteria = _criteria_data(criteria_file) if criteria_file is not None else None
     with open_store(db_path) as store:
         with progress_bar(fmt == "text") as on_progress:
@@ -95,6 +103,8 @@ def upload_cmd(
                 create_missing_tasks=create_missing_tasks,
                 replace=replace,
                 batch_size=batch_size,
+                task=task,
+                task_from=task_from,
                 on_progress=on_progress,
             )
         summary = None

@@ -203,3 +203,21 @@ def test_upload_of_an_empty_trials_file_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["upload", str(run), "-e", "e"])
     assert result.exit_code == 1
     assert f"{run}: nothing to upload: no trial found" in result.output
+
+
+def test_upload_names_the_task_of_raw_runner_output(tmp_path: Path) -> None:
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "openai"
+    db = str(tmp_path / "atif.duckdb")
+    src = tmp_path / "run.json"
+    src.write_bytes((fixtures / "chat_object.json").read_bytes())
+    runner = CliRunner()
+    r = runner.invoke(cli, ["upload", str(src), "-e", "a", "--create-missing-tasks", "--db", db])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["upload", str(src), "-e", "b", "--task", "refund-flow", "--create-missing-tasks",
+                            "--db", db])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["upload", str(src), "-e", "c", "--task", "x", "--task-from", "y", "--db", db])
+    assert r.exit_code == 2 and "not both" in r.output
+    with Store(db, read_only=True) as store:
+        assert [t["task_name"] for t in store.trials("a")] == ["run"]  # the file's stem by default
+        assert [t["task_name"] for t in store.trials("b")] == ["refund-flow"]
