@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("atif.cli.report:calibrate_cmd", "Agreement of the judge with human or pre-computed ratings."),
     "export": ("atif.cli.report:export_cmd", "Export an experiment as datasets or Parquet."),
     "view": ("atif.cli.report:view_cmd", "Write a self-contained HTML viewer of one trial."),
+    "store": ("atif.cli.store_copy:store_group", "Whole-store tools: copy a file store into a team store and back."),
 }
 
 
