@@ -88,13 +88,20 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
-def open_store(db_path: str, *, read_only: bool = False, wait: float = 0.0, allow_files: Any = ()) -> Any:
-    """The one way commands open the store named by ``--db`` (see ``Store.open`` for ``wait`` and ``allow_files``)."""
+def open_store(
+    db_path: str, *, read_only: bool = False, wait: float = 0.0, allow_files: Any = (), shard: Any = None
+) -> Any:
+    """The one way commands open the store named by ``--db`` (see ``Store.open`` for the options)."""
     from atif import Store
 
+    return Store.open(db_path, read_only=read_only, wait=wait, allow_files=allow_files, data_path=data_path(),
+                      shard=shard)
+
+
+def data_path() -> str | None:
+    """The ``--data-path`` (or ``$ATIF_DATA_PATH``) of the running command."""
     ctx = click.get_current_context(silent=True)
-    data_path = ctx.meta.get(_DATA_PATH) if ctx is not None else None
-    return Store.open(db_path, read_only=read_only, wait=wait, allow_files=allow_files, data_path=data_path)
+    return ctx.meta.get(_DATA_PATH) if ctx is not None else None
 
 
 def json_text(data: Any, *, sort_keys: bool = False) -> str:

@@ -6,6 +6,7 @@ replaces one of a higher source.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,21 @@ import orjson
 from atif.errors import NotFoundError, StoreError
 
 __all__ = [
-    "CACHE_FIELDS", "PRECEDENCE", "RATING_FIELDS", "PendingRating", "cache_row", "check_sources", "check_verdict", "pending_count", "pending_pairs",
-    "rated_pairs", "rating_row", "write_cache", "write_ratings",
+    "CACHE_FIELDS",
+    "PRECEDENCE",
+    "RATING_FIELDS",
+    "PendingRating",
+    "cache_row",
+    "check_shard",
+    "check_sources",
+    "check_verdict",
+    "in_shard",
+    "pending_count",
+    "pending_pairs",
+    "rated_pairs",
+    "rating_row",
+    "write_cache",
+    "write_ratings",
 ]
 
 PRECEDENCE: dict[str, int] = {"human": 4, "precomputed": 3, "function": 2, "match": 2, "judge": 1}
@@ -266,6 +280,25 @@ def rated_pairs(
         params.append(list(labels))
     sql += " ORDER BY t.created_at, t.trial_id, c.position"
     return _pairs(db.execute(sql, params).fetchall())
+
+
+def check_shard(shard: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``shard`` checked: ``(i, n)`` with 1 <= i <= n, or None."""
+    if shard is None:
+        return None
+    i, n = shard
+    if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):
+        raise StoreError(f"a shard is i/n with 1 <= i <= n, got {i}/{n}")
+    return i, n
+
+
+def in_shard(pairs: list[PendingRating], shard: tuple[int, int] | None) -> list[PendingRating]:
+    """The pairs of shard ``(i, n)``: split by a hash of (trial id, criterion), the same on every machine."""
+    if shard is None or shard[1] == 1:
+        return pairs
+    i, n = shard
+    return [p for p in pairs
+            if int.from_bytes(hashlib.sha256(f"{p.trial_id}\0{p.criterion}".encode()).digest()[:8], "big") % n == i - 1]
 
 
 def _pairs(rows: list[tuple[Any, ...]]) -> list[PendingRating]:

@@ -1,10 +1,12 @@
-"""The DuckDB store: one file holding collections, criteria, experiments, trials and ratings.
+"""The store: collections, criteria, experiments, trials and ratings in one DuckDB file or a team store.
 
 :class:`Store` is the one facade: it opens (and migrates) the file and delegates to one module
 per job: :mod:`~atif.store.ingest` stores converted trials, :mod:`~atif.store.ratings` writes
 ratings and judge-cache answers, :mod:`~atif.store.sql` runs user SQL read-only.
 
-DuckDB allows one writing process per file; a second one gets :class:`StoreLockedError`.
+DuckDB allows one writing process per file; a second one gets :class:`StoreLockedError`. A team
+store (:mod:`atif.store.team`) takes many writers; every write goes through
+:func:`atif.store.txn.in_transaction`.
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ def default_path() -> Path:
 
 
 class Store:
-    """One DuckDB store file, created and migrated on first use.
+    """One store, created and migrated on first use: a DuckDB file, or a team store (DuckLake).
 
     ``Store()`` opens ``$ATIF_DB`` or ``./atif.duckdb`` for writing; ``Store.open(path,
     read_only=True)`` opens an existing store for queries only. Use it as a context manager,
-    or call :meth:`close`.
+    or call :meth:`close`. ``path`` is the file, or a team store's data path; ``label`` names
+    the store in messages (a team store's connection string without its password).
     """
 
     def __init__(
@@ -61,7 +64,10 @@ class Store:
         wait: float = 0.0,
         allow_files: Sequence[str | os.PathLike[str]] = (),
         data_path: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
+        self.shard = ratings.check_shard(shard)
+        """``(i, n)``: :meth:`pending` and :meth:`rated_pairs` hand out only shard i of n (parallel judges)."""
         target = path if path is not None else os.environ.get("ATIF_DB") or DEFAULT_DB
         self.read_only = read_only
         self._lock = threading.RLock()
@@ -99,6 +105,7 @@ class Store:
         wait: float = 0.0,
         allow_files: Sequence[str | os.PathLike[str]] = (),
         data_path: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> Store:
         """Open a store; with ``read_only`` the file must exist and DuckDB refuses every write.
 
@@ -107,8 +114,10 @@ class Store:
         When another process writes the file, keep trying for ``wait`` seconds before raising
         :class:`StoreLockedError`. The connection reads no file but the store and ``allow_files``
         (files, or folders of them), and reaches no network (see :mod:`atif.store.sql`).
+        With ``shard=(i, n)`` the store hands its judges only shard i of n of the pairs to rate
+        (a deterministic split by pair hash: ``atif evaluate --shard i/n`` on n machines).
         """
-        return cls(path, read_only=read_only, wait=wait, allow_files=allow_files, data_path=data_path)
+        return cls(path, read_only=read_only, wait=wait, allow_files=allow_files, data_path=data_path, shard=shard)
 
     def _check_schema(self) -> None:
         try:
@@ -119,7 +128,10 @@ class Store:
             raise StoreError(f"{self.label} was written by a newer atif; upgrade atif to use it")
         if not self.read_only:
             try:
-                migrations.apply(self._db, team=self.team)
+                if migrations.apply(self._db, team=self.team) and not self.team:
+                    # Into the file at once, not left in the WAL: DuckDB 1.5 cannot replay a WAL holding
+                    # the views' DDL ("GetDefaultDatabase with no default database set").
+                    self._db.execute("CHECKPOINT")
             except duckdb.Error as exc:
                 raise StoreError(f"{self.label}: cannot prepare the schema: {first_line(exc)}") from None
             return
@@ -366,14 +378,18 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"{self.label}: {what}: {first_line(exc)}") from None
 
-    def pending(self, experiment: str, labels: Sequence[str] | None = None) -> list[PendingRating]:
+    def pending(
+        self, experiment: str, labels: Sequence[str] | None = None, *, shard: tuple[int, int] | None = None
+    ) -> list[PendingRating]:
         """Trial x criterion pairs of ``experiment`` with no rating yet, optionally for some labels only.
 
         Criteria added from pre-computed ratings have no real question and are never pending.
+        ``shard=(i, n)`` (default: the store's :attr:`shard`) keeps the pairs of shard i of n.
         """
         self._require_experiment(experiment)
         with self._lock:
-            return ratings.pending_pairs(self._db, experiment, labels)
+            pairs = ratings.pending_pairs(self._db, experiment, labels)
+        return ratings.in_shard(pairs, ratings.check_shard(shard) or self.shard)
 
     def rated_pairs(
         self,
@@ -387,12 +403,13 @@ class Store:
 
         Optionally only ratings with one of ``verdicts`` (``["UNSCORED"]``: the ones to retry)
         and only some criterion labels. Criteria added from pre-computed ratings are left out,
-        as in :meth:`pending`. Ordered by upload time of the trial, then criterion position.
+        as in :meth:`pending`, and so are pairs of other shards. Ordered by upload time of the trial, then criterion position.
         """
         ratings.check_sources(sources)
         self._require_experiment(experiment)
         with self._lock:
-            return ratings.rated_pairs(self._db, experiment, labels, sources, verdicts)
+            pairs = ratings.rated_pairs(self._db, experiment, labels, sources, verdicts)
+        return ratings.in_shard(pairs, self.shard)
 
     def pending_count(self, experiment: str) -> int:
         """How many trial x criterion pairs of ``experiment`` have no rating yet."""

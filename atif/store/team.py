@@ -18,6 +18,7 @@ import importlib
 import os
 import re
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = ["PREFIX", "TeamTarget", "connect_team", "is_team_target", "parse_targ
 
 PREFIX = "ducklake:postgres:"
 CATALOG = "atif_lake"
+_INIT_ATTEMPTS = 10
 CONNECT_TIMEOUT_SECONDS = 10
 """libpq's ``connect_timeout`` unless the connection string sets one: an unreachable server fails fast."""
 
@@ -134,15 +136,27 @@ def connect_team(target: TeamTarget, *, read_only: bool) -> duckdb.DuckDBPyConne
         options = [f"DATA_PATH {_literal(target.data_path)}"]
         if read_only:
             options.append("READ_ONLY")
-        try:
-            db.execute(f"ATTACH {_literal('ducklake:postgres:' + target.dsn)} AS {CATALOG} ({', '.join(options)})")
-        except duckdb.Error as exc:
-            raise StoreError(_attach_error(target, exc)) from None
+        attach = f"ATTACH {_literal('ducklake:postgres:' + target.dsn)} AS {CATALOG} ({', '.join(options)})"
+        for attempt in range(_INIT_ATTEMPTS):
+            try:
+                db.execute(attach)
+                break
+            except duckdb.Error as exc:
+                # Processes creating a new catalog at once race in PostgreSQL; the losers find it made.
+                if attempt + 1 < _INIT_ATTEMPTS and _initialising(exc):
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise StoreError(_attach_error(target, exc)) from None
         db.execute(f"USE {CATALOG}")
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _initialising(exc: Exception) -> bool:
+    msg = str(exc)
+    return "Failed to initialize DuckLake" in msg and ("duplicate key" in msg or "already exists" in msg)
 
 
 def _attach_error(target: TeamTarget, exc: Exception) -> str:

@@ -97,3 +97,16 @@ def test_a_conflict_once_is_retried_and_committed(team_db) -> None:
         in_transaction(store.connection, write, team=True, what="test write")
         assert len(tries) == 2
         assert rival.read_one("SELECT count(*) FROM collections WHERE name = 'once'") == (1,)
+
+
+def test_a_duckdb_without_matching_extensions_names_the_versions(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    pytest.importorskip("duckdb_extension_ducklake")
+    import duckdb
+
+    monkeypatch.setattr(duckdb, "__version__", "9.9.9")
+    with pytest.raises(StoreError) as err:
+        Store("ducklake:postgres:dbname=x host=127.0.0.1", data_path=tmp_path / "lake")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "needs DuckDB 1.5.5" in msg and "this is DuckDB 9.9.9" in msg and "atif[team]" in msg

@@ -83,3 +83,20 @@ def test_kill_9_of_one_writer_leaves_the_others_and_a_rerun_completes(team_db) -
     with Store.open(team_db.target, read_only=True, data_path=team_db.data_path) as store:
         assert store.read_one("SELECT count(*), count(DISTINCT trial_id) FROM trial_data") == (1400, 1400)
         assert store.read_one("SELECT count(*), count(DISTINCT trajectory_id) FROM trajectory_data") == (1400, 1400)
+
+
+OPEN = "import sys\nfrom atif.store import Store\nStore(sys.argv[1], data_path=sys.argv[2]).close()\nprint('OPENED')"
+
+
+def test_processes_creating_the_catalog_at_once_create_it_once(team_db) -> None:
+    import sys
+
+    procs = [_spawn([sys.executable, "-c", OPEN, team_db.target, str(team_db.data_path)]) for _ in range(3)]
+    for p in procs:
+        assert "OPENED" in _finish(p, timeout=300)
+    with Store.open(team_db.target, read_only=True, data_path=team_db.data_path) as store:
+        assert store.read("SELECT id, name FROM _atif_migrations ORDER BY id") == [
+            {"id": 1, "name": "m001_initial"}, {"id": 2, "name": "m002_raw_per_trial"}]
+        assert store.read_one("SELECT count(*) FROM _atif_lock") == (1,)
+        assert store.read_one("SELECT count(*) FROM information_schema.tables "
+                              "WHERE table_catalog = current_database() AND table_name = 'trial_data'") == (1,)
