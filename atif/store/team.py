@@ -160,9 +160,11 @@ def _initialising(exc: Exception) -> bool:
 
 
 def _attach_error(target: TeamTarget, exc: Exception) -> str:
-    msg = " ".join(str(exc).split())
+    msg = _redact(" ".join(str(exc).split()))
     low = msg.lower()
     where = f"PostgreSQL at {target.host}:{target.port}"
+    if "creating a new ducklake is explicitly disabled" in low:
+        return f"{target.label} is not an atif store yet; open it for writing first (e.g. atif upload ...)"
     if "password authentication failed" in low or "authentication failed" in low or "no password supplied" in low:
         return f"{target.label}: {where} refused the credentials: {_pg_reason(msg)}"
     if "does not exist" in low and "database" in low:

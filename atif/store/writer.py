@@ -15,7 +15,7 @@ import duckdb
 
 from atif.errors import StoreError
 from atif.store.codec import encode_raw
-from atif.store.results import UploadResult
+from atif.store.results import UploadError, UploadResult
 from atif.store.txn import in_transaction
 
 __all__ = ["RATING_COLUMNS", "RAW_COLUMNS", "TRAJECTORY_COLUMNS", "TRIAL_COLUMNS", "Batch", "Writer", "arrow_table", "insert"]
@@ -231,18 +231,31 @@ class Writer:
         tables = dict(b.tables, trajectory_data=arrow_table("trajectory_data", traj),
                       trajectory_raw=arrow_table("trajectory_raw", extra))
         n_trials = tables["trial_data"].num_rows if tables["trial_data"] is not None else 0
-        stored, n_ratings = in_transaction(
+        stored, n_ratings, conflicts = in_transaction(
             self.db, lambda: self._write(b, tables, n_trials), team=self.team, what="upload batch"
         )
-        # Trials a racing writer stored first are unchanged, not created (team store only).
-        self.result.unchanged_trials += n_trials - stored
+        # Trials a racing writer stored first are unchanged, not created (team store only), or
+        # errors when it stored other content under the same key.
+        self.result.unchanged_trials += n_trials - stored - len(conflicts)
         self.result.created_trials -= n_trials - stored
+        self.result.errors.extend(
+            UploadError(f"trial {task!r} (epoch {epoch}, id {tid[:12]})",
+                        "another upload stored this trial at the same time with a different trajectory or record; "
+                        "use --replace to overwrite it")
+            for tid, task, epoch in conflicts
+        )
         self.created += b.created - (n_trials - stored)
         self.replaced += len(b.replaced)
         self.ratings += n_ratings
 
-    def _write(self, b: Batch, tables: dict[str, Any], n_trials: int) -> tuple[int, int]:
-        """The batch's statements, in the caller's transaction: (trials inserted, ratings inserted)."""
+    def _write(
+        self, b: Batch, tables: dict[str, Any], n_trials: int
+    ) -> tuple[int, int, list[tuple[str, str, int]]]:
+        """The batch's statements, in the caller's transaction.
+
+        Returns the trials inserted, the ratings inserted, and (id, task, epoch) of the batch's
+        trials that a racing writer stored with another record (team store only).
+        """
         db = self.db
         where = _ANTI_JOINS if self.team else {}
         if b.replaced:
@@ -258,13 +271,23 @@ class Writer:
         stored = insert(db, "trial_data", tables["trial_data"], where=where.get("trial_data", ""))
         n_ratings = self._insert_ratings(tables["rating_data"])
         skipped = n_trials - stored
+        conflicts: list[tuple[str, str, int]] = []
+        if skipped:
+            db.register("_atif_trials", tables["trial_data"])
+            try:
+                conflicts = db.execute(
+                    "SELECT b.trial_id, b.task_name, b.epoch FROM _atif_trials b JOIN trial_data t USING (trial_id) "
+                    "WHERE t.record_hash <> b.record_hash ORDER BY ALL"
+                ).fetchall()
+            finally:
+                db.unregister("_atif_trials")
         db.execute(
             "UPDATE uploads SET created_trials = ?, unchanged_trials = ?, replaced_trials = ?, "
             "created_ratings = ? WHERE upload_id = ?",
-            [self.created + b.created - skipped, self.result.unchanged_trials + skipped,
+            [self.created + b.created - skipped, self.result.unchanged_trials + skipped - len(conflicts),
              self.replaced + len(b.replaced), self.ratings + n_ratings, self.result.upload_id],
         )
-        return stored, n_ratings
+        return stored, n_ratings, conflicts
 
     def _insert_ratings(self, ratings: Any) -> int:
         if ratings is None:

@@ -110,3 +110,11 @@ def test_a_duckdb_without_matching_extensions_names_the_versions(monkeypatch: py
     msg = str(err.value)
     assert "\n" not in msg
     assert "needs DuckDB 1.5.5" in msg and "this is DuckDB 9.9.9" in msg and "atif[team]" in msg
+
+
+def test_reading_a_database_that_holds_no_store_says_so(team_db) -> None:
+    with pytest.raises(StoreError) as err:
+        Store.open(team_db.target, read_only=True, data_path=team_db.data_path)
+    msg = str(err.value)
+    assert "is not an atif store yet; open it for writing first" in msg
+    assert "atif-test-pw" not in msg and "\n" not in msg

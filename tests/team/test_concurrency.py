@@ -100,3 +100,35 @@ def test_processes_creating_the_catalog_at_once_create_it_once(team_db) -> None:
         assert store.read_one("SELECT count(*) FROM _atif_lock") == (1,)
         assert store.read_one("SELECT count(*) FROM information_schema.tables "
                               "WHERE table_catalog = current_database() AND table_name = 'trial_data'") == (1,)
+
+
+def test_a_trial_stored_by_a_racing_writer_is_unchanged_or_a_conflict(team_db, monkeypatch) -> None:
+    from team_builders import converted
+
+    from atif.store import ingest
+
+    prepare = ingest.Ingest._prepare
+    raced = []
+
+    def prepare_then_race(self, batch):
+        prepared = prepare(self, batch)
+        if not raced:
+            raced.append(1)
+            # Between this batch's checks and its commit, another writer stores two of its trials:
+            # one with the same record, one with another reward.
+            rival_items = converted("t", 0, 2)
+            rival_items[1].trial.reward = 0.25
+            with Store(team_db.target, data_path=team_db.data_path) as rival:
+                rival.ingest(rival_items, "exp", create_missing_tasks=True)
+        return prepared
+
+    Store(team_db.target, data_path=team_db.data_path).close()
+    monkeypatch.setattr(ingest.Ingest, "_prepare", prepare_then_race)
+    with Store(team_db.target, data_path=team_db.data_path) as store:
+        result = store.ingest(converted("t", 0, 3), "exp", create_missing_tasks=True)
+        assert (result.created_trials, result.unchanged_trials) == (1, 1)
+        assert len(result.errors) == 1
+        assert "'t-1'" in result.errors[0].file and "another upload stored this trial at the same time" in \
+            result.errors[0].reason
+        assert store.read_one("SELECT count(*), count(DISTINCT trial_id) FROM trial_data") == (3, 3)
+        assert store.read_one("SELECT reward FROM trials WHERE task_name = 't-1'") == (0.25,)
