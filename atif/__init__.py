@@ -68,6 +68,7 @@ _LAZY: dict[str, str] = {
     # store
     "Store": "atif.store",
     "UploadResult": "atif.store",
+    "copy_store": "atif.store",
     "upload": "atif.api",
     # judge
     "load_criteria": "atif.judge.criteria",

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("atif.cli.report:export_cmd", "Export an experiment as datasets or Parquet."),
     "view": ("atif.cli.report:view_cmd", "Write a self-contained HTML viewer of one trial."),
     "serve": ("atif.cli.serve:serve_cmd", "Serve a live web app over the store, with human review."),
+    "store": ("atif.cli.store_copy:store_group", "Whole-store tools: copy a file store into a team store and back."),
 }
 
 

@@ -49,24 +49,59 @@ def run(cli: click.Group, argv: list[str] | None) -> Any:
         sys.exit(EXIT_FAILURE)
 
 
+_DATA_PATH = "atif.data_path"
+
+
+class StoreTarget(click.ParamType):
+    """A DuckDB file path (not a folder), or a team store ``ducklake:postgres:...`` taken as it is."""
+
+    name = "TARGET"
+    _file = click.Path(dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.startswith("ducklake:"):
+            return value
+        return self._file.convert(value, param, ctx)
+
+
+def _remember_data_path(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_DATA_PATH] = value
+
+
 def db_option(f: Any) -> Any:
-    """``--db PATH`` (default ``$ATIF_DB`` or ``./atif.duckdb``)."""
+    """``--db TARGET`` (default ``$ATIF_DB`` or ``./atif.duckdb``) and ``--data-path`` for a team store."""
+    f = click.option(
+        "--data-path",
+        envvar="ATIF_DATA_PATH",
+        expose_value=False,
+        callback=_remember_data_path,
+        help="Team store only: folder or s3://bucket/prefix of its Parquet files (env ATIF_DATA_PATH).",
+    )(f)
     return click.option(
         "--db",
         "db_path",
         envvar="ATIF_DB",
         default="atif.duckdb",
         show_default=True,
-        type=click.Path(dir_okay=False),
-        help="DuckDB store file (env ATIF_DB).",
+        type=StoreTarget(),
+        help="DuckDB store file, or a team store: ducklake:postgres:dbname=atif host=... (env ATIF_DB).",
     )(f)
 
 
-def open_store(db_path: str, *, read_only: bool = False, wait: float = 0.0, allow_files: Any = ()) -> Any:
-    """The one way commands open the store named by ``--db`` (see ``Store.open`` for ``wait`` and ``allow_files``)."""
+def open_store(
+    db_path: str, *, read_only: bool = False, wait: float = 0.0, allow_files: Any = (), shard: Any = None
+) -> Any:
+    """The one way commands open the store named by ``--db`` (see ``Store.open`` for the options)."""
     from atif import Store
 
-    return Store.open(db_path, read_only=read_only, wait=wait, allow_files=allow_files)
+    return Store.open(db_path, read_only=read_only, wait=wait, allow_files=allow_files, data_path=data_path(),
+                      shard=shard)
+
+
+def data_path() -> str | None:
+    """The ``--data-path`` (or ``$ATIF_DATA_PATH``) of the running command."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_DATA_PATH) if ctx is not None else None
 
 
 def json_text(data: Any, *, sort_keys: bool = False) -> str:

@@ -15,7 +15,7 @@ import orjson
 
 from atif.errors import StoreError, StoreLockedError
 
-__all__ = ["CHECKPOINT_THRESHOLD", "connect", "fetch", "first_line", "loads"]
+__all__ = ["CHECKPOINT_THRESHOLD", "connect", "cursor", "fetch", "first_line", "loads", "lock_down"]
 
 _PID = re.compile(r"\(PID (\d+)\)")
 
@@ -64,21 +64,27 @@ def connect(
                 raise locked from None
             time.sleep(_LOCK_POLL_SECONDS)
     try:
-        _lock_down(db, allow_files)
+        lock_down(db, allow_files)
     except BaseException:
         db.close()
         raise
     return db
 
 
-def _lock_down(db: duckdb.DuckDBPyConnection, allow_files: Sequence[str | os.PathLike[str]]) -> None:
+def lock_down(
+    db: duckdb.DuckDBPyConnection, allow_files: Sequence[str | os.PathLike[str]], data_dirs: Sequence[str] = ()
+) -> None:
+    """Turn off file and network access (but ``allow_files`` and ``data_dirs``) and lock the configuration.
+
+    ``data_dirs`` are a team store's data path (a folder, or an object-store URL prefix).
+    """
     row = db.execute("SELECT current_setting('lock_configuration')").fetchone()
     if row and row[0]:
         return  # another Store of this process shares the DuckDB instance and locked it already
     files = [os.path.abspath(p) for p in allow_files]
     try:
-        if files:
-            dirs = [p for p in files if os.path.isdir(p)]
+        if files or data_dirs:
+            dirs = [p for p in files if os.path.isdir(p)] + list(data_dirs)
             paths = [p for p in files if not os.path.isdir(p)]
             if paths:
                 db.execute(f"SET allowed_paths = {_list_literal(paths)}")
@@ -112,6 +118,15 @@ def _locked(path: Path, exc: Exception, read_only: bool, wait: float) -> StoreLo
         f"its writer, so reads wait for it to finish: {waited} (--wait SECONDS waits longer); "
         "a team store (DuckLake) serves concurrent readers and writers"
     )
+
+
+def cursor(db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Another connection to the same database, using the same catalog (a team store's, after ``USE``)."""
+    cur = db.cursor()
+    name = db.execute("SELECT current_database()").fetchall()[0][0]
+    if cur.execute("SELECT current_database()").fetchall()[0][0] != name:
+        cur.execute('USE "' + name.replace('"', '""') + '"')
+    return cur
 
 
 def fetch(cur: duckdb.DuckDBPyConnection, decode_json: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:

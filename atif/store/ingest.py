@@ -38,11 +38,13 @@ from atif.progress import Progress, ProgressCallback
 from atif.schema.identity import canonical_json, trial_id_of
 from atif.schema.validate import validate
 from atif.store.codec import RAW_ENCODING
+from atif.store.connection import cursor
 from atif.store.flatten import flatten, new_buffers
 from atif.store.ratings import PRECEDENCE, pending_count
 from atif.store.results import UnmatchedTrial, UploadError, UploadResult
-from atif.store.setup import ADDED_QUESTION, criteria_spec, json_or_none, set_up
+from atif.store.setup import ADDED_QUESTION, NEW_CRITERION_SET, criteria_spec, json_or_none, set_up
 from atif.store.tasks import load_tasks
+from atif.store.txn import in_transaction
 from atif.store.writer import (
     RATING_COLUMNS,
     RAW_COLUMNS,
@@ -97,6 +99,7 @@ class Ingest:
         replace: bool = False,
         batch_size: int = 500,
         on_progress: ProgressCallback | None = None,
+        team: bool = False,
     ) -> None:
         if not isinstance(experiment, str) or not experiment.strip():
             raise StoreError("an experiment name is required")
@@ -105,6 +108,7 @@ class Ingest:
         if batch_size < 1:
             raise StoreError(f"batch_size must be >= 1, got {batch_size}")
         self.db = db
+        self.team = team
         self.experiment = experiment
         self.collection_arg = collection
         self.criteria = criteria_spec(criteria) if criteria is not None else None
@@ -130,16 +134,15 @@ class Ingest:
         """
         db = self.db
         self.sources = sources
-        db.execute("BEGIN TRANSACTION")
-        try:
-            self.setup = set_up(
+        self.setup = in_transaction(
+            db,
+            lambda: set_up(
                 db, self.experiment, upload_id=self.upload_id, collection=self.collection_arg,
                 criteria=self.criteria, tasks=self.tasks, sources=sources,
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            ),
+            team=self.team,
+            what=f"upload to {self.experiment!r}",
+        )
         self.result = self.setup.result
         # Parsed trajectories and records are large trees of dicts and lists that die by reference
         # counting; the cycle collector would only traverse them again and again (about a tenth
@@ -154,8 +157,8 @@ class Ingest:
 
     def _run(self, items: Iterable[Converted | Failure]) -> UploadResult:
         db, result = self.db, self.result
-        self.reads = db.cursor()  # this thread's own connection while the writer owns `db`
-        writer = self.writer = Writer(db, result)
+        self.reads = cursor(db)  # this thread's own connection while the writer owns `db`
+        writer = self.writer = Writer(db, result, team=self.team)
         batch: list[_Item] = []
         done = found = 0
         try:
@@ -186,14 +189,21 @@ class Ingest:
         result.created_ratings = writer.ratings
         if result.criterion_set is not None:
             result.pending_evaluations = pending_count(db, self.experiment)
-        db.execute(
-            "UPDATE uploads SET finished_at = current_timestamp, created_trials = ?, unchanged_trials = ?, "
-            "replaced_trials = ?, created_ratings = ?, n_errors = ?, errors = ? WHERE upload_id = ?",
-            [result.created_trials, result.unchanged_trials, result.replaced_trials, result.created_ratings,
-             len(result.errors) + len(result.unmatched),
-             json_or_none([asdict(e) for e in result.errors] + [asdict(u) for u in result.unmatched]),
-             self.upload_id],
+        in_transaction(
+            db,
+            lambda: db.execute(
+                "UPDATE uploads SET finished_at = current_timestamp, created_trials = ?, unchanged_trials = ?, "
+                "replaced_trials = ?, created_ratings = ?, n_errors = ?, errors = ? WHERE upload_id = ?",
+                [result.created_trials, result.unchanged_trials, result.replaced_trials, result.created_ratings,
+                 len(result.errors) + len(result.unmatched),
+                 json_or_none([asdict(e) for e in result.errors] + [asdict(u) for u in result.unmatched]),
+                 self.upload_id],
+            ),
+            team=self.team,
+            what=f"upload to {self.experiment!r}",
         )
+        if self.team:
+            return result  # DuckLake has no WAL to checkpoint: each commit wrote its Parquet files
         # What the upload committed waits in the WAL below the store's high checkpoint threshold
         # (atif.store.connection.CHECKPOINT_THRESHOLD): write it into the file now. When another
         # transaction of this process is open, DuckDB checkpoints later by itself.
@@ -422,8 +432,10 @@ class Ingest:
         if new_tasks:
             ops.append((
                 (
-                    "INSERT INTO tasks (collection, name, instruction) "
-                    "SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]) ON CONFLICT DO NOTHING"
+                    "INSERT INTO tasks (collection, name, instruction, tags) "
+                    "SELECT $1, n.name, n.instruction, []::VARCHAR[] "
+                    "FROM (SELECT unnest($2::VARCHAR[]) AS name, unnest($3::VARCHAR[]) AS instruction) n "
+                    "WHERE NOT EXISTS (SELECT 1 FROM tasks k WHERE k.collection = $1 AND k.name = n.name)"
                 ),
                 [setup.collection, list(new_tasks), list(new_tasks.values())],
             ))
@@ -461,7 +473,7 @@ class Ingest:
         if cset is None:
             # The first ratings of an experiment without criteria start a set named after it.
             cset = result.criterion_set = self.experiment
-            ops.append(("INSERT INTO criterion_sets (name) VALUES (?) ON CONFLICT DO NOTHING", [cset]))
+            ops.append((NEW_CRITERION_SET, [cset, cset]))
             ops.append(("UPDATE experiments SET criterion_set = ? WHERE name = ?", [cset, self.experiment]))
             rows = self.reads.execute(
                 "SELECT label, position FROM criteria WHERE criterion_set = ?", [cset]
@@ -473,7 +485,8 @@ class Ingest:
             ops.append((
                 (
                     "INSERT INTO criteria (criterion_set, label, question, kind, position, origin) "
-                    "VALUES (?, ?, ?, 'llm', ?, 'ratings')"
+                    "SELECT $1, $2, $3, 'llm', $4, 'ratings' "
+                    "WHERE NOT EXISTS (SELECT 1 FROM criteria WHERE criterion_set = $1 AND label = $2)"
                 ),
                 [cset, label, ADDED_QUESTION, setup.next_position],
             ))

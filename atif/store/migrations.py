@@ -10,9 +10,15 @@ their names and columns stable: ``trials``, ``steps``, ``tool_calls``,
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import duckdb
+
+from atif.store.txn import LOCK_TABLE, MAX_ATTEMPTS, in_transaction, is_conflict
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -369,26 +375,80 @@ def m004_replaced_ratings(db: duckdb.DuckDBPyConnection) -> None:
 
 MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings]
 
+_PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")
+_CHECK = re.compile(r"\s+CHECK \((?:[^()]|\([^()]*\))*\)")
+_LIST_DEFAULT = re.compile(r"\s+DEFAULT \[\]")
 
-def apply(db: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the migrations not yet recorded; return the names applied."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS _atif_migrations ("
-        " id INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
-        " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
-    )
-    done = {row[0] for row in db.execute("SELECT id FROM _atif_migrations").fetchall()}
+
+def ducklake_ddl(sql: str) -> str:
+    """The store's DDL as DuckLake takes it: no PRIMARY KEY, no CHECK, no default lists.
+
+    On a team store the keys hold by construction instead (content-addressed ids, each write
+    checking for the key in its own serialised transaction: :mod:`atif.store.txn`), and the
+    values by the one writer of each table (:mod:`atif.store.ratings` checks verdicts and sources).
+    """
+    return _LIST_DEFAULT.sub("", _CHECK.sub("", _PRIMARY_KEY.sub("", sql)))
+
+
+class _DuckLakeSchema:
+    """A connection whose ``execute`` rewrites DDL for DuckLake (what the migrations get on a team store)."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        return self._db.execute(ducklake_ddl(sql), params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def apply(db: duckdb.DuckDBPyConnection, *, team: bool = False) -> list[str]:
+    """Apply the migrations not yet recorded; return the names applied.
+
+    On a team store, every migration is one serialised transaction (:func:`in_transaction`) that
+    looks again whether another process applied it meanwhile.
+    """
+    ddl = cast(duckdb.DuckDBPyConnection, _DuckLakeSchema(db)) if team else db
+
+    def bootstrap() -> None:
+        ddl.execute(
+            "CREATE TABLE IF NOT EXISTS _atif_migrations ("
+            " id INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+        )
+        if team:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {LOCK_TABLE} (n BIGINT NOT NULL)")
+            db.execute(f"INSERT INTO {LOCK_TABLE} SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM {LOCK_TABLE})")
+
+    if team:
+        # Not serialised (the lock row may not exist yet): two first openings conflict and one retries.
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                db.execute("BEGIN TRANSACTION")
+                bootstrap()
+                db.execute("COMMIT")
+                break
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    db.execute("ROLLBACK")
+                if not is_conflict(exc) or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+    else:
+        bootstrap()
     applied = []
     for i, fn in enumerate(MIGRATIONS, start=1):
-        if i in done:
-            continue
-        db.execute("BEGIN TRANSACTION")
-        try:
-            fn(db)
+
+        def step(i: int = i, fn: Migration = fn) -> bool:
+            if db.execute("SELECT 1 FROM _atif_migrations WHERE id = ?", [i]).fetchone() is not None:
+                return False
+            fn(ddl)
             db.execute("INSERT INTO _atif_migrations (id, name) VALUES (?, ?)", [i, fn.__name__])
-            db.execute("COMMIT")
-        except Exception:
-            db.execute("ROLLBACK")
-            raise
-        applied.append(fn.__name__)
+            return True
+
+        if db.execute("SELECT 1 FROM _atif_migrations WHERE id = ?", [i]).fetchone() is not None:
+            continue
+        if in_transaction(db, step, team=team, what=f"schema migration {fn.__name__}"):
+            applied.append(fn.__name__)
     return applied

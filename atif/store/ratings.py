@@ -6,6 +6,7 @@ replaces one of a higher source.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,21 @@ import orjson
 from atif.errors import NotFoundError, StoreError
 
 __all__ = [
-    "CACHE_FIELDS", "PRECEDENCE", "RATING_FIELDS", "PendingRating", "cache_row", "check_sources", "check_verdict", "pending_count", "pending_pairs",
-    "rated_pairs", "rating_row", "write_ratings",
+    "CACHE_FIELDS",
+    "PRECEDENCE",
+    "RATING_FIELDS",
+    "PendingRating",
+    "cache_row",
+    "check_shard",
+    "check_sources",
+    "check_verdict",
+    "in_shard",
+    "pending_count",
+    "pending_pairs",
+    "rated_pairs",
+    "rating_row",
+    "write_cache",
+    "write_ratings",
 ]
 
 PRECEDENCE: dict[str, int] = {"human": 4, "precomputed": 3, "function": 2, "match": 2, "judge": 1}
@@ -114,11 +128,7 @@ def write_ratings(
 ) -> list[bool]:
     """Write checked rating rows and cache entries in the caller's transaction; True per rating stored."""
     kept, delete, insert = _plan(db, ratings, replace_judge, skip_unknown)
-    for verb, group in (("INSERT OR REPLACE", [e for e in entries if e[-1]]),
-                        ("INSERT OR IGNORE", [e for e in entries if not e[-1]])):
-        for chunk in _chunks(group):
-            db.execute(_values_sql(verb, "judge_cache", CACHE_FIELDS[:-1], len(chunk)),
-                       [v for e in chunk for v in e[:-1]])
+    write_cache(db, entries)
     # A plain delete + insert beats DuckDB's ON CONFLICT DO UPDATE by about 2x here. What is
     # replaced is kept in rating_history (the `replaced_ratings` view).
     for chunk in _chunks(delete):
@@ -132,6 +142,25 @@ def write_ratings(
         db.execute(_values_sql("INSERT", "rating_data", RATING_FIELDS, len(chunk)),
                    [v for r in chunk for v in r[:-1]])
     return kept
+
+
+def write_cache(db: duckdb.DuckDBPyConnection, entries: list[tuple[Any, ...]]) -> None:
+    """Write checked cache entries (one per key) in the caller's transaction.
+
+    An entry marked ``replace`` overwrites the stored answer; any other leaves a stored one as
+    it is. Plain statements (no ``INSERT OR ...``): a team store has no keys to conflict on.
+    """
+    if not entries:
+        return
+    keys = [e[0] for e in entries]
+    stored = {r[0] for r in db.execute("SELECT cache_key FROM judge_cache WHERE cache_key IN ?", [keys]).fetchall()}
+    replaced = [e[0] for e in entries if e[-1] and e[0] in stored]
+    for chunk in _chunks(replaced):
+        db.execute("DELETE FROM judge_cache WHERE cache_key IN ?", [list(chunk)])
+    new = [e for e in entries if e[-1] or e[0] not in stored]
+    for chunk in _chunks(new):
+        db.execute(_values_sql("INSERT", "judge_cache", CACHE_FIELDS[:-1], len(chunk)),
+                   [v for e in chunk for v in e[:-1]])
 
 
 def _plan(
@@ -255,6 +284,25 @@ def rated_pairs(
         params.append(list(labels))
     sql += " ORDER BY t.created_at, t.trial_id, c.position"
     return _pairs(db.execute(sql, params).fetchall())
+
+
+def check_shard(shard: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``shard`` checked: ``(i, n)`` with 1 <= i <= n, or None."""
+    if shard is None:
+        return None
+    i, n = shard
+    if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):
+        raise StoreError(f"a shard is i/n with 1 <= i <= n, got {i}/{n}")
+    return i, n
+
+
+def in_shard(pairs: list[PendingRating], shard: tuple[int, int] | None) -> list[PendingRating]:
+    """The pairs of shard ``(i, n)``: split by a hash of (trial id, criterion), the same on every machine."""
+    if shard is None or shard[1] == 1:
+        return pairs
+    i, n = shard
+    return [p for p in pairs
+            if int.from_bytes(hashlib.sha256(f"{p.trial_id}\0{p.criterion}".encode()).digest()[:8], "big") % n == i - 1]
 
 
 def _pairs(rows: list[tuple[Any, ...]]) -> list[PendingRating]:

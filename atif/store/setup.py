@@ -18,9 +18,11 @@ from atif.errors import CriteriaError, StoreError
 from atif.store.results import UploadResult
 from atif.store.tasks import TaskSpec
 
-__all__ = ["ADDED_QUESTION", "CriteriaSpec", "Setup", "criteria_spec", "json_or_none", "set_up"]
+__all__ = ["ADDED_QUESTION", "NEW_CRITERION_SET", "CriteriaSpec", "Setup", "criteria_spec", "json_or_none", "set_up"]
 
 ADDED_QUESTION = "(added from pre-computed ratings)"
+NEW_CRITERION_SET = "INSERT INTO criterion_sets (name) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM criterion_sets WHERE name = ?)"
+"""Record a criterion set (parameters: its name, twice) unless it is there (no key to conflict on in a team store)."""
 
 CriteriaSpec = tuple[str, list[dict[str, Any]], dict[str, Any] | None]
 """A checked criterion set: its name, its criteria (label, question, kind, config), its judge block."""
@@ -177,7 +179,7 @@ def _upsert_tasks(db: duckdb.DuckDBPyConnection, collection: str, tasks: list[Ta
 def _upsert_criteria(
     db: duckdb.DuckDBPyConnection, cset: str, items: list[dict[str, Any]], result: UploadResult
 ) -> None:
-    db.execute("INSERT INTO criterion_sets (name) VALUES (?) ON CONFLICT DO NOTHING", [cset])
+    db.execute(NEW_CRITERION_SET, [cset, cset])
     existing = {
         r[0]: (r[1], r[2], orjson.loads(r[3]) if r[3] else {}, r[4], r[5])
         for r in db.execute(

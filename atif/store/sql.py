@@ -104,7 +104,8 @@ def _execute(
 
 
 def _txid(db: duckdb.DuckDBPyConnection) -> Any:
-    return db.execute("SELECT txid_current()").fetchall()[0][0]  # fetchall: leave no result unfinished
+    # current_transaction_id(), not txid_current(): DuckLake's transactions are not DuckDB's own.
+    return db.execute("SELECT current_transaction_id()").fetchall()[0][0]  # fetchall: leave no result unfinished
 
 
 def run_query(

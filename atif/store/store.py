@@ -1,19 +1,21 @@
-"""The DuckDB store: one file holding collections, criteria, experiments, trials and ratings.
+"""The store: collections, criteria, experiments, trials and ratings in one DuckDB file or a team store.
 
 :class:`Store` is the one facade: it opens (and migrates) the file and delegates to one module
 per job: :mod:`~atif.store.ingest` stores converted trials, :mod:`~atif.store.ratings` writes
 ratings and judge-cache answers, :mod:`~atif.store.sql` runs user SQL read-only.
 
-DuckDB allows one writing process per file; a second one gets :class:`StoreLockedError`.
+DuckDB allows one writing process per file; a second one gets :class:`StoreLockedError`. A team
+store (:mod:`atif.store.team`) takes many writers; every write goes through
+:func:`atif.store.txn.in_transaction`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import duckdb
 import orjson
@@ -22,15 +24,19 @@ from atif.errors import NotFoundError, StoreError
 from atif.progress import ProgressCallback
 from atif.store import migrations, ratings
 from atif.store.codec import decode_raw
-from atif.store.connection import connect, fetch, first_line, loads
+from atif.store.connection import connect, fetch, first_line, loads, lock_down
 from atif.store.ratings import PendingRating
 from atif.store.results import UploadResult
 from atif.store.sql import run_query, write_parquet
+from atif.store.team import connect_team, is_team_target, parse_target
+from atif.store.txn import in_transaction
 
 if TYPE_CHECKING:
     from atif.trial import Converted, Failure
 
 __all__ = ["DEFAULT_DB", "VIEWS", "Store", "default_path"]
+
+T = TypeVar("T")
 
 DEFAULT_DB = "atif.duckdb"
 VIEWS = ("trials", "steps", "tool_calls", "ratings", "replaced_ratings", "experiment_metrics", "criterion_metrics",
@@ -39,16 +45,17 @@ VIEWS = ("trials", "steps", "tool_calls", "ratings", "replaced_ratings", "experi
 
 
 def default_path() -> Path:
-    """``$ATIF_DB``, else ``./atif.duckdb``."""
+    """``$ATIF_DB``, else ``./atif.duckdb`` (for a file store)."""
     return Path(os.environ.get("ATIF_DB") or DEFAULT_DB)
 
 
 class Store:
-    """One DuckDB store file, created and migrated on first use.
+    """One store, created and migrated on first use: a DuckDB file, or a team store (DuckLake).
 
     ``Store()`` opens ``$ATIF_DB`` or ``./atif.duckdb`` for writing; ``Store.open(path,
     read_only=True)`` opens an existing store for queries only. Use it as a context manager,
-    or call :meth:`close`.
+    or call :meth:`close`. ``path`` is the file, or a team store's data path; ``label`` names
+    the store in messages (a team store's connection string without its password).
     """
 
     def __init__(
@@ -58,16 +65,34 @@ class Store:
         read_only: bool = False,
         wait: float = 0.0,
         allow_files: Sequence[str | os.PathLike[str]] = (),
+        data_path: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
-        self.path = Path(path) if path is not None else default_path()
+        self.shard = ratings.check_shard(shard)
+        """``(i, n)``: :meth:`pending` and :meth:`rated_pairs` hand out only shard i of n (parallel judges)."""
+        target = path if path is not None else os.environ.get("ATIF_DB") or DEFAULT_DB
         self.read_only = read_only
         self._lock = threading.RLock()
-        if read_only and not self.path.exists():
-            raise NotFoundError(f"{self.path}: no such store (upload something first: atif upload ... --db {self.path})")
-        if not read_only and self.path.parent and not self.path.parent.exists():
-            raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
-        self._db = connect(self.path, read_only=read_only, wait=wait, allow_files=allow_files)
+        self.team = is_team_target(target)
+        """True for a team store (DuckLake over PostgreSQL), False for a DuckDB file."""
+        if self.team:
+            team = parse_target(str(target), data_path)
+            self.path = Path(team.data_path)
+            self.label = team.label
+            self._db = connect_team(team, read_only=read_only)
+            data_dirs = [team.data_path]
+        else:
+            self.path = Path(target)
+            self.label = str(self.path)
+            if read_only and not self.path.exists():
+                raise NotFoundError(f"{self.path}: no such store (upload something first: atif upload ... --db {self.path})")
+            if not read_only and self.path.parent and not self.path.parent.exists():
+                raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
+            self._db = connect(self.path, read_only=read_only, wait=wait, allow_files=allow_files)
+            data_dirs = []
         try:
+            if self.team:
+                lock_down(self._db, allow_files, data_dirs)
             self._check_schema()
         except BaseException:
             self._db.close()
@@ -81,14 +106,20 @@ class Store:
         read_only: bool = False,
         wait: float = 0.0,
         allow_files: Sequence[str | os.PathLike[str]] = (),
+        data_path: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> Store:
         """Open a store; with ``read_only`` the file must exist and DuckDB refuses every write.
 
+        ``path`` is a DuckDB file, or a team store ``ducklake:postgres:<connection string>`` whose
+        Parquet files go to ``data_path`` (else ``$ATIF_DATA_PATH``); see :mod:`atif.store.team`.
         When another process writes the file, keep trying for ``wait`` seconds before raising
         :class:`StoreLockedError`. The connection reads no file but the store and ``allow_files``
         (files, or folders of them), and reaches no network (see :mod:`atif.store.sql`).
+        With ``shard=(i, n)`` the store hands its judges only shard i of n of the pairs to rate
+        (a deterministic split by pair hash: ``atif evaluate --shard i/n`` on n machines).
         """
-        return cls(path, read_only=read_only, wait=wait, allow_files=allow_files)
+        return cls(path, read_only=read_only, wait=wait, allow_files=allow_files, data_path=data_path, shard=shard)
 
     def _check_schema(self) -> None:
         try:
@@ -96,17 +127,20 @@ class Store:
         except duckdb.CatalogException:
             done = None
         if done is not None and max(done, default=0) > len(migrations.MIGRATIONS):
-            raise StoreError(f"{self.path} was written by a newer atif; upgrade atif to use it")
+            raise StoreError(f"{self.label} was written by a newer atif; upgrade atif to use it")
         if not self.read_only:
             try:
-                migrations.apply(self._db)
+                if migrations.apply(self._db, team=self.team) and not self.team:
+                    # Into the file at once, not left in the WAL: DuckDB 1.5 cannot replay a WAL holding
+                    # the views' DDL ("GetDefaultDatabase with no default database set").
+                    self._db.execute("CHECKPOINT")
             except duckdb.Error as exc:
-                raise StoreError(f"{self.path}: cannot prepare the schema: {first_line(exc)}") from None
+                raise StoreError(f"{self.label}: cannot prepare the schema: {first_line(exc)}") from None
             return
         if done is None:
-            raise StoreError(f"{self.path} is not an atif store (no _atif_migrations table)")
+            raise StoreError(f"{self.label} is not an atif store (no _atif_migrations table)")
         if len(done) < len(migrations.MIGRATIONS):
-            raise StoreError(f"{self.path} needs a schema upgrade; open it once for writing (e.g. atif upload)")
+            raise StoreError(f"{self.label} needs a schema upgrade; open it once for writing (e.g. atif upload)")
 
     def close(self) -> None:
         """Close the connection (releases the write lock)."""
@@ -120,7 +154,7 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r}{', read_only=True' if self.read_only else ''})"
+        return f"Store({self.label!r}{', read_only=True' if self.read_only else ''})"
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -129,7 +163,7 @@ class Store:
 
     def _writable(self) -> None:
         if self.read_only:
-            raise StoreError(f"{self.path} is open read-only")
+            raise StoreError(f"{self.label} is open read-only")
 
     def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -148,7 +182,7 @@ class Store:
                 cols = [d[0] for d in cur.description or []]
                 return [dict(zip(cols, row, strict=False)) for row in cur.fetchall()]
             except duckdb.Error as exc:
-                raise StoreError(f"{self.path}: cannot read: {first_line(exc)}") from None
+                raise StoreError(f"{self.label}: cannot read: {first_line(exc)}") from None
 
     def read_one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
         """The single row of an aggregate query over the views (see :meth:`read`)."""
@@ -156,7 +190,7 @@ class Store:
             try:
                 row = self._db.execute(sql, params or []).fetchone()
             except duckdb.Error as exc:
-                raise StoreError(f"{self.path}: cannot read: {first_line(exc)}") from None
+                raise StoreError(f"{self.label}: cannot read: {first_line(exc)}") from None
         if row is None:
             raise StoreError(f"query returned no row: {' '.join(sql.split()[:4])}")
         return tuple(row)
@@ -217,11 +251,12 @@ class Store:
                 replace=replace,
                 batch_size=batch_size,
                 on_progress=on_progress,
+                team=self.team,
             )
             try:
                 return job.run(items, list(sources))
             except duckdb.Error as exc:
-                raise StoreError(f"{self.path}: upload failed: {exc}") from None
+                raise StoreError(f"{self.label}: upload failed: {exc}") from None
 
     def save_rating(
         self,
@@ -289,18 +324,12 @@ class Store:
         if not rating_rows and not entries:
             return []
         with self._lock:
-            db = self._db
-            db.execute("BEGIN TRANSACTION")
-            try:
-                kept = ratings.write_ratings(
-                    db, rating_rows, entries, replace_judge=replace_judge, skip_unknown=skip_unknown
-                )
-                db.execute("COMMIT")
-            except BaseException as exc:
-                db.execute("ROLLBACK")
-                if isinstance(exc, duckdb.Error):
-                    raise StoreError(f"{self.path}: cannot store the ratings: {first_line(exc)}") from None
-                raise
+            kept = self._write(
+                lambda: ratings.write_ratings(
+                    self._db, rating_rows, entries, replace_judge=replace_judge, skip_unknown=skip_unknown
+                ),
+                "cannot store the ratings",
+            )
         return kept
 
     def cache_get(self, key: str) -> dict[str, Any] | None:
@@ -338,24 +367,34 @@ class Store:
     ) -> None:
         """Store (or overwrite) a judge answer under ``key``; committed at once."""
         self._writable()
-        ratings.check_verdict(verdict)
+        entry = ratings.cache_row({
+            "cache_key": key, "model": model, "verdict": verdict, "reasoning": reasoning, "cited_steps": cited_steps,
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cached_tokens": cached_tokens,
+            "cost_usd": cost_usd, "latency_ms": latency_ms, "truncated": truncated, "raw_output": raw_output,
+            "replace": True,
+        })
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO judge_cache (cache_key, model, verdict, reasoning, cited_steps, prompt_tokens, "
-                "completion_tokens, cached_tokens, cost_usd, latency_ms, truncated, raw_output) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, model, verdict, reasoning, list(cited_steps) if cited_steps is not None else None,
-                 prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, truncated, raw_output],
-            )
+            self._write(lambda: ratings.write_cache(self._db, [entry]), "cannot store the judge answer")
 
-    def pending(self, experiment: str, labels: Sequence[str] | None = None) -> list[PendingRating]:
+    def _write(self, fn: Callable[[], T], what: str) -> T:
+        """Run ``fn`` in one write transaction (serialised and retried on a team store)."""
+        try:
+            return in_transaction(self._db, fn, team=self.team, what=f"{self.label}: {what}")
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.label}: {what}: {first_line(exc)}") from None
+
+    def pending(
+        self, experiment: str, labels: Sequence[str] | None = None, *, shard: tuple[int, int] | None = None
+    ) -> list[PendingRating]:
         """Trial x criterion pairs of ``experiment`` with no rating yet, optionally for some labels only.
 
         Criteria added from pre-computed ratings have no real question and are never pending.
+        ``shard=(i, n)`` (default: the store's :attr:`shard`) keeps the pairs of shard i of n.
         """
         self._require_experiment(experiment)
         with self._lock:
-            return ratings.pending_pairs(self._db, experiment, labels)
+            pairs = ratings.pending_pairs(self._db, experiment, labels)
+        return ratings.in_shard(pairs, ratings.check_shard(shard) or self.shard)
 
     def rated_pairs(
         self,
@@ -369,12 +408,13 @@ class Store:
 
         Optionally only ratings with one of ``verdicts`` (``["UNSCORED"]``: the ones to retry)
         and only some criterion labels. Criteria added from pre-computed ratings are left out,
-        as in :meth:`pending`. Ordered by upload time of the trial, then criterion position.
+        as in :meth:`pending`, and so are pairs of other shards. Ordered by upload time of the trial, then criterion position.
         """
         ratings.check_sources(sources)
         self._require_experiment(experiment)
         with self._lock:
-            return ratings.rated_pairs(self._db, experiment, labels, sources, verdicts)
+            pairs = ratings.rated_pairs(self._db, experiment, labels, sources, verdicts)
+        return ratings.in_shard(pairs, self.shard)
 
     def pending_count(self, experiment: str) -> int:
         """How many trial x criterion pairs of ``experiment`` have no rating yet."""

@@ -6,7 +6,6 @@ statements run and its Arrow tables are bulk-inserted, then the ``uploads`` row 
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ import duckdb
 
 from atif.errors import StoreError
 from atif.store.codec import encode_raw
-from atif.store.results import UploadResult
+from atif.store.results import UploadError, UploadResult
+from atif.store.txn import in_transaction
 
 __all__ = ["RATING_COLUMNS", "RAW_COLUMNS", "TRAJECTORY_COLUMNS", "TRIAL_COLUMNS", "Batch", "Writer", "arrow_table", "insert"]
 
@@ -99,21 +99,41 @@ def arrow_table(table: str, columns: dict[str, list[Any]], keys: list[str] | Non
     return pa.Table.from_arrays(arrays, names=schema.names)
 
 
-def insert(db: duckdb.DuckDBPyConnection, table: str, batch: Any, derived: dict[str, str] | None = None) -> None:
-    """Bulk insert an Arrow table (one scan instead of a round trip per row).
+def insert(
+    db: duckdb.DuckDBPyConnection, table: str, batch: Any, derived: dict[str, str] | None = None, where: str = ""
+) -> int:
+    """Bulk insert an Arrow table (one scan instead of a round trip per row); the rows inserted.
 
-    ``derived`` maps further target columns to SQL expressions over the Arrow columns.
+    ``derived`` maps further target columns to SQL expressions over the Arrow columns; ``where``
+    filters the rows (a condition over the Arrow columns, named as they are).
     """
     if batch is None:
-        return
+        return 0
     names = batch.schema.names
     targets = list(names) + list(derived or {})
     exprs = list(names) + list((derived or {}).values())
     db.register("_atif_batch", batch)
     try:
-        db.execute(f"INSERT INTO {table} ({', '.join(targets)}) SELECT {', '.join(exprs)} FROM _atif_batch")
+        row = db.execute(
+            f"INSERT INTO {table} ({', '.join(targets)}) SELECT {', '.join(exprs)} FROM _atif_batch AS b"
+            + (f" WHERE {where}" if where else "")
+        ).fetchone()
+        return int(row[0]) if row else 0
     finally:
         db.unregister("_atif_batch")
+
+
+# On a team store a racing writer may have stored any of a batch's keys since the batch was
+# prepared: each keyed insert leaves those out (see atif.store.txn for why that is then exact).
+_NEW_TRAJECTORY = "NOT EXISTS (SELECT 1 FROM trajectory_data j WHERE j.trajectory_id = b.trajectory_id)"
+_ANTI_JOINS = {
+    "trajectory_data": _NEW_TRAJECTORY,
+    "trajectory_raw": "NOT EXISTS (SELECT 1 FROM trajectory_raw x WHERE x.raw_id = b.raw_id) "
+                      "AND NOT EXISTS (SELECT 1 FROM trajectory_data j WHERE j.raw_id = b.raw_id)",
+    "step_data": _NEW_TRAJECTORY,
+    "tool_call_data": _NEW_TRAJECTORY,
+    "trial_data": "NOT EXISTS (SELECT 1 FROM trial_data t WHERE t.trial_id = b.trial_id)",
+}
 
 
 @dataclass(slots=True)
@@ -147,8 +167,9 @@ class Writer:
     ``committed`` counts the batches done, so the reading thread knows what the database has.
     """
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, result: UploadResult) -> None:
+    def __init__(self, db: duckdb.DuckDBPyConnection, result: UploadResult, *, team: bool = False) -> None:
         self.db = db
+        self.team = team
         self.result = result
         self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
@@ -203,37 +224,70 @@ class Writer:
                 self.in_flight_raw.difference_update(batch.raw_ids)
 
     def _commit(self, b: Batch) -> None:
-        db = self.db
         traj, extra = b.tables["trajectory_data"], b.tables["trajectory_raw"]
         # One compression call for both tables' bytes.
         frames = encode_raw(traj["raw"] + extra["raw"])
         traj["raw"], extra["raw"] = frames[: len(traj["raw"])], frames[len(traj["raw"]) :]
-        traj, extra = arrow_table("trajectory_data", traj), arrow_table("trajectory_raw", extra)
-        db.execute("BEGIN TRANSACTION")
-        try:
-            if b.replaced:
-                self._clear_replaced(b.replaced, b.in_use, b.in_use_raw)
-            for sql, params in b.ops:
-                db.execute(sql, params)
-            insert(db, "trajectory_data", traj)
-            insert(db, "trajectory_raw", extra)
-            insert(db, "step_data", b.tables["step_data"], {"ts": "TRY_CAST(timestamp AS TIMESTAMPTZ)"})
-            insert(db, "tool_call_data", b.tables["tool_call_data"])
-            insert(db, "trial_data", b.tables["trial_data"])
-            n_ratings = self._insert_ratings(b.tables["rating_data"])
-            self.created += b.created
-            self.replaced += len(b.replaced)
-            self.ratings += n_ratings
-            db.execute(
-                "UPDATE uploads SET created_trials = ?, unchanged_trials = ?, replaced_trials = ?, "
-                "created_ratings = ? WHERE upload_id = ?",
-                [self.created, self.result.unchanged_trials, self.replaced, self.ratings, self.result.upload_id],
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                db.execute("ROLLBACK")
-            raise
+        tables = dict(b.tables, trajectory_data=arrow_table("trajectory_data", traj),
+                      trajectory_raw=arrow_table("trajectory_raw", extra))
+        n_trials = tables["trial_data"].num_rows if tables["trial_data"] is not None else 0
+        stored, n_ratings, conflicts = in_transaction(
+            self.db, lambda: self._write(b, tables, n_trials), team=self.team, what="upload batch"
+        )
+        # Trials a racing writer stored first are unchanged, not created (team store only), or
+        # errors when it stored other content under the same key.
+        self.result.unchanged_trials += n_trials - stored - len(conflicts)
+        self.result.created_trials -= n_trials - stored
+        self.result.errors.extend(
+            UploadError(f"trial {task!r} (epoch {epoch}, id {tid[:12]})",
+                        "another upload stored this trial at the same time with a different trajectory or record; "
+                        "use --replace to overwrite it")
+            for tid, task, epoch in conflicts
+        )
+        self.created += b.created - (n_trials - stored)
+        self.replaced += len(b.replaced)
+        self.ratings += n_ratings
+
+    def _write(
+        self, b: Batch, tables: dict[str, Any], n_trials: int
+    ) -> tuple[int, int, list[tuple[str, str, int]]]:
+        """The batch's statements, in the caller's transaction.
+
+        Returns the trials inserted, the ratings inserted, and (id, task, epoch) of the batch's
+        trials that a racing writer stored with another record (team store only).
+        """
+        db = self.db
+        where = _ANTI_JOINS if self.team else {}
+        if b.replaced:
+            self._clear_replaced(b.replaced, b.in_use, b.in_use_raw)
+        for sql, params in b.ops:
+            db.execute(sql, params)
+        # Flattened rows first: their anti-join looks for the trajectory this batch is about to add.
+        insert(db, "step_data", tables["step_data"], {"ts": "TRY_CAST(timestamp AS TIMESTAMPTZ)"},
+               where.get("step_data", ""))
+        insert(db, "tool_call_data", tables["tool_call_data"], where=where.get("tool_call_data", ""))
+        insert(db, "trajectory_data", tables["trajectory_data"], where=where.get("trajectory_data", ""))
+        insert(db, "trajectory_raw", tables["trajectory_raw"], where=where.get("trajectory_raw", ""))
+        stored = insert(db, "trial_data", tables["trial_data"], where=where.get("trial_data", ""))
+        n_ratings = self._insert_ratings(tables["rating_data"])
+        skipped = n_trials - stored
+        conflicts: list[tuple[str, str, int]] = []
+        if skipped:
+            db.register("_atif_trials", tables["trial_data"])
+            try:
+                conflicts = db.execute(
+                    "SELECT b.trial_id, b.task_name, b.epoch FROM _atif_trials b JOIN trial_data t USING (trial_id) "
+                    "WHERE t.record_hash <> b.record_hash ORDER BY ALL"
+                ).fetchall()
+            finally:
+                db.unregister("_atif_trials")
+        db.execute(
+            "UPDATE uploads SET created_trials = ?, unchanged_trials = ?, replaced_trials = ?, "
+            "created_ratings = ? WHERE upload_id = ?",
+            [self.created + b.created - skipped, self.result.unchanged_trials + skipped - len(conflicts),
+             self.replaced + len(b.replaced), self.ratings + n_ratings, self.result.upload_id],
+        )
+        return stored, n_ratings, conflicts
 
     def _insert_ratings(self, ratings: Any) -> int:
         if ratings is None:

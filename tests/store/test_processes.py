@@ -37,13 +37,14 @@ STALL = textwrap.dedent(
     insert = writer.insert
     seen = {"trial_batches": 0}
 
-    def stalling_insert(db, table, columns, derived=None):
-        insert(db, table, columns, derived)
+    def stalling_insert(db, table, columns, derived=None, where=""):
+        n = insert(db, table, columns, derived, where)
         if table == "trial_data":
             seen["trial_batches"] += 1
             if seen["trial_batches"] == 3:
                 print("STALLED", flush=True)
                 time.sleep(60)
+        return n
 
     writer.insert = stalling_insert
     upload([sys.argv[2]], "exp", batch_size=4, store=sys.argv[1])

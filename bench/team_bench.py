@@ -1,0 +1,196 @@
+"""Team store benchmark: DuckLake over PostgreSQL against the DuckDB file, in the same run.
+
+Usage (in a venv with ``atif[team]``, against a PostgreSQL server the bench may create databases on)::
+
+    .venv-team/bin/python -m bench.team_bench --pg "host=127.0.0.1 port=5432 user=atif" \\
+        [--trials 5000] [--metrics-trials 100000] [--writers 4] [--per-writer 1000]
+
+1. Upload of ``--trials`` trials (built in memory, 3-7 steps each) into a new file store and into
+   a new team store: the figure is ``team seconds / file seconds``.
+2. ``SELECT * FROM experiment_metrics`` over ``--metrics-trials`` trials (made in SQL in a file
+   store, then moved with ``copy_store`` into a team store): ``team / file``, best of 3.
+3. Aggregate upload throughput on the team store of ``--writers`` processes each uploading
+   ``--per-writer`` different trials at once, against one process uploading ``--per-writer``:
+   ``(writers x per-writer / wall seconds) / (per-writer / seconds of one)``.
+
+Each team store is a fresh PostgreSQL database (``createdb``; dropped at the end) and data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def converted(prefix: str, n: int) -> list[Any]:
+    """``n`` distinct trials with their trajectories, as an upload's converter hands them over."""
+    from atif.trial import Converted, Trial
+
+    out = []
+    for i in range(n):
+        steps: list[dict[str, Any]] = [{"step_id": 1, "source": "user", "message": f"Please do {prefix}-{i}."}]
+        for k in range(2 + i % 5):
+            cid = f"c{k}"
+            steps.append({
+                "step_id": len(steps) + 1, "source": "agent", "model_name": "m", "message": f"step {k} of {i}",
+                "tool_calls": [{"tool_call_id": cid, "function_name": "bash", "arguments": {"cmd": f"ls {k}"}}],
+                "observation": {"results": [{"source_call_id": cid, "content": "x" * (200 + 37 * k)}]},
+                "metrics": {"prompt_tokens": 1000 + k, "completion_tokens": 50, "cost_usd": 0.001},
+            })
+        doc = {"schema_version": "ATIF-v1.6", "session_id": f"{prefix}-{i}",
+               "agent": {"name": "bench-agent", "version": "1", "model_name": "m"}, "steps": steps}
+        raw = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        trial = Trial(task_name=f"task-{i % 200}", trial_id=f"{prefix}-{i}", reward=float(i % 2), trajectory=doc)
+        out.append(Converted(trajectory=doc, trial=trial, trial_key=f"{prefix}-{i}", source=f"{prefix}-{i}", raw=raw))
+    return out
+
+
+def upload_seconds(target: str, data_path: Path | None, prefix: str, n: int) -> float:
+    from atif.store import Store
+
+    items = converted(prefix, n)
+    t = time.perf_counter()
+    with Store(target, data_path=data_path) as store:
+        result = store.ingest(items, "bench", create_missing_tasks=True)
+    elapsed = time.perf_counter() - t
+    assert result.created_trials + result.unchanged_trials == n and not result.errors, result.errors[:3]
+    return elapsed
+
+
+class Postgres:
+    """Fresh databases on the server named by a libpq connection string (host, port, user)."""
+
+    def __init__(self, conn: str) -> None:
+        self.params = dict(p.split("=", 1) for p in conn.split())
+        self.made: list[str] = []
+
+    def new(self) -> str:
+        name = f"atif_bench_{uuid.uuid4().hex[:10]}"
+        subprocess.run(["createdb", *self._args(), name], check=True)
+        self.made.append(name)
+        return "ducklake:postgres:" + " ".join(f"{k}={v}" for k, v in {**self.params, "dbname": name}.items())
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            subprocess.run(["dropdb", *self._args(), name], check=False)
+
+    def _args(self) -> list[str]:
+        p = self.params
+        return ["-h", p.get("host", "localhost"), "-p", p.get("port", "5432"), "-U", p.get("user", "postgres")]
+
+
+def metrics_seconds(n: int, work: Path, target: str) -> tuple[float, float]:
+    """Best-of-3 seconds of ``experiment_metrics`` over ``n`` trials: (file store, team store).
+
+    The same data as :func:`bench.store_bench.metrics_at_scale` builds.
+    """
+    import duckdb
+
+    from atif.store import Store, copy_store
+
+    db = work / "metrics.duckdb"
+    Store(db).close()
+    con = duckdb.connect(str(db))
+    con.execute("BEGIN")
+    con.execute("INSERT INTO collections (name) VALUES ('c')")
+    con.execute("INSERT INTO criterion_sets (name) VALUES ('cs')")
+    con.execute("INSERT INTO criteria (criterion_set, label, question, kind, position) "
+                "SELECT 'cs', 'crit-' || i, 'q', 'llm', i FROM range(3) r(i)")
+    con.execute("INSERT INTO experiments (name, collection, criterion_set) SELECT 'exp-' || i, 'c', 'cs' FROM range(10) r(i)")
+    con.execute("INSERT INTO tasks (collection, name, tags) SELECT 'c', 'task-' || i, ['t'] FROM range(1000) r(i)")
+    con.execute("INSERT INTO trajectory_data (trajectory_id, raw, schema_version, agent_name, agent_version, "
+                "model_name, step_count, n_bytes) SELECT 'traj-' || i, ''::BLOB, 'ATIF-v1.6', 'agent-' || (i % 4), "
+                "'1.0', 'model-' || (i % 4), 20, 0 FROM range(1000) r(i)")
+    con.execute(f"""
+        INSERT INTO trial_data (trial_id, experiment, task_name, epoch, trajectory_id, reward, steps, cost_usd,
+                                duration_seconds, input_tokens, output_tokens, cached_tokens, error, record_hash)
+        SELECT 'trial-' || i, 'exp-' || (i % 10), 'task-' || (i % 1000), 1, 'traj-' || (i % 1000),
+               (hash(i) % 1000) / 1000.0, 20, (hash(i) % 500) / 100000.0, (hash(i * 7) % 600)::DOUBLE,
+               20000 + (i % 5000), 2000, 1500, CASE WHEN i % 50 = 0 THEN 'TimeoutError' END, 'h'
+        FROM range({n}) r(i)""")
+    con.execute(f"""
+        INSERT INTO rating_data (trial_id, criterion, verdict, source)
+        SELECT 'trial-' || i, 'crit-' || c, CASE WHEN hash(i + c) % 3 = 0 THEN 'NO' ELSE 'YES' END, 'judge'
+        FROM range({n}) r(i), range(3) k(c)""")
+    con.execute("COMMIT")
+    con.close()
+    data = work / "lake-metrics"
+    with Store(db, read_only=True) as src, Store(target, data_path=data) as dst:
+        copy_store(src, dst)
+    out = []
+    for t, dp in ((str(db), None), (target, data)):
+        with Store(t, read_only=True, data_path=dp) as store:
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                store.query("SELECT * FROM experiment_metrics")
+                best = min(best, time.perf_counter() - start)
+            out.append(best)
+    return out[0], out[1]
+
+
+def writers_seconds(target: str, data_path: Path, writers: int, per_writer: int) -> float:
+    """Wall seconds of ``writers`` processes each uploading ``per_writer`` different trials at once."""
+    from atif.store import Store
+
+    Store(target, data_path=data_path).close()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "bench.team_bench", "--writer", target, str(data_path)]
+    t = time.perf_counter()
+    procs = [subprocess.Popen([*cmd, f"w{k}", str(per_writer)], env=env, cwd=ROOT) for k in range(writers)]
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"a writer failed ({p.returncode})")
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pg", help="libpq connection string of a server to create databases on")
+    ap.add_argument("--trials", type=int, default=5000)
+    ap.add_argument("--metrics-trials", type=int, default=100_000)
+    ap.add_argument("--writers", type=int, default=4)
+    ap.add_argument("--per-writer", type=int, default=1000)
+    ap.add_argument("--writer", nargs=4, metavar=("TARGET", "DATA_PATH", "PREFIX", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.writer:
+        target, data_path, prefix, n = args.writer
+        upload_seconds(target, Path(data_path), prefix, int(n))
+        return
+    if not args.pg:
+        ap.error("--pg is required")
+    pg = Postgres(args.pg)
+    work = Path(tempfile.mkdtemp(prefix="atif-team-bench-"))
+    try:
+        file_s = upload_seconds(str(work / "up.duckdb"), None, "f", args.trials)
+        team_s = upload_seconds(pg.new(), work / "lake-up", "t", args.trials)
+        print(f"upload {args.trials} trials: file {file_s:.2f} s ({args.trials / file_s:.0f}/s), "
+              f"team {team_s:.2f} s ({args.trials / team_s:.0f}/s)   team/file = {team_s / file_s:.2f}")
+        mf, mt = metrics_seconds(args.metrics_trials, work, pg.new())
+        print(f"experiment_metrics over {args.metrics_trials} trials: file {mf:.3f} s, team {mt:.3f} s   "
+              f"team/file = {mt / mf:.2f}")
+        one = writers_seconds(pg.new(), work / "lake-w1", 1, args.per_writer)
+        many = writers_seconds(pg.new(), work / "lake-wn", args.writers, args.per_writer)
+        ratio = (args.writers * args.per_writer / many) / (args.per_writer / one)
+        print(f"team upload, {args.writers} writers x {args.per_writer} trials: {many:.2f} s wall vs 1 writer "
+              f"{one:.2f} s   aggregate throughput {args.writers} vs 1 = {ratio:.2f}x")
+    finally:
+        pg.drop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
