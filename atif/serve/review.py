@@ -3,8 +3,8 @@
 Order of the queue (pairs that already carry a ``human`` rating are done and left out):
 
 0. **unscored**: no rating yet, or an UNSCORED one;
-1. **low agreement**: reserved for sampled judge verdicts that disagree among themselves; the
-   store keeps no per-sample agreement yet, so this tier is empty;
+1. **low agreement**: judge verdicts from repeated samples or a panel whose votes disagree
+   (``agreement`` below 1);
 2. **judge / exact-check disagreements**: a judge verdict that contradicts the trial's exact
    checks, i.e. its ``function``/``match`` ratings or a reward of exactly 0 or 1 (judge YES on a
    trial that failed one, judge NO on a trial that passed all);
@@ -130,13 +130,14 @@ def review_criteria(store: Store, experiment: str) -> list[dict[str, Any]]:
 _QUEUE = """
     WITH t AS (SELECT trial_id, task_name, epoch, reward FROM trials WHERE experiment = $experiment),
     c AS (SELECT unnest($labels::VARCHAR[]) AS criterion),
-    r AS (SELECT trial_id, criterion, verdict, source FROM ratings WHERE experiment = $experiment),
+    r AS (SELECT trial_id, criterion, verdict, source, agreement FROM ratings WHERE experiment = $experiment),
     x AS (SELECT trial_id, bool_or(verdict = 'NO') AS any_no FROM ratings
           WHERE experiment = $experiment AND source IN ('function', 'match') AND verdict IN ('YES', 'NO')
           GROUP BY trial_id),
     p AS (
         SELECT t.trial_id, c.criterion, t.task_name, t.epoch,
                CASE WHEN r.verdict IS NULL OR r.verdict = 'UNSCORED' THEN 0
+                    WHEN r.source = 'judge' AND r.agreement < 1 THEN 1
                     WHEN r.source = 'judge' AND (
                         (r.verdict = 'YES' AND (coalesce(x.any_no, false) OR t.reward = 0))
                         OR (r.verdict = 'NO' AND (x.any_no = false OR (x.any_no IS NULL AND t.reward = 1)))) THEN 2

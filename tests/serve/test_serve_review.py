@@ -33,6 +33,15 @@ def test_queue_order_unscored_then_disagreement_then_sample(store_path: Path) ->
     assert order[4] is None and order[0].remaining == 4  # type: ignore[union-attr]
 
 
+def test_sampled_verdicts_that_disagree_come_before_disagreements_with_exact_checks(store_path: Path) -> None:
+    with Store.open(store_path) as s:
+        assert s.save_ratings([{"trial_id": B, "criterion": "ok", "verdict": "YES", "source": "judge",
+                                "votes": [{"sample": i, "verdict": v} for i, v in enumerate("YYN")],
+                                "agreement": 2 / 3, "replace": True}]) == [True]
+        order = [next_pair(s, "mini", ["ok"], position=i) for i in range(4)]
+    assert [(p.trial_id, p.tier) for p in order if p] == [(A, 0), (D, 0), (B, 1), (C, 2)]
+
+
 def test_queue_leaves_out_labelled_pairs_and_puts_skipped_last(store_path: Path) -> None:
     with Store.open(store_path) as s:
         s.save_rating(A, "ok", "YES", source="human")
