@@ -8,7 +8,7 @@ import time
 
 from team_builders import child_env, trial_bytes, writer_args
 
-from atif.store import Store
+from atif.store import Store, migrations
 
 N_EACH = 2000
 N_SHARED = 1000
@@ -96,7 +96,7 @@ def test_processes_creating_the_catalog_at_once_create_it_once(team_db) -> None:
         assert "OPENED" in _finish(p, timeout=300)
     with Store.open(team_db.target, read_only=True, data_path=team_db.data_path) as store:
         assert store.read("SELECT id, name FROM _atif_migrations ORDER BY id") == [
-            {"id": 1, "name": "m001_initial"}, {"id": 2, "name": "m002_raw_per_trial"}]
+            {"id": i, "name": m.__name__} for i, m in enumerate(migrations.MIGRATIONS, start=1)]
         assert store.read_one("SELECT count(*) FROM _atif_lock") == (1,)
         assert store.read_one("SELECT count(*) FROM information_schema.tables "
                               "WHERE table_catalog = current_database() AND table_name = 'trial_data'") == (1,)

@@ -27,13 +27,15 @@ def _fill(store: Store, tmp_path: Path) -> None:
         + [{"trial_id": ids[0], "criterion": "safe", "verdict": "NO", "source": "human"}],
         cache=[{"cache_key": "k0", "verdict": "YES", "model": "m"}],
     )
+    # A human label over a judge verdict: the judge's goes to replaced_ratings.
+    store.save_ratings([{"trial_id": ids[1], "criterion": "complete", "verdict": "YES", "source": "human"}])
 
 
 def _views(store: Store) -> dict[str, list[tuple[str, ...]]]:
     out = {}
     for view in VIEWS:
         cols, rows = store.query(f"SELECT * FROM {view}")
-        keep = [i for i, c in enumerate(cols) if c != "created_at"]
+        keep = [i for i, c in enumerate(cols) if c not in ("created_at", "replaced_at")]
         out[view] = sorted(tuple(str(r[i]) for i in keep) for r in rows)
     return out
 
