@@ -78,6 +78,7 @@ _LAZY: dict[str, str] = {
     "render_messages": "atif.judge.render",
     "trial_ids_starting_with": "atif.judge.render",
     "serve_local_judge": "atif.judge.setup",
+    "local_models": "atif.judge.setup",
     # reports
     "build_report": "atif.report",
     "compare": "atif.report",

@@ -78,6 +78,9 @@ class Criterion(BaseModel):
     """``match``: how the sequence must match."""
     arguments: Literal["exact", "ignore", "subset"] = "ignore"
     """``match``: how arguments must match."""
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """``llm``: the judge's ``p_yes`` at and above which the verdict is YES (default 0.5; ``atif calibrate
+    --fit-threshold`` fits it). Used where the judge returns log-probabilities."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Criterion:
@@ -93,7 +96,7 @@ class Criterion(BaseModel):
             return {"module": self.module, "function": self.function, "timeout": self.timeout}
         if self.kind == "match":
             return {"reference": self.reference, "mode": self.mode, "arguments": self.arguments}
-        return {}
+        return {"threshold": self.threshold} if self.threshold is not None else {}
 
 
 class CriteriaFile(BaseModel):

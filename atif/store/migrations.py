@@ -284,7 +284,24 @@ def _create_views(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_rating_p_yes(db: duckdb.DuckDBPyConnection) -> None:
+    """``p_yes``: the judge's probability of YES (from the verdict token's log-probabilities), when known."""
+    db.execute(
+        """
+        ALTER TABLE rating_data ADD COLUMN p_yes DOUBLE;
+        ALTER TABLE judge_cache ADD COLUMN p_yes DOUBLE;
+        CREATE OR REPLACE VIEW ratings AS
+        SELECT r.trial_id, t.experiment, t.task_name, r.criterion, r.verdict, r.source, r.reasoning,
+               r.judge_model, r.cost_usd, r.cached, r.truncated, r.error, r.cited_steps,
+               r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.latency_ms, r.prompt_version, r.created_at,
+               r.p_yes
+        FROM rating_data r
+        JOIN trial_data t USING (trial_id);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_rating_p_yes]
 
 
 def apply(db: duckdb.DuckDBPyConnection) -> list[str]:

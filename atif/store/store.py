@@ -35,11 +35,11 @@ _READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 _RATING_FIELDS = (
     "trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source", "judge_model", "prompt_tokens",
     "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "cache_key", "cached", "truncated",
-    "prompt_version", "error", "raw_output",
+    "prompt_version", "error", "raw_output", "p_yes",
 )
 _CACHE_FIELDS = (
     "cache_key", "model", "verdict", "reasoning", "cited_steps", "prompt_tokens", "completion_tokens",
-    "cached_tokens", "cost_usd", "latency_ms", "truncated", "raw_output", "created_at",
+    "cached_tokens", "cost_usd", "latency_ms", "truncated", "raw_output", "p_yes", "created_at",
 )
 _VERDICTS = ("YES", "NO", "UNSCORED")
 _RATING_DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False}
