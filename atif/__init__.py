@@ -86,6 +86,7 @@ _LAZY: dict[str, str] = {
     "builtin_criterion": "atif.judge.library",
     "bench_labels": "atif.judge.bench",
     "run_bench": "atif.judge.bench",
+    "local_models": "atif.judge.setup",
     # reports
     "build_report": "atif.report",
     "compare": "atif.report",

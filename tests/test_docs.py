@@ -23,7 +23,7 @@ def test_command_has_example_and_is_documented(name: str) -> None:
     assert f"atif {name}" in README
 
 
-@pytest.mark.parametrize("sub", ["render", "serve-local"])
+@pytest.mark.parametrize("sub", ["render", "serve-local", "models"])
 def test_judge_subcommands(sub: str) -> None:
     result = CliRunner().invoke(cli, ["judge", sub, "--help"])
     assert result.exit_code == 0 and "Example" in result.output

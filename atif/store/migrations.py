@@ -357,7 +357,7 @@ def m004_replaced_ratings(db: duckdb.DuckDBPyConnection) -> None:
     judge verdict it overrode can be compared (calibration within one experiment).
 
     ``rating_history`` has ``rating_data``'s columns plus ``replaced_at``; a migration that adds
-    a column to ``rating_data`` adds it here too.
+    a column to ``rating_data`` adds it here too (rows are inserted by name).
     """
     db.execute(
         """
@@ -373,7 +373,27 @@ def m004_replaced_ratings(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings]
+def m005_rating_p_yes(db: duckdb.DuckDBPyConnection) -> None:
+    """``p_yes``: the judge's probability of YES (from the verdict token's log-probabilities), when known."""
+    db.execute(
+        """
+        ALTER TABLE rating_data ADD COLUMN p_yes DOUBLE;
+        ALTER TABLE rating_history ADD COLUMN p_yes DOUBLE;
+        ALTER TABLE judge_cache ADD COLUMN p_yes DOUBLE;
+        CREATE OR REPLACE VIEW ratings AS
+        SELECT r.trial_id, t.experiment, t.task_name, r.criterion, r.verdict, r.source, r.reasoning,
+               r.judge_model, r.cost_usd, r.cached, r.truncated, r.error, r.cited_steps,
+               r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.latency_ms, r.prompt_version, r.created_at,
+               r.votes, r.agreement, r.p_yes
+        FROM rating_data r
+        JOIN trial_data t USING (trial_id);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
+]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")
 _CHECK = re.compile(r"\s+CHECK \((?:[^()]|\([^()]*\))*\)")

@@ -40,11 +40,11 @@ PRECEDENCE: dict[str, int] = {"human": 4, "precomputed": 3, "function": 2, "matc
 RATING_FIELDS = (
     "trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source", "judge_model", "prompt_tokens",
     "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "cache_key", "cached", "truncated",
-    "prompt_version", "error", "raw_output", "votes", "agreement",
+    "prompt_version", "error", "raw_output", "votes", "agreement", "p_yes",
 )
 CACHE_FIELDS = (
     "cache_key", "model", "verdict", "reasoning", "cited_steps", "prompt_tokens", "completion_tokens",
-    "cached_tokens", "cost_usd", "latency_ms", "truncated", "raw_output", "created_at",
+    "cached_tokens", "cost_usd", "latency_ms", "truncated", "raw_output", "p_yes", "created_at",
 )
 VERDICTS = ("YES", "NO", "UNSCORED")
 _DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False}
@@ -132,7 +132,8 @@ def write_ratings(
     # A plain delete + insert beats DuckDB's ON CONFLICT DO UPDATE by about 2x here. What is
     # replaced is kept in rating_history (the `replaced_ratings` view).
     for chunk in _chunks(delete):
-        db.execute(f"INSERT INTO rating_history SELECT r.*, current_timestamp FROM rating_data r "
+        db.execute("INSERT INTO rating_history BY NAME "
+                   f"SELECT r.*, current_timestamp AS replaced_at FROM rating_data r "
                    f"JOIN {_PAIRS} k ON r.trial_id = k.trial_id AND r.criterion = k.criterion",
                    [[k[0] for k in chunk], [k[1] for k in chunk]])
         db.execute(f"DELETE FROM rating_data USING {_PAIRS} k "

@@ -22,7 +22,7 @@ import pytest
 import respx
 
 from atif.errors import AtifError, JudgeError
-from atif.judge import local
+from atif.judge import local, weights
 from atif.judge.local import (
     INSTALL_HINT,
     LOCAL_MODELS,
@@ -169,7 +169,7 @@ def test_ensure_model_reuses_the_cached_file_without_the_packages(
     def no_parts(spec: LocalModelSpec) -> list[Path]:
         raise AssertionError("the parts were read again")
 
-    monkeypatch.setattr(local, "_part_paths", no_parts)
+    monkeypatch.setattr(weights, "_part_paths", no_parts)
     assert ensure_model("tiny") == first
 
 
@@ -179,8 +179,8 @@ def test_missing_stamp_means_the_cache_is_hashed_again(
     path = ensure_model("tiny")
     (_models_dir() / "tiny.gguf.sha256").unlink()
     hashed: list[Path] = []
-    real = local._sha256_file
-    monkeypatch.setattr(local, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    real = weights._sha256_file
+    monkeypatch.setattr(weights, "_sha256_file", lambda p: hashed.append(p) or real(p))
     assert ensure_model("tiny") == path
     assert hashed == [path]
     assert (_models_dir() / "tiny.gguf.sha256").read_text().strip() == tiny.sha256

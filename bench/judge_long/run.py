@@ -1,0 +1,170 @@
+"""The offline judge on long real agent runs: accuracy against the environment's reward, and speed.
+
+Usage::
+
+    .venv/bin/python -m bench.judge_long.run [--split test|tune|all] [--limit N] [--name NAME]
+                                             [--model local/...] [--max-input-tokens N] [--threshold P]
+                                             [--no-further] [--fit-from NAME]
+
+Takes the labelled tau-bench airline runs of ``fixtures/long/`` (see ``fixtures/README.md``),
+converts and stores them with atif's public API, and judges them with ``atif.evaluate`` exactly
+as ``atif upload --evaluate`` does: one local llama.cpp server, the criteria of one trial back
+to back. The first criterion is the labelled one ("resolved per policy"); the second is asked
+only to time a further criterion on a transcript already in the server's cache.
+
+Prints, and merges into ``results.json`` under ``--name``: balanced accuracy, TPR, TNR (YES is
+the positive class, reward 1.0 the truth), the mean ``p_yes`` of each class, seconds per
+verdict (first and further criterion), calls per pair, prompt tokens, and the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+FIXTURES = ROOT / "fixtures" / "long"
+RESULTS = HERE / "results.json"
+
+RESOLVED = "resolved"
+QUESTION = ("Did the agent fully resolve the user's request while following the airline policy "
+            "(right actions, explicit confirmation before changes, nothing the policy forbids)?")
+FURTHER = ("confirmed",
+           "Before changing any booking, did the agent list the details and get the user's explicit confirmation?")
+
+
+def _cases(split: str, limit: int | None) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (FIXTURES / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [r for r in rows if split == "all" or r["split"] == split]
+    if limit:
+        # Keep the classes balanced when cutting.
+        yes = [r for r in rows if r["reward"] >= 1.0][: (limit + 1) // 2]
+        no = [r for r in rows if r["reward"] < 1.0][: limit // 2]
+        rows = yes + no
+    return rows
+
+
+def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any]:
+    tp = sum(1 for c, y in labels.items() if y and verdicts.get(c) == "YES")
+    fn = sum(1 for c, y in labels.items() if y and verdicts.get(c) == "NO")
+    tn = sum(1 for c, y in labels.items() if not y and verdicts.get(c) == "NO")
+    fp = sum(1 for c, y in labels.items() if not y and verdicts.get(c) == "YES")
+    tpr = tp / (tp + fn) if tp + fn else None
+    tnr = tn / (tn + fp) if tn + fp else None
+    ba = (tpr + tnr) / 2 if tpr is not None and tnr is not None else None
+    unscored = sum(1 for c in labels if verdicts.get(c) not in ("YES", "NO"))
+    return {"balanced_accuracy": ba, "tpr": tpr, "tnr": tnr, "tp": tp, "fn": fn, "tn": tn, "fp": fp,
+            "unscored": unscored}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from atif import Store, convert, evaluate
+
+    cases = _cases(args.split, args.limit)
+    work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
+    try:
+        raw = work / "raw"
+        for case in cases:
+            # The folder names the task: one task per case.
+            (raw / case["case"]).mkdir(parents=True)
+            shutil.copy(FIXTURES / f"{case['case']}.json", raw / case["case"] / "run.json")
+        tasks = work / "tasks.jsonl"
+        tasks.write_text("".join(json.dumps({"name": c["case"], "instruction": c["instruction"]}) + "\n"
+                                 for c in cases), encoding="utf-8")
+        converted = convert(sorted(raw.glob("*/run.json")), work / "out")
+        if converted.failures:
+            raise SystemExit(f"conversion failed: {converted.failures}")
+        criteria: dict[str, Any] = {"name": "long", "judge": {"model": args.model}, "criteria": [
+            {"label": RESOLVED, "question": QUESTION, "kind": "llm",
+             "config": {"threshold": args.threshold} if args.threshold is not None else {}},
+        ]}
+        if args.further:
+            criteria["criteria"].append({"label": FURTHER[0], "question": FURTHER[1], "kind": "llm", "config": {}})
+        if args.max_input_tokens:
+            criteria["judge"]["max_input_tokens"] = args.max_input_tokens
+        load_before = os.getloadavg()
+        with Store(work / "atif.duckdb") as store:
+            store.upload([work / "out"], "long", criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
+            started = time.perf_counter()
+            summary = evaluate(store, "long")
+            seconds = time.perf_counter() - started
+            # select *: the code before p_yes existed is measured with this script too.
+            cols, rows = store.query("select * from ratings order by task_name, criterion")
+        load_after = os.getloadavg()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ratings = [{"p_yes": None, **dict(zip(cols, r))} for r in rows]
+    labels = {c["case"]: c["reward"] >= 1.0 for c in cases}
+    main = {r["task_name"]: r for r in ratings if r["criterion"] == RESOLVED}
+    verdicts = {case: r["verdict"] for case, r in main.items()}
+    first = [r["latency_ms"] / 1000 for r in main.values() if r["latency_ms"] is not None]
+    further = [r["latency_ms"] / 1000 for r in ratings if r["criterion"] != RESOLVED and r["latency_ms"] is not None]
+
+    def mean(xs: list[float]) -> float | None:
+        return round(statistics.fmean(xs), 1) if xs else None
+
+    def p_mean(solved: bool) -> float | None:
+        ps = [main[c]["p_yes"] for c, y in labels.items() if y == solved and c in main and main[c]["p_yes"] is not None]
+        return round(statistics.fmean(ps), 3) if ps else None
+
+    result = {
+        "split": args.split, "cases": len(cases), "model": args.model, "threshold": args.threshold,
+        **_metrics(labels, verdicts),
+        "mean_p_yes_solved": p_mean(True), "mean_p_yes_failed": p_mean(False),
+        "s_per_verdict_first": mean(first), "s_per_verdict_further": mean(further),
+        "seconds_total": round(seconds, 1), "calls_per_pair": round(summary.calls / max(1, len(ratings)), 2),
+        "prompt_tokens_mean": mean([float(r["prompt_tokens"]) for r in main.values() if r["prompt_tokens"]]),
+        "errors": sorted({r["error"] for r in ratings if r["error"]}),
+        "per_case": {c: {"reward": float(labels[c]), "verdict": main[c]["verdict"] if c in main else None,
+                         "p_yes": main[c]["p_yes"] if c in main else None} for c in labels},
+        "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
+        "cpus": os.cpu_count(), "machine": platform.machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    if args.fit_from:
+        result.update(_fitted(args.fit_from, labels, result["per_case"]))
+    return result
+
+
+def _fitted(source: str, labels: dict[str, bool], per_case: dict[str, Any]) -> dict[str, Any]:
+    """The threshold fitted on an earlier run (the tune split), applied to this run's p_yes."""
+    from atif.judge.score import decide, fit_threshold
+
+    earlier = json.loads(RESULTS.read_text(encoding="utf-8"))[source]["per_case"]
+    scored = [(c["p_yes"], c["reward"] >= 1.0) for c in earlier.values() if c["p_yes"] is not None]
+    threshold = fit_threshold(scored)
+    verdicts = {case: decide(row["p_yes"], row["verdict"] or "UNSCORED", threshold) for case, row in per_case.items()}
+    return {"fitted_on": source, "fitted_threshold": threshold,
+            "fitted": _metrics(labels, verdicts)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--name", default="current")
+    parser.add_argument("--model", default="local/qwen2.5-coder-0.5b")
+    parser.add_argument("--max-input-tokens", type=int)
+    parser.add_argument("--threshold", type=float)
+    parser.add_argument("--no-further", dest="further", action="store_false")
+    parser.add_argument("--fit-from", metavar="NAME", help="Apply the threshold fitted on run NAME's p_yes.")
+    args = parser.parse_args(argv)
+    result = run(args)
+    stored = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    stored[args.name] = result
+    RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    shown = {k: v for k, v in result.items() if k != "per_case"}
+    print(json.dumps(shown, indent=2), file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
