@@ -259,9 +259,10 @@ def test_two_reviewers_at_once_lose_nothing(setup: dict[str, Any]) -> None:
             tab.page.locator("#reviewer").blur()
         assert a.page.input_value("input[name=trial_id]") != b.page.input_value("input[name=trial_id]")
         for _ in range(2):
-            # both answer at the same moment, then wait for both pages
-            a.page.keyboard.press("y")
-            b.page.keyboard.press("n")
+            # both answer at the same moment, then wait for both pages to load their answer
+            with a.page.expect_navigation(), b.page.expect_navigation():
+                a.page.keyboard.press("y")
+                b.page.keyboard.press("n")
             a.page.wait_for_load_state()
             b.page.wait_for_load_state()
             a.page.wait_for_selector("#answered")
