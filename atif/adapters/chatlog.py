@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
-from atif.adapters.jsonio import iter_records, sniff_json, sniff_jsonl_first
+from atif.adapters.jsonio import iter_records, sniff_json_or_jsonl
 from atif.adapters.values import message_list
 from atif.errors import AdapterError, AtifError
 
@@ -53,13 +53,7 @@ class ChatLogAdapter:
         """Accept a ``.json``/``.jsonl`` file whose (first) record has this format's markers."""
         if path.is_dir():
             return Sniff(False, "a directory")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            doc, why = sniff_jsonl_first(path)
-        elif suffix == ".json":
-            doc, why = sniff_json(path)
-        else:
-            return Sniff(False, "not a .json or .jsonl file")
+        doc, why = sniff_json_or_jsonl(path)
         if why:
             return Sniff(False, why)
         reason = self._why_not(doc)

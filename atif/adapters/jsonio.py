@@ -30,6 +30,7 @@ __all__ = [
     "read_error",
     "read_json",
     "sniff_json",
+    "sniff_json_or_jsonl",
     "sniff_jsonl_first",
 ]
 
@@ -126,6 +127,17 @@ def sniff_json(path: Path) -> tuple[Any, str | None]:
         return load_json_cached(path), None
     except ParseError as exc:
         return None, f"not a JSON document ({exc.reason})"
+
+
+def sniff_json_or_jsonl(path: Path) -> tuple[Any, str | None]:
+    """For sniffing a ``.json`` document or the first record of a ``.jsonl``/``.ndjson`` file:
+    ``(document, None)`` or ``(None, why not)``."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return sniff_jsonl_first(path)
+    if suffix == ".json":
+        return sniff_json(path)
+    return None, "not a .json or .jsonl file"
 
 
 def sniff_jsonl_first(path: Path) -> tuple[Any, str | None]:

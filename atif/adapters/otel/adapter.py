@@ -25,7 +25,7 @@ from typing import Any
 
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.builder import TrajectoryBuilder, make_trial
-from atif.adapters.jsonio import iter_jsonl_lenient, load_json_cached, sniff_json, sniff_jsonl_first
+from atif.adapters.jsonio import iter_jsonl_lenient, load_json_cached, sniff_json_or_jsonl
 from atif.adapters.otel.conventions import Message, llm_call, span_kind, tool_run
 from atif.adapters.otel.spans import Span, spans_of
 from atif.errors import AtifError
@@ -53,19 +53,13 @@ class OtelAdapter:
         """Accept a ``.json`` OTLP export or span list, or a ``.jsonl`` of spans/exports, with GenAI or OpenInference attributes."""
         if not path.is_file():
             return Sniff(False, "not a file")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            doc, why = sniff_jsonl_first(path)
-        elif suffix == ".json":
-            doc, why = sniff_json(path)
-        else:
-            return Sniff(False, "not a .json or .jsonl file")
+        doc, why = sniff_json_or_jsonl(path)
         if why:
             return Sniff(False, why)
         spans = spans_of(doc)
         if spans is None:
             return Sniff(False, "neither an OTLP/JSON export (resourceSpans) nor an exported span (context.trace_id)")
-        if suffix in (".jsonl", ".ndjson"):
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
             return Sniff(True, _marker(spans) or "exported spans (context.trace_id); GenAI attributes may follow")
         reason = _marker(spans)
         return Sniff(reason is not None, reason or "spans without gen_ai.* or OpenInference attributes")
