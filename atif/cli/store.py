@@ -21,18 +21,7 @@ def _criteria_data(path: Path) -> dict[str, Any]:
     """The criteria file as the store takes it, with module and template paths made absolute."""
     from atif import load_criteria
 
-    cf = load_criteria(path)
-    base = Path(cf.base_dir)
-    criteria = []
-    for c in cf.criteria:
-        config = c.config()
-        if c.kind == "function" and config.get("module"):
-            config["module"] = str((base / config["module"]).resolve())
-        criteria.append({"label": c.label, "question": c.question, "kind": c.kind, "config": config})
-    judge = cf.judge.model_dump(mode="json", exclude_unset=True)
-    if judge.get("templates"):
-        judge["templates"] = {k: str((base / v).resolve()) for k, v in judge["templates"].items()}
-    return {"name": cf.name, "criteria": criteria, "judge": judge}
+    return load_criteria(path).store_spec()
 
 
 @click.command(name="upload")

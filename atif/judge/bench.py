@@ -125,25 +125,15 @@ def bench_labels(store: Store, labels: str | Path, criteria: CriteriaFile, *, ex
 
 def _criteria_spec(criteria: CriteriaFile, labels: set[str], model: str | None,
                    api_base: str | None) -> dict[str, Any]:
-    base = Path(criteria.base_dir)
-    out = []
-    for c in criteria.criteria:
-        if c.label not in labels:
-            continue
-        config = c.config()
-        if c.kind == "function" and config.get("module"):
-            config["module"] = str((base / config["module"]).resolve())
-        out.append({"label": c.label, "question": c.question, "kind": c.kind, "config": config})
-    judge = criteria.judge.model_dump(mode="json", exclude_unset=True)
-    if judge.get("templates"):
-        judge["templates"] = {k: str((base / v).resolve()) for k, v in judge["templates"].items()}
+    spec = criteria.store_spec(labels)
+    judge = spec["judge"]
     if model:
         judge["model"] = model
         if api_base is None:
             judge.pop("api_base", None)
     if api_base:
         judge["api_base"] = api_base
-    return {"name": f"bench-{criteria.name}", "criteria": out, "judge": judge}
+    return {**spec, "name": f"bench-{criteria.name}"}
 
 
 def run_bench(store: Store, cases: list[BenchCase], criteria: CriteriaFile, *, name: str | None = None,

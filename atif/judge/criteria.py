@@ -162,6 +162,23 @@ class CriteriaFile(BaseModel):
     base_dir: Path = Path(".")
     """Folder the file was read from; module and template paths are relative to it."""
 
+    def store_spec(self, labels: set[str] | None = None) -> dict[str, Any]:
+        """The criterion set as the store takes it (``Store.ingest(criteria=...)``), with module
+        and template paths made absolute; only the criteria in ``labels`` when given."""
+        base = Path(self.base_dir)
+        criteria = []
+        for c in self.criteria:
+            if labels is not None and c.label not in labels:
+                continue
+            config = c.config()
+            if c.kind == "function" and config.get("module"):
+                config["module"] = str((base / config["module"]).resolve())
+            criteria.append({"label": c.label, "question": c.question, "kind": c.kind, "config": config})
+        judge = self.judge.model_dump(mode="json", exclude_unset=True)
+        if judge.get("templates"):
+            judge["templates"] = {k: str((base / v).resolve()) for k, v in judge["templates"].items()}
+        return {"name": self.name, "criteria": criteria, "judge": judge}
+
     @model_validator(mode="after")
     def _unique_labels(self) -> CriteriaFile:
         seen: dict[str, int] = {}
