@@ -252,13 +252,12 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
     return {k: v * scale for k, v in out.items()}
 
 
-def metrics_at_scale(n: int, work: Path) -> dict[str, float]:
-    """Seconds of the metrics views over ``n`` trials (10 experiments, 4 agents, 3 criteria) made in SQL."""
+def build_metrics_store(n: int, db: Path) -> float:
+    """A store of ``n`` trials (10 experiments, 4 agents, 3 criteria) made in SQL; returns the seconds taken."""
     import duckdb
 
     from atif.store import Store
 
-    db = work / "metrics.duckdb"
     Store(db).close()
     con = duckdb.connect(str(db))
     t = time.perf_counter()
@@ -291,6 +290,16 @@ def metrics_at_scale(n: int, work: Path) -> dict[str, float]:
     con.execute("CHECKPOINT")
     build = time.perf_counter() - t
     con.close()
+    return build
+
+
+def metrics_at_scale(n: int, work: Path) -> dict[str, float]:
+    """Seconds of the metrics views over ``n`` trials (10 experiments, 4 agents, 3 criteria) made in SQL."""
+
+    from atif.store import Store
+
+    db = work / "metrics.duckdb"
+    build = build_metrics_store(n, db)
     out = {"build (s)": build}
     with Store(db, read_only=True) as store:
         for view in ("experiment_metrics", "criterion_metrics"):

@@ -97,36 +97,11 @@ def metrics_seconds(n: int, work: Path, target: str) -> tuple[float, float]:
 
     The same data as :func:`bench.store_bench.metrics_at_scale` builds.
     """
-    import duckdb
-
     from atif.store import Store, copy_store
+    from bench.store_bench import build_metrics_store
 
     db = work / "metrics.duckdb"
-    Store(db).close()
-    con = duckdb.connect(str(db))
-    con.execute("BEGIN")
-    con.execute("INSERT INTO collections (name) VALUES ('c')")
-    con.execute("INSERT INTO criterion_sets (name) VALUES ('cs')")
-    con.execute("INSERT INTO criteria (criterion_set, label, question, kind, position) "
-                "SELECT 'cs', 'crit-' || i, 'q', 'llm', i FROM range(3) r(i)")
-    con.execute("INSERT INTO experiments (name, collection, criterion_set) SELECT 'exp-' || i, 'c', 'cs' FROM range(10) r(i)")
-    con.execute("INSERT INTO tasks (collection, name, tags) SELECT 'c', 'task-' || i, ['t'] FROM range(1000) r(i)")
-    con.execute("INSERT INTO trajectory_data (trajectory_id, raw, schema_version, agent_name, agent_version, "
-                "model_name, step_count, n_bytes) SELECT 'traj-' || i, ''::BLOB, 'ATIF-v1.6', 'agent-' || (i % 4), "
-                "'1.0', 'model-' || (i % 4), 20, 0 FROM range(1000) r(i)")
-    con.execute(f"""
-        INSERT INTO trial_data (trial_id, experiment, task_name, epoch, trajectory_id, reward, steps, cost_usd,
-                                duration_seconds, input_tokens, output_tokens, cached_tokens, error, record_hash)
-        SELECT 'trial-' || i, 'exp-' || (i % 10), 'task-' || (i % 1000), 1, 'traj-' || (i % 1000),
-               (hash(i) % 1000) / 1000.0, 20, (hash(i) % 500) / 100000.0, (hash(i * 7) % 600)::DOUBLE,
-               20000 + (i % 5000), 2000, 1500, CASE WHEN i % 50 = 0 THEN 'TimeoutError' END, 'h'
-        FROM range({n}) r(i)""")
-    con.execute(f"""
-        INSERT INTO rating_data (trial_id, criterion, verdict, source)
-        SELECT 'trial-' || i, 'crit-' || c, CASE WHEN hash(i + c) % 3 = 0 THEN 'NO' ELSE 'YES' END, 'judge'
-        FROM range({n}) r(i), range(3) k(c)""")
-    con.execute("COMMIT")
-    con.close()
+    build_metrics_store(n, db)
     data = work / "lake-metrics"
     with Store(db, read_only=True) as src, Store(target, data_path=data) as dst:
         copy_store(src, dst)
