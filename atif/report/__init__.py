@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from atif.report.calibrate import REFERENCE_SOURCES, calibrate, load_reference_file
 from atif.report.compare import compare
+from atif.report.correction import correct_with_own_labels
 from atif.report.export import EXPORT_FORMATS, EXPORT_KINDS, export_dataset
 from atif.report.formatting import compact, pct, usd
 from atif.report.gate import Condition, GateResult, gate, parse_min_pass
@@ -27,6 +28,7 @@ from atif.report.render_md import render_calibration_md, render_compare_md, rend
 from atif.report.summary import COHORT_KEYS, REPORT_SCHEMA_VERSION, build_report
 
 __all__ = [
+    "correct_with_own_labels",
     "criteria_of",
     "require_experiment",
     "COHORT_KEYS",

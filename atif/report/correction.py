@@ -18,7 +18,7 @@ from typing import Any
 from atif.report.stats import rogan_gladen_interval
 from atif.store import Store
 
-__all__ = ["apply_correction", "corrected_rate", "load_calibration"]
+__all__ = ["apply_correction", "correct_with_own_labels", "corrected_rate", "load_calibration"]
 
 
 def corrected_rate(n_yes: int, n: int, calibration: dict[str, Any] | None, label: str) -> dict[str, Any]:
@@ -72,3 +72,25 @@ def load_calibration(store: Store, experiment: str, reference: str, *, against: 
     is_file = path.suffix.lower() in (".jsonl", ".ndjson") or path.is_file()
     return calibrate(store, experiment, against=against, reference=None if is_file else reference,
                      reference_file=path if is_file else None)
+
+
+def correct_with_own_labels(store: Store, report: dict[str, Any], experiment: str,
+                            *, against: str = "human") -> dict[str, Any]:
+    """``report`` with corrected pass rates when ``experiment`` holds its own ``against`` labels.
+
+    The labels are those a reviewer gave in the experiment itself (each compared with the judge
+    verdict it replaced, as ``atif calibrate -e EXP`` does). Without any, ``report`` is returned
+    unchanged; otherwise a corrected copy, so a cached report stays as it was.
+    """
+    import copy
+
+    from atif.errors import ReportError
+    from atif.report.calibrate import calibrate
+
+    try:
+        cal = calibrate(store, experiment, against=against)
+    except ReportError:  # no pair has both a judge verdict and a label: nothing to correct by
+        return report
+    if not any(c.get("n_pairs") for c in cal.get("criteria", {}).values()):
+        return report
+    return apply_correction(copy.deepcopy(report), cal)

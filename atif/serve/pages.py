@@ -18,6 +18,7 @@ from atif.report import (
     build_report,
     calibrate,
     compare,
+    correct_with_own_labels,
     criteria_of,
     require_experiment,
     resolve_trial_id,
@@ -106,7 +107,8 @@ def experiment_summary(request: Request) -> HTMLResponse:
     by = _cohort(request.query_params.get("by"))
     with st.access.reading() as store:
         version = st.version(store)
-        report = st.cached(("report", name, by, version), lambda: build_report(store, name, by=by))
+        report = st.cached(("report", name, by, version),
+                           lambda: correct_with_own_labels(store, build_report(store, name, by=by), name))
     html = render("_summary.html", experiment=name, report=report, **_summary_context(report, by))
     return HTMLResponse(html, headers={"cache-control": "no-store"})
 

@@ -190,3 +190,31 @@ def test_long_trajectories_come_in_parts_and_citations_find_their_part(
     assert f'href="/trial/{tid}#step-5"' in last  # the citation leads back to part 1
     assert 'id="step-25"' in c.get(f"/trial/{tid}", params={"at": "25"}).text
     assert c.get(f"/trial/{tid}", params={"part": "99"}).text.count('class="step ') == 1  # the last part
+
+
+def test_summary_shows_pass_rates_corrected_by_the_experiments_own_labels(app: Any, store_path: Path) -> None:
+    """Human labels that replace judge verdicts give the judge's Se/Sp; the summary corrects by them."""
+    c = client(app)
+    assert ">corrected<" not in c.get("/experiment/summary", params={"e": "web"}).text  # no labels yet
+    with Store.open(store_path) as s:
+        judged = s.read("SELECT trial_id, verdict FROM ratings WHERE experiment = 'web' AND criterion = 'correct' "
+                        "AND source = 'judge' ORDER BY trial_id")
+        yes = [r["trial_id"] for r in judged if r["verdict"] == "YES"][:6]
+        no = [r["trial_id"] for r in judged if r["verdict"] == "NO"][:4]
+        assert len(yes) == 6 and len(no) == 4
+        # reference: 5 of the judge's YES hold, 1 does not; 3 of its NO hold, 1 does not
+        for i, t in enumerate(yes):
+            s.save_rating(t, "correct", "NO" if i == 0 else "YES", source="human")
+        for i, t in enumerate(no):
+            s.save_rating(t, "correct", "YES" if i == 0 else "NO", source="human")
+        n_yes, n = s.read_one("SELECT count(*) FILTER (verdict = 'YES'), count(*) FILTER (verdict IN ('YES', 'NO')) "
+                              "FROM ratings WHERE experiment = 'web' AND criterion = 'correct'")
+    se, sp = 5 / 6, 3 / 4
+    expected = min(1.0, max(0.0, (n_yes / n + sp - 1) / (se + sp - 1)))
+    text = c.get("/experiment/summary", params={"e": "web"}).text
+    assert ">corrected<" in text
+    row = re.search(r"<tr><td>correct</td>(.*?)</tr>", text, re.S)
+    assert row is not None
+    assert f"{100 * expected:.1f}%" in row.group(1) and "(10 labels)" in row.group(1)
+    other = re.search(r"<tr><td>safe</td>(.*?)</tr>", text, re.S)
+    assert other is not None and "no calibration data for this criterion" in other.group(1)
