@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from atif import AtifError
-from atif.cli._common import db_option
+from atif.cli._common import data_path, db_option
 
 _INSTALL_HINT = "atif serve needs the serve extra: pip install 'atif[serve]' (starlette, uvicorn)"
 
@@ -45,4 +45,4 @@ def serve_cmd(db_path: str, host: str, port: int, read_only: bool, reviewer: str
             click.echo("A token was generated for this non-local host; every request must carry it.", err=True)
 
     run_server(db_path, host=host, port=port, read_only=read_only, token=token, reviewer=reviewer,
-               on_start=started)
+               on_start=started, data_path=data_path())

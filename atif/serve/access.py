@@ -29,9 +29,11 @@ _RETRY_PAUSE = 0.05
 class StoreAccess:
     """Opens the store named ``target`` for one request at a time."""
 
-    def __init__(self, target: str | os.PathLike[str], *, read_only: bool) -> None:
+    def __init__(self, target: str | os.PathLike[str], *, read_only: bool,
+                 data_path: str | os.PathLike[str] | None = None) -> None:
         self.target = str(target)
         self.read_only = read_only
+        self.data_path = data_path
         self.lock = threading.RLock()
         """Held while a request uses the store; also makes check-then-write steps atomic in this server."""
 
@@ -44,7 +46,7 @@ class StoreAccess:
         deadline = time.monotonic() + _RETRY_SECONDS
         while True:
             try:
-                return Store.open(self.target, read_only=read_only)
+                return Store.open(self.target, read_only=read_only, data_path=self.data_path)
             except StoreLockedError:
                 if time.monotonic() >= deadline:
                     raise

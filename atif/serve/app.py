@@ -22,16 +22,17 @@ __all__ = ["create_app"]
 
 
 def create_app(store_path: str | os.PathLike[str], *, read_only: bool = False, token: str | None = None,
-               reviewer: str | None = None) -> Starlette:
+               reviewer: str | None = None, data_path: str | os.PathLike[str] | None = None) -> Starlette:
     """The web app over the store at ``store_path``.
 
     With ``read_only`` the store is only read and no write route exists. With ``token`` every
     request must carry it (see ``atif.serve.security``); without, only requests addressed to a
     loopback name are answered. ``reviewer`` names who labels when a browser gives no name
     (default: the user running the server). The store is created or migrated first unless
-    ``read_only``; a store that cannot be opened raises here, not on the first request.
+    ``read_only``; a store that cannot be opened raises here, not on the first request. A team
+    store takes its Parquet folder from ``data_path`` (default ``$ATIF_DATA_PATH``).
     """
-    access = StoreAccess(store_path, read_only=read_only)
+    access = StoreAccess(store_path, read_only=read_only, data_path=data_path)
     access.prepare()
     state = AppState(access=access, token=token, reviewer=reviewer or _user())
     routes = [

@@ -42,12 +42,13 @@ def server_info(host: str, port: int, token: str | None) -> ServerInfo:
 
 def run_server(store_path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000,
                read_only: bool = False, token: str | None = None, reviewer: str | None = None,
-               on_start: Callable[[ServerInfo], None] | None = None) -> None:
+               on_start: Callable[[ServerInfo], None] | None = None,
+               data_path: str | os.PathLike[str] | None = None) -> None:
     """Serve the app until interrupted; ``on_start`` gets the address once the socket listens."""
     import uvicorn
 
     info = server_info(host, port, token)
-    app = create_app(store_path, read_only=read_only, token=info.token, reviewer=reviewer)
+    app = create_app(store_path, read_only=read_only, token=info.token, reviewer=reviewer, data_path=data_path)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

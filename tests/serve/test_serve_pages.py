@@ -218,3 +218,22 @@ def test_summary_shows_pass_rates_corrected_by_the_experiments_own_labels(app: A
     assert f"{100 * expected:.1f}%" in row.group(1) and "(10 labels)" in row.group(1)
     other = re.search(r"<tr><td>safe</td>(.*?)</tr>", text, re.S)
     assert other is not None and "no calibration data for this criterion" in other.group(1)
+
+
+def test_trial_page_shows_steps_whose_metrics_have_only_some_counts(tmp_path: Path) -> None:
+    """Every metrics field of a step is optional in ATIF: a step with prompt/completion tokens only renders."""
+    from atif.serve import create_app
+    from atif.trial import Converted, Trial
+
+    traj = {"schema_version": "ATIF-v1.6", "session_id": "s-partial-metrics",
+            "agent": {"name": "a", "version": "1"},
+            "steps": [{"step_id": 1, "source": "user", "message": "hi"},
+                      {"step_id": 2, "source": "agent", "message": "PARTIAL-METRICS-ANSWER",
+                       "metrics": {"prompt_tokens": 1234, "completion_tokens": 5}}]}
+    trial = Trial(task_name="t", trial_id="partial-1", trajectory=traj)
+    with Store.open(tmp_path / "s.duckdb") as s:
+        s.ingest([Converted(trajectory=traj, trial=trial, trial_key="t", source="mem:t")], "e",
+                 create_missing_tasks=True)
+        trial_id = s.read_one("SELECT trial_id FROM trials")[0]
+    r = client(create_app(tmp_path / "s.duckdb")).get(f"/trial/{trial_id}")
+    assert r.status_code == 200 and "PARTIAL-METRICS-ANSWER" in r.text and "1,234 in" in r.text
