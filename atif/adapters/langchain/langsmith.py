@@ -21,6 +21,7 @@ from atif.adapters.values import (
     iso_timestamp,
     seconds_between,
     source_names,
+    text_of,
     without_none,
 )
 from atif.errors import AdapterError, AtifError
@@ -114,6 +115,38 @@ def _run_messages(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+# ``get_buffer_string`` prefixes (langchain-core's defaults) -> message kind.
+_BUFFER_PREFIXES = {"System": "system", "Human": "human", "AI": "ai", "Tool": "tool", "Function": "function"}
+
+
+def buffer_messages(prompt: str) -> list[dict[str, Any]]:
+    """The messages of one ``get_buffer_string`` prompt (``System: ...\nHuman: ...``).
+
+    A tracer in langchain-core's default schema records a chat model call as an ``llm`` run whose
+    input is this one string, so it is the only place the system prompt is kept. A line starting
+    with a known prefix starts a message; other lines continue the one before (a message whose
+    own text has a line starting ``Human: `` is split there: the string cannot tell).
+    """
+    out: list[dict[str, Any]] = []
+    for line in prompt.split("\n"):
+        head, sep, rest = line.partition(": ")
+        if sep and head in _BUFFER_PREFIXES:
+            out.append({"kind": _BUFFER_PREFIXES[head], "content": rest})
+        elif out:
+            out[-1]["content"] += "\n" + line
+        elif line:
+            out.append({"kind": "human", "content": line})
+    return out
+
+
+def _prompt_strings(inputs: Any) -> list[dict[str, Any]]:
+    """Messages of an ``llm`` run's ``{"prompts": [str]}`` input (the first prompt: a trace has one)."""
+    prompts = inputs.get("prompts") if isinstance(inputs, Mapping) else None
+    if isinstance(prompts, list) and prompts and isinstance(prompts[0], str):
+        return buffer_messages(prompts[0])
+    return []
+
+
 def _llm_output(run: Mapping[str, Any]) -> dict[str, Any] | None:
     outputs = run.get("outputs") or {}
     gens = outputs.get("generations") if isinstance(outputs, Mapping) else None
@@ -190,6 +223,9 @@ def _trace_to_messages(
     """
     conv: list[dict[str, Any]] = []
     seen: set[str] = set()
+    # (kind, text) of system/human messages read from prompt strings, which carry no id: the
+    # same message met later with an id (the root's output state) is the same message.
+    seen_text: set[tuple[str, str]] = set()
     timing: dict[int, Timed] = {}
     root_inputs = {
         _msg_key(m)
@@ -200,7 +236,7 @@ def _trace_to_messages(
 
     def append(msg: dict[str, Any], ctx: Timed | None) -> None:
         key = _msg_key(msg)
-        if key in seen:
+        if key in seen or (msg.get("id") and (msg["kind"], text_of(msg.get("content"))) in seen_text):
             return
         seen.add(key)
         if ctx is not None:
@@ -224,6 +260,11 @@ def _trace_to_messages(
             continue
         inputs = run.get("inputs") or {}
         prompt = _run_messages(inputs.get("messages")) if isinstance(inputs, Mapping) else []
+        if not prompt:
+            # Only what the string alone holds: system and user turns. Model replies and tool
+            # results in it come, with their ids and calls, from the runs that made them.
+            prompt = [m for m in _prompt_strings(inputs) if m["kind"] in ("system", "human")]
+            seen_text.update((m["kind"], m["content"]) for m in prompt)
         start = iso_timestamp(run.get("start_time"))
         out = _llm_output(run)
         out_key = _msg_key({**out, "id": out.get("id")}) if out is not None else None
