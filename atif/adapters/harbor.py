@@ -13,6 +13,13 @@ record per trial directory that has a ``result.json``:
   files (``trajectory.summarization-K-*.json``, any ``trajectory_path`` ref) **embedded** as
   ``subagent_trajectories`` and referred to by ``trajectory_id``. So each trial is one
   self-contained file.
+* **LangGraph agent** (Harbor's ``langgraph`` installed agent writes no ``trajectory.json``): its
+  runner's ``agent/result.json`` (the graph's final state, messages reduced to ``type``,
+  ``content``, ``tool_calls``, ``usage_metadata``) is converted as a LangGraph state by the
+  ``langchain`` adapter's rules. Its tool messages lost their ``tool_call_id``, so each result is
+  paired with the oldest unanswered call (ToolNode answers in call order): the result's
+  ``extra.paired_by`` is ``"position"``, the trajectory's ``extra.tool_results_paired_by_position``
+  counts them, and a warning says so.
 * **Reward**: ``verifier/reward.json`` wins, then ``result.json``'s
   ``verifier_result.rewards``, then ``verifier/reward.txt``. A single ``reward`` key (what
   ``reward.txt`` becomes) is a float; anything else stays a dict of named rewards. The primary
@@ -49,6 +56,7 @@ from atif.adapters.atif_files import resolve_trajectory
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.builder import make_trial
 from atif.adapters.jsonio import load_json_cached, read_json
+from atif.adapters.langchain import convert_messages, parse_langchain
 from atif.adapters.values import obj
 from atif.errors import AtifError, ParseError
 
@@ -289,6 +297,25 @@ class HarborAdapter:
                 yield Failure(str(tpath), str(exc))
                 return
 
+        tally: dict[str, Any] | None = None
+        trajectory_from: str | None = None
+        langgraph = trial_dir / "agent" / "result.json"
+        if traj is None and langgraph.is_file():
+            try:
+                state = read_json(langgraph)
+            except ParseError as exc:
+                yield Failure(str(langgraph), str(exc.reason))
+                return
+            parsed, why = parse_langchain(state)
+            if parsed is None:
+                warnings.append(f"{langgraph}: not a LangGraph state ({why}); no trajectory")
+            else:
+                made = convert_messages(parsed.messages, source=str(langgraph), source_format="harbor/langgraph",
+                                        task_name=str(task_name), trial_key=trial_name, agent_name="langgraph")
+                traj, tally = made.trajectory, made.tally
+                warnings.extend(made.warnings)
+                trajectory_from = "agent/result.json"
+
         reward, reward_origin = _rewards(trial_dir, result, warnings)
         error, etype = _error(trial_dir, result)
         if traj is None and error is None:
@@ -320,9 +347,15 @@ class HarborAdapter:
             "exception_type": etype,
             "reward_source": reward_origin,
             "original_schema_version": original_version,
+            "trajectory_source": trajectory_from,
             "dataset": result.get("source"),
             "task_checksum": result.get("task_checksum"),
         }
+        if trajectory_from and traj is not None:  # the runner kept no model names: Harbor's config has it
+            if model_info.get("name") and "model_name" not in traj["agent"]:
+                traj["agent"]["model_name"] = str(model_info["name"])
+            if agent_info.get("version"):
+                traj["agent"]["version"] = str(agent_info["version"])
         if isinstance(reward, dict) and reward:
             meta["primary_reward"] = "reward" if "reward" in reward else next(iter(reward))
         if job:
@@ -358,4 +391,5 @@ class HarborAdapter:
             source=str(trial_dir),
             warnings=warnings,
             instruction=_instruction(trial_dir, result, config),
+            tally=tally,
         )

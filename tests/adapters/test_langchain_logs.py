@@ -66,3 +66,63 @@ def test_buffer_string_is_split_into_messages() -> None:
         {"kind": "tool", "content": "done"},
     ]
     assert buffer_messages("no prefix at all") == [{"kind": "human", "content": "no prefix at all"}]
+
+
+HARBOR_TRIAL = ROOT / "fixtures" / "harbor" / "langgraph-trial" / "hello-world__LgRph7Q"
+
+
+def test_harbor_langgraph_trial_pairs_tool_results_by_position() -> None:
+    (item,) = list(get_adapter("harbor").convert(HARBOR_TRIAL, ConvertOptions()))
+    traj = item.trajectory
+    assert traj is not None
+    assert traj["extra"] == {"source_format": "harbor/langgraph", "tool_results_paired_by_position": 2}
+    agent = traj["steps"][1]
+    results = agent["observation"]["results"]
+    assert [r["source_call_id"] for r in results] == [c["tool_call_id"] for c in agent["tool_calls"]]
+    assert all(r["extra"] == {"paired_by": "position"} for r in results)
+    assert any("paired with the oldest unanswered tool call" in w for w in item.warnings)
+    assert item.tally == {"read": 5, "mapped": 5, "skipped": 0, "skip_reasons": {}}
+    assert item.trial.metadata["trajectory_source"] == "agent/result.json"
+    assert traj["agent"]["model_name"] == "scripted-gpt"
+
+
+def _state(tmp_path: Path, messages: list[dict[str, Any]]) -> Path:
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"messages": messages}))
+    return path
+
+
+def _call(cid: str, name: str) -> dict[str, Any]:
+    return {"name": name, "args": {"x": cid}, "id": cid, "type": "tool_call"}
+
+
+def test_results_with_ids_are_linked_by_id_and_the_rest_by_position(tmp_path: Path) -> None:
+    path = _state(tmp_path, [
+        {"type": "human", "content": "go"},
+        {"type": "ai", "content": "", "tool_calls": [_call("a", "f"), _call("b", "g"), _call("c", "h")]},
+        {"type": "tool", "content": "answer of b", "tool_call_id": "b"},
+        {"type": "tool", "content": "answer of a"},
+        {"type": "tool", "content": "answer of c"},
+        {"type": "ai", "content": "", "tool_calls": [_call("d", "f")]},
+        {"type": "tool", "content": "answer of d"},
+        {"type": "tool", "content": "one too many"},
+    ])
+    steps = _steps(path, "langchain")
+    got = [(r.get("source_call_id"), r["content"], (r.get("extra") or {}).get("paired_by"))
+           for s in steps for r in (s.get("observation") or {}).get("results", [])]
+    assert got == [
+        ("b", "answer of b", None), ("a", "answer of a", "position"), ("c", "answer of c", "position"),
+        ("d", "answer of d", "position"), (None, "one too many", None),
+    ]
+
+
+def test_a_truncated_langgraph_result_is_a_failure_naming_the_file(tmp_path: Path) -> None:
+    import shutil
+
+    trial = tmp_path / HARBOR_TRIAL.name
+    shutil.copytree(HARBOR_TRIAL, trial)
+    bad = trial / "agent" / "result.json"
+    bad.write_bytes(bad.read_bytes()[:200])
+    (failure,) = list(get_adapter("harbor").convert(trial, ConvertOptions()))
+    assert failure.source == str(bad)  # type: ignore[union-attr]
+    assert "line" in failure.reason  # type: ignore[union-attr]

@@ -401,7 +401,7 @@ class LangSmithAdapter:
             session_id=trace_id,
             tool_definitions=_tool_definitions(runs),
         )
-        build_steps(builder, messages, timing)
+        by_position = build_steps(builder, messages, timing)
         model = main_model(builder.steps)
         if model:
             builder.agent["model_name"] = model
@@ -411,6 +411,7 @@ class LangSmithAdapter:
             "run_id": root_id,
             "project": root.get("session_name"),
             "tags": root.get("tags") or None,
+            "tool_results_paired_by_position": by_position or None,
         })
         traj = builder.build(extra=traj_extra)
         error = root.get("error")
