@@ -126,3 +126,76 @@ def test_a_truncated_langgraph_result_is_a_failure_naming_the_file(tmp_path: Pat
     (failure,) = list(get_adapter("harbor").convert(trial, ConvertOptions()))
     assert failure.source == str(bad)  # type: ignore[union-attr]
     assert "line" in failure.reason  # type: ignore[union-attr]
+
+
+LANGCHAIN = ROOT / "fixtures" / "langchain"
+
+
+def test_stream_parts_of_updates_and_messages_v2() -> None:
+    path = LANGCHAIN / "langgraph_stream_multi_v2.json"
+    adapter, answers = detect(path)
+    assert adapter.name == "langchain", answers
+    (item,) = list(get_adapter("langchain").convert(path, ConvertOptions()))
+    traj = item.trajectory
+    assert traj is not None
+    assert traj["extra"]["source_format"] == "langchain/langgraph-messages+updates-v2"
+    steps = traj["steps"]
+    assert [s["source"] for s in steps] == ["agent", "agent"]  # the input is in no stream part
+    assert sorted(r["source_call_id"] for r in steps[0]["observation"]["results"]) == ["call_divide_1", "call_weather_1"]
+    parts = json.loads(path.read_text())
+    assert item.tally == {"read": len(parts), "mapped": len(parts), "skipped": 0, "skip_reasons": {}}
+
+
+def test_messages_parts_alone_give_the_same_steps(tmp_path: Path) -> None:
+    parts = json.loads((LANGCHAIN / "langgraph_stream_multi_v2.json").read_text())
+    only = tmp_path / "messages.json"
+    only.write_text(json.dumps([p for p in parts if p["type"] == "messages"]))
+    want = _steps(LANGCHAIN / "langgraph_stream_multi_v2.json", "langchain")
+    assert _steps(only, "langchain") == want
+
+
+def test_token_chunks_of_one_message_are_joined(tmp_path: Path) -> None:
+    meta = {"langgraph_node": "model"}
+
+    def chunk(content: str, **kw: Any) -> dict[str, Any]:
+        return {"type": "messages", "ns": [], "data": [{"type": "AIMessageChunk", "id": "run-1", "content": content,
+                                                        **kw}, meta]}
+
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps([
+        chunk("Let me ", tool_call_chunks=[{"index": 0, "id": "c1", "name": "get_weather", "args": '{"ci'}]),
+        chunk("check.", tool_call_chunks=[{"index": 0, "id": None, "name": None, "args": 'ty": "Oslo"}'}]),
+        chunk("", usage_metadata={"input_tokens": 10, "output_tokens": 4, "total_tokens": 14}),
+        {"type": "messages", "ns": [], "data": [{"type": "tool", "id": "t1", "tool_call_id": "c1",
+                                                 "content": "rain"}, meta]},
+        {"type": "custom", "ns": [], "data": {"progress": 1}},
+    ]))
+    (item,) = list(get_adapter("langchain").convert(path, ConvertOptions()))
+    (step,) = item.trajectory["steps"]  # type: ignore[index]
+    assert step["message"] == "Let me check."
+    assert step["tool_calls"] == [{"tool_call_id": "c1", "function_name": "get_weather", "arguments": {"city": "Oslo"}}]
+    assert step["metrics"] == {"prompt_tokens": 10, "completion_tokens": 4}
+    assert step["observation"]["results"][0]["content"] == "rain"
+    assert item.tally == {"read": 5, "mapped": 4, "skipped": 1, "skip_reasons": {"stream part of mode 'custom'": 1}}
+
+
+def test_astream_events_v2_read_as_runs() -> None:
+    path = LANGSMITH / "astream_events_v2.json"
+    adapter, _ = detect(path)
+    assert adapter.name == "langsmith"
+    assert "astream_events" in get_adapter("langchain").sniff(path).reason
+    steps = _steps(path, "langsmith")
+    assert _shape(steps) == _shape(_steps(LANGSMITH / "run_collector.json", "langsmith"))
+    assert [r["source_call_id"] for r in steps[2]["observation"]["results"]] == ["call_weather_1", "call_divide_1"]
+
+
+def test_unknown_events_are_counted_as_skipped(tmp_path: Path) -> None:
+    events = json.loads((LANGSMITH / "astream_events_v2.json").read_text())
+    events.insert(3, {"event": "on_custom_event", "name": "progress", "run_id": "x", "data": {"n": 1},
+                      "parent_ids": [], "tags": [], "metadata": {}})
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(events))
+    (item,) = list(get_adapter("langsmith").convert(path, ConvertOptions()))
+    reason = "event 'on_custom_event' (not a run's start, stream or end)"
+    assert item.tally == {"read": len(events), "mapped": len(events) - 1, "skipped": 1, "skip_reasons": {reason: 1}}
+    assert any(reason in w for w in item.warnings)

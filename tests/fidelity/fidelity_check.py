@@ -114,6 +114,9 @@ def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> No
             out.append(Needle("tool name", value[name_key], f"{where}/{name_key}"))
     for k, v in value.items():
         path = f"{where}/{k}"
+        if k in ARGUMENT_KEYS and isinstance(v, dict) and "messages" in v:
+            _walk(v, path, out)  # a graph's input state (astream_events): conversation, not arguments
+            continue
         if k in ARGUMENT_KEYS:
             parsed = _json_of(v) if isinstance(v, str) else v
             if isinstance(v, str) and parsed is None:

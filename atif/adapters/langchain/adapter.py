@@ -64,6 +64,8 @@ class LangChainAdapter:
             task_name=str(options.extra.get("task_name") or task),
             trial_key=key,
             agent_name="langgraph" if parsed.shape.startswith("langgraph") else "langchain",
+            also_read=parsed.also_read,
+            skips=parsed.skips,
         )
 
 
@@ -75,10 +77,20 @@ def convert_messages(
     task_name: str,
     trial_key: str,
     agent_name: str = "langchain",
+    also_read: int = 0,
+    skips: Mapping[str, int] | None = None,
 ) -> Converted:
-    """A ``Converted`` for one normalised message list (see :func:`normalize_message`)."""
+    """A ``Converted`` for one normalised message list (see :func:`normalize_message`).
+
+    Accounting: every message is a record read; ``also_read`` more records are represented by
+    them (streamed chunks of the same messages) and ``skips`` (reason -> count) were passed over.
+    """
     builder = TrajectoryBuilder(agent_name=agent_name)
     by_position = build_steps(builder, messages)
+    builder.count(also_read)
+    for reason, n in (skips or {}).items():
+        for _ in range(n):
+            builder.skip(reason)
     # Derived from the steps, so one conversation gets one id whichever serialisation held it.
     builder.session_id = stable_id(builder.steps)
     builder.agent["model_name"] = main_model(builder.steps)

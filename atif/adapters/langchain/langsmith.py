@@ -9,6 +9,7 @@ from typing import Any
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.builder import TrajectoryBuilder, make_trial
 from atif.adapters.jsonio import sniff_json, sniff_jsonl_first
+from atif.adapters.langchain.events import events_to_runs, is_event
 from atif.adapters.langchain.serialisation import (
     JSONL_SUFFIXES,
     describe,
@@ -41,6 +42,11 @@ def _flatten(run: Mapping[str, Any], out: list[dict[str, Any]], parent: str | No
 
 def _runs_of(doc: Any) -> tuple[list[dict[str, Any]] | None, str]:
     """Every run of a run tree / run list, flattened; ``(None, why not)`` otherwise."""
+    if isinstance(doc, list) and doc and is_event(doc[0]):
+        for i, ev in enumerate(doc):
+            if not is_event(ev):
+                return None, f"item {i} is not an astream_events event ({describe(ev)})"
+        return events_to_runs(doc)[0], ""
     if isinstance(doc, Mapping) and isinstance(doc.get("runs"), list):
         doc = doc["runs"]
     if isinstance(doc, Mapping):
@@ -355,6 +361,8 @@ class LangSmithAdapter:
                 return Sniff(False, why)
             if is_run(first):
                 return Sniff(True, "JSONL of LangSmith runs")
+            if is_event(first):
+                return Sniff(True, "JSONL of LangChain astream_events (v2) events")
             return Sniff(False, f"first line is not a LangSmith run ({describe(first)})")
         doc, why = sniff_json(path)
         if why:
@@ -362,6 +370,8 @@ class LangSmithAdapter:
         runs, why = _runs_of(doc)
         if runs is None:
             return Sniff(False, why)
+        if isinstance(doc, list) and is_event(doc[0]):
+            return Sniff(True, f"LangChain astream_events (v2): {len(doc)} events, {len(runs)} runs")
         return Sniff(True, f"LangSmith runs ({len(runs)})")
 
     def convert(self, path: Path, options: ConvertOptions) -> Iterator[Converted | Failure]:
@@ -371,11 +381,22 @@ class LangSmithAdapter:
         if runs is None:
             raise AdapterError(f"{path}: not LangSmith runs: {why}")
         shape = "run-tree" if isinstance(doc, Mapping) else "runs"
+        tally: dict[str, Any] | None = None
+        if isinstance(doc, list) and is_event(doc[0]):
+            shape = "astream-events-v2"
+            _, skips, _ = events_to_runs(doc)
+            skipped = sum(skips.values())
+            tally = {"read": len(doc), "mapped": len(doc) - skipped, "skipped": skipped, "skip_reasons": skips}
         for root, members in _traces(runs):
             try:
-                yield self._trace(path, root, members, shape, options)
+                item = self._trace(path, root, members, shape, options)
             except AtifError as exc:
                 yield Failure(f"{path}#{root.get('id')}", str(exc))
+                continue
+            item.tally, tally = tally, None  # the file's events are counted once, with its first trace
+            if item.tally and item.tally["skip_reasons"]:
+                item.warnings.extend(f"{n} x {r}; skipped" for r, n in item.tally["skip_reasons"].items())
+            yield item
 
     def _trace(
         self,
