@@ -114,8 +114,11 @@ def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> No
             out.append(Needle("tool name", value[name_key], f"{where}/{name_key}"))
     for k, v in value.items():
         path = f"{where}/{k}"
-        if k in ARGUMENT_KEYS and isinstance(v, dict) and "messages" in v:
-            _walk(v, path, out)  # a graph's input state (astream_events): conversation, not arguments
+        if k in ARGUMENT_KEYS and (isinstance(v, dict) and "messages" in v or isinstance(v, list) and v and all(
+                isinstance(m, dict) and "role" in m for m in v)):
+            # A graph's input state (astream_events) or a model call's input messages (an Agents SDK
+            # generation span): conversation, not tool arguments.
+            _walk(v, path, out)
             continue
         if k in ARGUMENT_KEYS:
             parsed = _json_of(v) if isinstance(v, str) else v
