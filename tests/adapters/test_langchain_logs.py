@@ -199,3 +199,12 @@ def test_unknown_events_are_counted_as_skipped(tmp_path: Path) -> None:
     reason = "event 'on_custom_event' (not a run's start, stream or end)"
     assert item.tally == {"read": len(events), "mapped": len(events) - 1, "skipped": 1, "skip_reasons": {reason: 1}}
     assert any(reason in w for w in item.warnings)
+
+
+def test_v1_tuples_of_several_modes_read_like_v2(tmp_path: Path) -> None:
+    parts = json.loads((LANGCHAIN / "langgraph_stream_multi_v2.json").read_text())
+    v1 = tmp_path / "v1.json"
+    v1.write_text(json.dumps([[p["type"], p["data"]] for p in parts]))
+    (item,) = list(get_adapter("langchain").convert(v1, ConvertOptions()))
+    assert item.trajectory["extra"]["source_format"] == "langchain/langgraph-messages+updates-v1"  # type: ignore[index]
+    assert item.trajectory["steps"] == _steps(LANGCHAIN / "langgraph_stream_multi_v2.json", "langchain")  # type: ignore[index]
