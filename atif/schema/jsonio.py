@@ -103,7 +103,10 @@ def load_json(data: bytes | bytearray | memoryview, *, source: str | None = None
     return _diagnose(data)
 
 
-_HUGE_EXPONENT = re.compile(rb"[eE][+]?[0-9]{3,}")
+# A number token with a three-digit exponent. JSON numbers follow ``:``, ``[``, ``,`` or
+# whitespace, so hex ids inside strings (``"...4de452e6..."``) do not send every document with
+# such ids to the walk; a match inside a string only costs the walk, which finds nothing.
+_HUGE_EXPONENT = re.compile(rb"(?:^|[:\[,\s])-?[0-9]+(?:\.[0-9]+)?[eE][+]?[0-9]{3,}")
 
 
 def _overflow(doc: Any, data: bytes) -> Issue | None:
