@@ -272,7 +272,7 @@ class _TraceReader:
         self.spans = sorted(spans, key=lambda s: str(s.get("started_at") or ""))
         self.by_id = {str(s.get("id")): s for s in spans}
         self.b = TrajectoryBuilder(agent_name="openai-agents")
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, ...]] = set()
         self.calls: list[tuple[str, str]] = []  # (call id, function name) in the order they were made
         self.results: dict[str, tuple[Any, dict[str, Any] | None]] = {}
         self.handoffs: list[dict[str, Any]] = []
@@ -290,12 +290,14 @@ class _TraceReader:
             hops += 1
         return None
 
-    def _key(self, m: Mapping[str, Any]) -> str:
+    def _key(self, m: Mapping[str, Any]) -> tuple[str, ...]:
+        """Identity of a chat message across generation spans (each repeats the history before it)."""
         role = str(m.get("role"))
         if role == "tool":
-            return f"tool:{m.get('tool_call_id')}"
+            return ("tool", str(m.get("tool_call_id")))
         ids = [str(obj(c).get("id")) for c in m.get("tool_calls") or []]
-        return f"{role}:{stable_id(text_of(m.get('content')), ids)}"
+        content = m.get("content")
+        return (role, content if isinstance(content, str) else text_of(content), *ids)
 
     def message(self, m: Mapping[str, Any], span: Mapping[str, Any], *, output: bool) -> None:
         key = self._key(m)
@@ -386,7 +388,7 @@ class _TraceReader:
                 b.skip(f"span type {stype!r}{name}", f"span {span.get('id')}")
         # Results no later generation repeated (the run ended on them): attach them now.
         for cid, name in self.calls:
-            if f"tool:{cid}" in self.seen:
+            if ("tool", cid) in self.seen:
                 continue
             self._take_result(cid, pending_by_name, name)
             if cid in self.results:
