@@ -180,7 +180,12 @@ def _error(trial_dir: Path, result: Mapping[str, Any]) -> tuple[str | None, str 
     return None, None
 
 
-def _instruction(trial_dir: Path, result: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+def _instruction(
+    trial_dir: Path, result: Mapping[str, Any], config: Mapping[str, Any],
+    found: dict[tuple[str, ...], str | None] | None = None,
+) -> str | None:
+    """The task's instruction; ``found`` remembers each lookup for the trials of one job (they
+    share a parent directory and mostly a task, and the lookup stats several candidate paths)."""
     task_path = None
     for src in (result.get("config"), config):
         task = src.get("task") if isinstance(src, dict) else None
@@ -193,16 +198,28 @@ def _instruction(trial_dir: Path, result: Mapping[str, Any], config: Mapping[str
             task_path = tid["path"]
     if not task_path:
         return None
+    trials_dir = None
+    for src in (config, result.get("config")):
+        if isinstance(src, dict) and isinstance(src.get("trials_dir"), str):
+            trials_dir = src["trials_dir"]
+            break
+    if trial_dir.is_symlink():  # its real parents are its own: nothing to share
+        found = None
+    key = (str(trial_dir.parent), task_path, trials_dir or "")
+    if found is not None and key in found:
+        return found[key]
+    text = _find_instruction(trial_dir, task_path, trials_dir)
+    if found is not None:
+        found[key] = text
+    return text
+
+
+def _find_instruction(trial_dir: Path, task_path: str, trials_dir: str | None) -> str | None:
     candidates: list[Path] = []
     tp = Path(task_path)
     if tp.is_absolute():
         candidates.append(tp)
     else:
-        trials_dir = None
-        for src in (config, result.get("config")):
-            if isinstance(src, dict) and isinstance(src.get("trials_dir"), str):
-                trials_dir = src["trials_dir"]
-                break
         # The task path is relative to where the run started: trials_dir's root, seen from here.
         if trials_dir and not Path(trials_dir).is_absolute():
             depth = len(Path(trials_dir).parts)
@@ -243,7 +260,7 @@ class HarborAdapter:
             yield Failure(str(path), "not a directory (Harbor input is a job or trial directory)")
             return
         if _is_trial_dir(path):
-            yield from self._trial(path, None)
+            yield from self._trial(path, None, {})
             return
         job: dict[str, Any] = {}
         config = _json_or_none(path / "config.json")
@@ -253,14 +270,17 @@ class HarborAdapter:
         if isinstance(result, dict) and isinstance(result.get("id"), str):
             job["job_id"] = result["id"]
         found = 0
+        instructions: dict[tuple[str, ...], str | None] = {}
         for child in sorted(path.iterdir(), key=lambda p: p.name):
             if child.is_dir() and not child.name.startswith(".") and _is_trial_dir(child):
                 found += 1
-                yield from self._trial(child, job)
+                yield from self._trial(child, job, instructions)
         if not found:
             yield Failure(str(path), "a Harbor job directory without trial directories", skipped=True)
 
-    def _trial(self, trial_dir: Path, job: Mapping[str, Any] | None) -> Iterator[Converted | Failure]:
+    def _trial(
+        self, trial_dir: Path, job: Mapping[str, Any] | None, instructions: dict[tuple[str, ...], str | None]
+    ) -> Iterator[Converted | Failure]:
         result_path = trial_dir / "result.json"
         if not result_path.is_file():
             yield Failure(str(trial_dir), "no result.json: the trial is still running or was interrupted",
@@ -271,7 +291,7 @@ class HarborAdapter:
                 yield Failure(str(trial_dir), "result.json is empty: the trial did not finish writing it",
                               skipped=True)
                 return
-            result = read_json(result_path)
+            result = load_json_cached(result_path)  # sniffing parsed it already; read only
         except ParseError as exc:
             yield Failure(str(result_path), str(exc.reason))
             return
@@ -390,6 +410,6 @@ class HarborAdapter:
             trial_key=trial_name,
             source=str(trial_dir),
             warnings=warnings,
-            instruction=_instruction(trial_dir, result, config),
+            instruction=_instruction(trial_dir, result, config, instructions),
             tally=tally,
         )
