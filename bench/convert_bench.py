@@ -11,10 +11,17 @@ process:
   on raw runner output);
 * ``convert``: the same plus writing trajectories and ``trials.jsonl``.
 
+Framework logs (LangChain run-collector trees, LangGraph v2 stream parts, ``astream_events``,
+Harbor LangGraph trials, Agents SDK run states, ``new_items`` and traces) are timed by
+:func:`framework_rows`: distinct copies of the real-library fixtures (ids and texts varied per
+copy), by library call and by the whole ``atif convert --dry-run`` process against a process
+that only ``orjson.loads`` the same files, both measured in the same run.
+
 Run from the repository root::
 
-    python -m bench.convert_bench            # 2,000 runs per format
+    python -m bench.convert_bench            # 2,000 runs per format (the full size)
     python -m bench.convert_bench 500        # fewer
+    python -m bench.convert_bench --quick    # 100 runs per format, well under 2 minutes
 """
 
 from __future__ import annotations
@@ -213,8 +220,94 @@ def _full(src: list[Path], fmt: str, n: int, out: Path) -> None:
     assert res.converted == n and res.ok, (fmt, res.failures[:3])
 
 
+# Framework logs: (adapter, fixture, byte strings made distinct per copy).
+FRAMEWORK_LOGS = {
+    "lc-run-collector": ("langsmith", "fixtures/langsmith/run_collector.json",
+                         [b"01952a00-", b"call_weather_1", b"call_divide_1", b"Paris"]),
+    "lg-stream-multi": ("langchain", "fixtures/langchain/langgraph_stream_multi_v2.json",
+                        [b"lc_run--scripted-", b"call_weather_1", b"call_divide_1", b"Paris"]),
+    "lg-astream-events": ("langsmith", "fixtures/langsmith/astream_events_v2.json",
+                          [b"01952a00-", b"call_weather_1", b"call_divide_1", b"Paris"]),
+    "harbor-langgraph": ("harbor", "fixtures/harbor/langgraph-trial/hello-world__LgRph7Q",
+                         [b"call_weather_1", b"call_divide_1", b"Paris"]),
+    "agents-run-state": ("openai-agents", "fixtures/openai-agents/run_state.json",
+                         [b"call_handoff_1", b"call_weather_1", b"call_divide_1", b"Paris"]),
+    "agents-new-items": ("openai-agents", "fixtures/openai-agents/new_items.json",
+                         [b"call_handoff_1", b"call_weather_1", b"call_divide_1", b"Paris"]),
+    "agents-trace": ("openai-agents-trace", "fixtures/openai-agents/trace.json",
+                     [b"\": \"trace_", b"\": \"span_", b"call_weather_1", b"call_divide_1", b"Paris"]),
+}
+
+
+def _vary(data: bytes, marks: list[bytes], i: int) -> bytes:
+    for m in marks:
+        data = data.replace(m, m + f"{i:06d}".encode() if not m[-1:].isalnum() else m + f"x{i:06d}".encode())
+    return data
+
+
+def _framework_inputs(root: Path, name: str, fixture: Path, marks: list[bytes], n: int) -> list[Path]:
+    """``n`` distinct copies of one fixture (a Harbor trial becomes ``n`` trials of one job)."""
+    d = root / name
+    d.mkdir()
+    if fixture.is_dir():
+        job = d / "job"
+        job.mkdir()
+        (job / "config.json").write_bytes(orjson.dumps({"job_name": "bench"}))
+        for i in range(n):
+            trial = job / f"{fixture.name.rsplit('__', 1)[0]}__b{i:06d}"
+            shutil.copytree(fixture, trial)
+            for f in trial.rglob("*.json"):
+                f.write_bytes(_vary(f.read_bytes(), [*marks, fixture.name.encode()], i))
+        return [job]
+    data = fixture.read_bytes()
+    files = []
+    for i in range(n):
+        f = d / f"run{i:06d}{fixture.suffix}"
+        f.write_bytes(_vary(data, marks, i))
+        files.append(f)
+    return files
+
+
+_ORJSON_PROCESS = (
+    "import sys, pathlib, orjson\n"
+    "for a in sys.argv[1:]:\n"
+    "    p = pathlib.Path(a)\n"
+    "    for f in (sorted(p.rglob('*.json')) if p.is_dir() else [p]):\n"
+    "        orjson.loads(f.read_bytes())\n"
+)
+
+
+def framework_rows(root: Path, n: int) -> None:
+    """Time the framework-log formats: library (``iter_convert``) and whole CLI process, each
+    against ``orjson.loads`` of the same bytes (in this process / in a process of its own)."""
+    import subprocess
+
+    atif_cli = Path(sys.executable).parent / "atif"
+    print(f"\nframework logs: {n} distinct runs each; CLI = `atif convert SRC --from F --dry-run` as a process, "
+          "ref = a python process orjson-loading the same files")
+    print(f"{'format':<19}{'MB':>6}{'orjson ms':>11}{'iter_convert ms':>17}{'ratio':>7}"
+          f"{'ref proc ms':>13}{'CLI ms':>9}{'ratio':>7}")
+    for name, (fmt, fixture, marks) in FRAMEWORK_LOGS.items():
+        src = _framework_inputs(root, name, ROOT / fixture, marks, n)
+        files = sorted(p for s_ in src for p in (s_.rglob("*.json") if s_.is_dir() else [s_]))
+        blobs = [p.read_bytes() for p in files]
+        mb = sum(map(len, blobs)) / 1e6
+        t_json = best_of(lambda blobs=blobs: _parse_all(blobs), repeat=9)
+        t_iter = best_of(lambda src=src, fmt=fmt: _dry(src, fmt, n))
+        args = [str(p) for p in src]
+        t_ref = best_of(lambda args=args: subprocess.run([sys.executable, "-c", _ORJSON_PROCESS, *args], check=True),
+                        repeat=3)
+        t_cli = best_of(lambda args=args, fmt=fmt: subprocess.run(
+            [str(atif_cli), "convert", *args, "--from", fmt, "--dry-run", "--no-progress"],
+            check=True, stdout=subprocess.DEVNULL), repeat=3)
+        print(f"{name:<19}{mb:>6.1f}{t_json * 1e3:>11.1f}{t_iter * 1e3:>17.1f}{t_iter / t_json:>6.1f}x"
+              f"{t_ref * 1e3:>13.0f}{t_cli * 1e3:>9.0f}{t_cli / t_ref:>6.1f}x")
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    quick = "--quick" in sys.argv
+    argv = [a for a in sys.argv[1:] if a != "--quick"]
+    n = 100 if quick else int(argv[0]) if argv else 2000
     tmp = Path(tempfile.mkdtemp(prefix="atif-convert-bench-"))
     try:
         dirs = generate(tmp, n)
@@ -243,6 +336,7 @@ def main() -> None:
             trials = sum(1 for _ in iter_convert(files[:1], source_format=fmt, mapping=mapping))
             print(f"{name:<17}{mb:>7.1f}{t_json * 1e3:>11.1f}{t_iter * 1e3:>17.1f}{t_iter / t_json:>6.1f}x"
                   f"{'-':>12}{'':>7}{n * trials / t_iter:>9.0f}")
+        framework_rows(tmp, n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -13,6 +13,13 @@ record per trial directory that has a ``result.json``:
   files (``trajectory.summarization-K-*.json``, any ``trajectory_path`` ref) **embedded** as
   ``subagent_trajectories`` and referred to by ``trajectory_id``. So each trial is one
   self-contained file.
+* **LangGraph agent** (Harbor's ``langgraph`` installed agent writes no ``trajectory.json``): its
+  runner's ``agent/result.json`` (the graph's final state, messages reduced to ``type``,
+  ``content``, ``tool_calls``, ``usage_metadata``) is converted as a LangGraph state by the
+  ``langchain`` adapter's rules. Its tool messages lost their ``tool_call_id``, so each result is
+  paired with the oldest unanswered call (ToolNode answers in call order): the result's
+  ``extra.paired_by`` is ``"position"``, the trajectory's ``extra.tool_results_paired_by_position``
+  counts them, and a warning says so.
 * **Reward**: ``verifier/reward.json`` wins, then ``result.json``'s
   ``verifier_result.rewards``, then ``verifier/reward.txt``. A single ``reward`` key (what
   ``reward.txt`` becomes) is a float; anything else stays a dict of named rewards. The primary
@@ -49,6 +56,7 @@ from atif.adapters.atif_files import resolve_trajectory
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.builder import make_trial
 from atif.adapters.jsonio import load_json_cached, read_json
+from atif.adapters.langchain import convert_messages, parse_langchain
 from atif.adapters.values import obj
 from atif.errors import AtifError, ParseError
 
@@ -172,7 +180,12 @@ def _error(trial_dir: Path, result: Mapping[str, Any]) -> tuple[str | None, str 
     return None, None
 
 
-def _instruction(trial_dir: Path, result: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+def _instruction(
+    trial_dir: Path, result: Mapping[str, Any], config: Mapping[str, Any],
+    found: dict[tuple[str, ...], str | None] | None = None,
+) -> str | None:
+    """The task's instruction; ``found`` remembers each lookup for the trials of one job (they
+    share a parent directory and mostly a task, and the lookup stats several candidate paths)."""
     task_path = None
     for src in (result.get("config"), config):
         task = src.get("task") if isinstance(src, dict) else None
@@ -185,16 +198,28 @@ def _instruction(trial_dir: Path, result: Mapping[str, Any], config: Mapping[str
             task_path = tid["path"]
     if not task_path:
         return None
+    trials_dir = None
+    for src in (config, result.get("config")):
+        if isinstance(src, dict) and isinstance(src.get("trials_dir"), str):
+            trials_dir = src["trials_dir"]
+            break
+    if trial_dir.is_symlink():  # its real parents are its own: nothing to share
+        found = None
+    key = (str(trial_dir.parent), task_path, trials_dir or "")
+    if found is not None and key in found:
+        return found[key]
+    text = _find_instruction(trial_dir, task_path, trials_dir)
+    if found is not None:
+        found[key] = text
+    return text
+
+
+def _find_instruction(trial_dir: Path, task_path: str, trials_dir: str | None) -> str | None:
     candidates: list[Path] = []
     tp = Path(task_path)
     if tp.is_absolute():
         candidates.append(tp)
     else:
-        trials_dir = None
-        for src in (config, result.get("config")):
-            if isinstance(src, dict) and isinstance(src.get("trials_dir"), str):
-                trials_dir = src["trials_dir"]
-                break
         # The task path is relative to where the run started: trials_dir's root, seen from here.
         if trials_dir and not Path(trials_dir).is_absolute():
             depth = len(Path(trials_dir).parts)
@@ -235,7 +260,7 @@ class HarborAdapter:
             yield Failure(str(path), "not a directory (Harbor input is a job or trial directory)")
             return
         if _is_trial_dir(path):
-            yield from self._trial(path, None)
+            yield from self._trial(path, None, {})
             return
         job: dict[str, Any] = {}
         config = _json_or_none(path / "config.json")
@@ -245,14 +270,17 @@ class HarborAdapter:
         if isinstance(result, dict) and isinstance(result.get("id"), str):
             job["job_id"] = result["id"]
         found = 0
+        instructions: dict[tuple[str, ...], str | None] = {}
         for child in sorted(path.iterdir(), key=lambda p: p.name):
             if child.is_dir() and not child.name.startswith(".") and _is_trial_dir(child):
                 found += 1
-                yield from self._trial(child, job)
+                yield from self._trial(child, job, instructions)
         if not found:
             yield Failure(str(path), "a Harbor job directory without trial directories", skipped=True)
 
-    def _trial(self, trial_dir: Path, job: Mapping[str, Any] | None) -> Iterator[Converted | Failure]:
+    def _trial(
+        self, trial_dir: Path, job: Mapping[str, Any] | None, instructions: dict[tuple[str, ...], str | None]
+    ) -> Iterator[Converted | Failure]:
         result_path = trial_dir / "result.json"
         if not result_path.is_file():
             yield Failure(str(trial_dir), "no result.json: the trial is still running or was interrupted",
@@ -263,7 +291,7 @@ class HarborAdapter:
                 yield Failure(str(trial_dir), "result.json is empty: the trial did not finish writing it",
                               skipped=True)
                 return
-            result = read_json(result_path)
+            result = load_json_cached(result_path)  # sniffing parsed it already; read only
         except ParseError as exc:
             yield Failure(str(result_path), str(exc.reason))
             return
@@ -288,6 +316,25 @@ class HarborAdapter:
             except AtifError as exc:
                 yield Failure(str(tpath), str(exc))
                 return
+
+        tally: dict[str, Any] | None = None
+        trajectory_from: str | None = None
+        langgraph = trial_dir / "agent" / "result.json"
+        if traj is None and langgraph.is_file():
+            try:
+                state = read_json(langgraph)
+            except ParseError as exc:
+                yield Failure(str(langgraph), str(exc.reason))
+                return
+            parsed, why = parse_langchain(state)
+            if parsed is None:
+                warnings.append(f"{langgraph}: not a LangGraph state ({why}); no trajectory")
+            else:
+                made = convert_messages(parsed.messages, source=str(langgraph), source_format="harbor/langgraph",
+                                        task_name=str(task_name), trial_key=trial_name, agent_name="langgraph")
+                traj, tally = made.trajectory, made.tally
+                warnings.extend(made.warnings)
+                trajectory_from = "agent/result.json"
 
         reward, reward_origin = _rewards(trial_dir, result, warnings)
         error, etype = _error(trial_dir, result)
@@ -320,9 +367,15 @@ class HarborAdapter:
             "exception_type": etype,
             "reward_source": reward_origin,
             "original_schema_version": original_version,
+            "trajectory_source": trajectory_from,
             "dataset": result.get("source"),
             "task_checksum": result.get("task_checksum"),
         }
+        if trajectory_from and traj is not None:  # the runner kept no model names: Harbor's config has it
+            if model_info.get("name") and "model_name" not in traj["agent"]:
+                traj["agent"]["model_name"] = str(model_info["name"])
+            if agent_info.get("version"):
+                traj["agent"]["version"] = str(agent_info["version"])
         if isinstance(reward, dict) and reward:
             meta["primary_reward"] = "reward" if "reward" in reward else next(iter(reward))
         if job:
@@ -357,5 +410,6 @@ class HarborAdapter:
             trial_key=trial_name,
             source=str(trial_dir),
             warnings=warnings,
-            instruction=_instruction(trial_dir, result, config),
+            instruction=_instruction(trial_dir, result, config, instructions),
+            tally=tally,
         )

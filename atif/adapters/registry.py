@@ -19,6 +19,8 @@ _ADAPTERS: dict[str, str] = {
     "swe-agent": "atif.adapters.swe_agent:SweAgentAdapter",
     "gemini-cli": "atif.adapters.gemini_cli:GeminiCliAdapter",
     "openhands": "atif.adapters.openhands:OpenHandsAdapter",
+    "openai-agents": "atif.adapters.openai_agents:OpenAIAgentsAdapter",
+    "openai-agents-trace": "atif.adapters.openai_agents:OpenAIAgentsTraceAdapter",
     "langsmith": "atif.adapters.langchain:LangSmithAdapter",
     "langchain": "atif.adapters.langchain:LangChainAdapter",
     "openai-responses": "atif.adapters.openai:OpenAIResponsesAdapter",

@@ -103,13 +103,28 @@ def load_json(data: bytes | bytearray | memoryview, *, source: str | None = None
     return _diagnose(data)
 
 
-_HUGE_EXPONENT = re.compile(rb"[eE][+]?[0-9]{3,}")
+_EXPONENT = re.compile(rb"[0-9][eE][+]?[0-9]{3,}")  # a mantissa digit, then the exponent
+_NUMBER_CHARS = frozenset(b"0123456789.-")
+_BEFORE_NUMBER = frozenset(b":[, \t\r\n")
+
+
+def _has_huge_exponent(data: bytes) -> bool:
+    """True when a number token has a three-digit exponent. JSON numbers follow ``:``, ``[``, ``,``
+    or whitespace, so hex ids inside strings (``"...4de452e6..."``) do not send every document
+    with such ids to the walk; a match inside a string only costs the walk, which finds nothing."""
+    for m in _EXPONENT.finditer(data):
+        start = m.start()
+        while start > 0 and data[start - 1] in _NUMBER_CHARS:
+            start -= 1
+        if start == 0 or data[start - 1] in _BEFORE_NUMBER:
+            return True
+    return False
 
 
 def _overflow(doc: Any, data: bytes) -> Issue | None:
     """A literal such as ``1e400`` parses to infinity: refused like ``Infinity`` itself. Only documents
-    with a three-digit exponent somewhere (a cheap scan of the bytes) are walked to find one."""
-    if not _HUGE_EXPONENT.search(data):
+    with a three-digit exponent in a number (a cheap scan of the bytes) are walked to find one."""
+    if not _has_huge_exponent(data):
         return None
     where = _first_infinity(doc, "")
     if where is None:

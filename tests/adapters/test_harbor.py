@@ -231,3 +231,15 @@ def test_forced_harbor_on_a_file_is_a_clear_failure(tmp_path: Path) -> None:
     f.write_text("{}")
     result = convert([f], tmp_path / "out", source_format="harbor")
     assert result.failures == [(str(f), "not a directory (Harbor input is a job or trial directory)")]
+
+
+def test_each_trial_of_a_job_gets_its_own_tasks_instruction(job: dict[str, Converted]) -> None:
+    """Lookups are shared between the trials of one job; each trial still gets its task's text."""
+    tasks = {key.rsplit("__", 1)[0] for key in job}
+    assert len(tasks) > 1
+    for key, item in job.items():
+        if not isinstance(item, Converted):
+            continue
+        md = HARBOR / "tasks" / key.rsplit("__", 1)[0] / "instruction.md"
+        if md.is_file():
+            assert item.instruction == strip_canary(md.read_text()), key

@@ -37,6 +37,10 @@ _TOKENS = re.compile(r"(^|_)tokens?($|_)|token_count|^n_(input|output|cache)")
 # Sums a converter recomputes from the parts it keeps (input + output, run totals).
 _DERIVED = re.compile(r"^total_|^total$|(^|_)total_tokens$")
 _WS = re.compile(r"\s+")
+# langchain-core's ``get_buffer_string``: one prompt string of ``Role: text`` lines (``prompts`` of
+# an ``llm`` run). Each message in it is a needle; an AI line ends with its tool calls' repr.
+_BUFFER_LINE = re.compile(r"^(System|Human|AI|Tool|Function): ", re.MULTILINE)
+_TOOL_CALLS_REPR = re.compile(r"\[\{'name': .*\}\]$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,27 @@ def _leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
         yield where, value
 
 
+def _buffer_needles(text: str, where: str, out: list[Needle]) -> None:
+    starts = [m.start() for m in _BUFFER_LINE.finditer(text)]
+    if not starts or starts[0] != 0:
+        if _norm(text):
+            out.append(Needle("text", _norm(text), where))
+        return
+    for n, (a, b) in enumerate(zip(starts, [*starts[1:], len(text)], strict=True)):
+        body = text[a:b].split(": ", 1)[1]
+        body = _TOOL_CALLS_REPR.sub("", body.rstrip("\n"))
+        if _norm(body):
+            out.append(Needle("text", _norm(body), f"{where}#{n}"))
+
+
 def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> None:
     """Collect needles; inside a running total (``total_token_usage``) token counts are sums, not counts."""
     if isinstance(value, list):
         for i, v in enumerate(value):
-            _walk(v, f"{where}/{i}", out, totals)
+            if isinstance(v, str) and where.rsplit("/", 1)[-1] == "prompts":
+                _buffer_needles(v, f"{where}/{i}", out)
+            else:
+                _walk(v, f"{where}/{i}", out, totals)
         return
     if not isinstance(value, dict):
         return
@@ -94,6 +114,12 @@ def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> No
             out.append(Needle("tool name", value[name_key], f"{where}/{name_key}"))
     for k, v in value.items():
         path = f"{where}/{k}"
+        if k in ARGUMENT_KEYS and (isinstance(v, dict) and "messages" in v or isinstance(v, list) and v and all(
+                isinstance(m, dict) and "role" in m for m in v)):
+            # A graph's input state (astream_events) or a model call's input messages (an Agents SDK
+            # generation span): conversation, not tool arguments.
+            _walk(v, path, out)
+            continue
         if k in ARGUMENT_KEYS:
             parsed = _json_of(v) if isinstance(v, str) else v
             if isinstance(v, str) and parsed is None:

@@ -78,3 +78,13 @@ def test_the_checker_finds_a_dropped_text_a_dropped_call_and_a_dropped_count(tmp
 
 def test_needle_reads_well() -> None:
     assert str(Needle("text", "hi", "a.json/messages/0/content")) == "text 'hi' at a.json/messages/0/content"
+
+
+def test_a_prompt_string_is_read_message_by_message(tmp_path: Path) -> None:
+    src = tmp_path / "run.json"
+    prompt = ("System: be brief\nHuman: add 2\nand 3\nAI: adding.[{'name': 'add', 'args': {}, 'id': 'c', "
+              "'type': 'tool_call'}]\nTool: 5")
+    src.write_text(json.dumps({"run_type": "llm", "inputs": {"prompts": [prompt]}}))
+    assert [n.value for n in needles(src)] == ["be brief", "add 2 and 3", "adding.", "5"]
+    assert [n.value for n in missing(src, [{"steps": [{"message": "add 2\nand 3"}, {"message": "adding."},
+                                                      {"content": "5"}]}])] == ["be brief"]

@@ -123,3 +123,14 @@ def test_the_same_bytes_parse_alike_in_the_library_entry_points(tmp_path: Path) 
         read_json(f)
     assert [i.code for i in validate(f).issues] == ["json.non-finite"]
     assert [i.code for i in validate(orjson.loads(doc(b"")) | {"extra": {"x": 1}}).issues] == []
+
+
+def test_hex_ids_in_strings_do_not_send_the_document_to_the_overflow_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atif.schema.jsonio as jsonio
+
+    walked: list[object] = []
+    monkeypatch.setattr(jsonio, "_first_infinity", lambda value, pointer: walked.append(value))
+    data, issues = load_json(doc(b', "extra": {"span": "span_4de452e6b438", "run": "01952a00-e123-7e456"}'))
+    assert issues == [] and walked == []
+    load_json(doc(b', "extra": {"x": [0,\n 2.5E+309]}'))
+    assert len(walked) == 1  # a real three-digit exponent is still walked

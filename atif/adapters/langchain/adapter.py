@@ -64,6 +64,8 @@ class LangChainAdapter:
             task_name=str(options.extra.get("task_name") or task),
             trial_key=key,
             agent_name="langgraph" if parsed.shape.startswith("langgraph") else "langchain",
+            also_read=parsed.also_read,
+            skips=parsed.skips,
         )
 
 
@@ -75,16 +77,29 @@ def convert_messages(
     task_name: str,
     trial_key: str,
     agent_name: str = "langchain",
+    also_read: int = 0,
+    skips: Mapping[str, int] | None = None,
 ) -> Converted:
-    """A ``Converted`` for one normalised message list (see :func:`normalize_message`)."""
+    """A ``Converted`` for one normalised message list (see :func:`normalize_message`).
+
+    Accounting: every message is a record read; ``also_read`` more records are represented by
+    them (streamed chunks of the same messages) and ``skips`` (reason -> count) were passed over.
+    """
     builder = TrajectoryBuilder(agent_name=agent_name)
-    build_steps(builder, messages)
+    by_position = build_steps(builder, messages)
+    builder.count(also_read)
+    for reason, n in (skips or {}).items():
+        for _ in range(n):
+            builder.skip(reason)
     # Derived from the steps, so one conversation gets one id whichever serialisation held it.
     builder.session_id = stable_id(builder.steps)
     builder.agent["model_name"] = main_model(builder.steps)
     if builder.agent["model_name"] is None:
         del builder.agent["model_name"]
-    traj = builder.build(extra={"source_format": source_format})
+    extra: dict[str, Any] = {"source_format": source_format}
+    if by_position:
+        extra["tool_results_paired_by_position"] = by_position
+    traj = builder.build(extra=extra)
     ids = [m["id"] for m in messages if m.get("id")]
     trial = make_trial(
         traj,
@@ -93,4 +108,5 @@ def convert_messages(
         source_path=source,
         source_ids={"first_message_id": ids[0], "last_message_id": ids[-1]} if ids else None,
     )
-    return Converted(traj, trial, trial_key=trial_key, source=source, warnings=list(builder.warnings))
+    return Converted(traj, trial, trial_key=trial_key, source=source, warnings=list(builder.warnings),
+                     tally=builder.tally())

@@ -9,6 +9,7 @@ from typing import Any
 from atif.adapters.base import Converted, ConvertOptions, Failure, Sniff
 from atif.adapters.builder import TrajectoryBuilder, make_trial
 from atif.adapters.jsonio import sniff_json, sniff_jsonl_first
+from atif.adapters.langchain.events import events_to_runs, is_event
 from atif.adapters.langchain.serialisation import (
     JSONL_SUFFIXES,
     describe,
@@ -21,6 +22,7 @@ from atif.adapters.values import (
     iso_timestamp,
     seconds_between,
     source_names,
+    text_of,
     without_none,
 )
 from atif.errors import AdapterError, AtifError
@@ -40,6 +42,11 @@ def _flatten(run: Mapping[str, Any], out: list[dict[str, Any]], parent: str | No
 
 def _runs_of(doc: Any) -> tuple[list[dict[str, Any]] | None, str]:
     """Every run of a run tree / run list, flattened; ``(None, why not)`` otherwise."""
+    if isinstance(doc, list) and doc and is_event(doc[0]):
+        for i, ev in enumerate(doc):
+            if not is_event(ev):
+                return None, f"item {i} is not an astream_events event ({describe(ev)})"
+        return events_to_runs(doc)[0], ""
     if isinstance(doc, Mapping) and isinstance(doc.get("runs"), list):
         doc = doc["runs"]
     if isinstance(doc, Mapping):
@@ -112,6 +119,38 @@ def _run_messages(value: Any) -> list[dict[str, Any]]:
         if msg is not None:
             out.append(msg)
     return out
+
+
+# ``get_buffer_string`` prefixes (langchain-core's defaults) -> message kind.
+_BUFFER_PREFIXES = {"System": "system", "Human": "human", "AI": "ai", "Tool": "tool", "Function": "function"}
+
+
+def buffer_messages(prompt: str) -> list[dict[str, Any]]:
+    """The messages of one ``get_buffer_string`` prompt (``System: ...\nHuman: ...``).
+
+    A tracer in langchain-core's default schema records a chat model call as an ``llm`` run whose
+    input is this one string, so it is the only place the system prompt is kept. A line starting
+    with a known prefix starts a message; other lines continue the one before (a message whose
+    own text has a line starting ``Human: `` is split there: the string cannot tell).
+    """
+    out: list[dict[str, Any]] = []
+    for line in prompt.split("\n"):
+        head, sep, rest = line.partition(": ")
+        if sep and head in _BUFFER_PREFIXES:
+            out.append({"kind": _BUFFER_PREFIXES[head], "content": rest})
+        elif out:
+            out[-1]["content"] += "\n" + line
+        elif line:
+            out.append({"kind": "human", "content": line})
+    return out
+
+
+def _prompt_strings(inputs: Any) -> list[dict[str, Any]]:
+    """Messages of an ``llm`` run's ``{"prompts": [str]}`` input (the first prompt: a trace has one)."""
+    prompts = inputs.get("prompts") if isinstance(inputs, Mapping) else None
+    if isinstance(prompts, list) and prompts and isinstance(prompts[0], str):
+        return buffer_messages(prompts[0])
+    return []
 
 
 def _llm_output(run: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -190,6 +229,9 @@ def _trace_to_messages(
     """
     conv: list[dict[str, Any]] = []
     seen: set[str] = set()
+    # (kind, text) of system/human messages read from prompt strings, which carry no id: the
+    # same message met later with an id (the root's output state) is the same message.
+    seen_text: set[tuple[str, str]] = set()
     timing: dict[int, Timed] = {}
     root_inputs = {
         _msg_key(m)
@@ -200,7 +242,7 @@ def _trace_to_messages(
 
     def append(msg: dict[str, Any], ctx: Timed | None) -> None:
         key = _msg_key(msg)
-        if key in seen:
+        if key in seen or (msg.get("id") and (msg["kind"], text_of(msg.get("content"))) in seen_text):
             return
         seen.add(key)
         if ctx is not None:
@@ -224,6 +266,11 @@ def _trace_to_messages(
             continue
         inputs = run.get("inputs") or {}
         prompt = _run_messages(inputs.get("messages")) if isinstance(inputs, Mapping) else []
+        if not prompt:
+            # Only what the string alone holds: system and user turns. Model replies and tool
+            # results in it come, with their ids and calls, from the runs that made them.
+            prompt = [m for m in _prompt_strings(inputs) if m["kind"] in ("system", "human")]
+            seen_text.update((m["kind"], m["content"]) for m in prompt)
         start = iso_timestamp(run.get("start_time"))
         out = _llm_output(run)
         out_key = _msg_key({**out, "id": out.get("id")}) if out is not None else None
@@ -314,6 +361,8 @@ class LangSmithAdapter:
                 return Sniff(False, why)
             if is_run(first):
                 return Sniff(True, "JSONL of LangSmith runs")
+            if is_event(first):
+                return Sniff(True, "JSONL of LangChain astream_events (v2) events")
             return Sniff(False, f"first line is not a LangSmith run ({describe(first)})")
         doc, why = sniff_json(path)
         if why:
@@ -321,6 +370,8 @@ class LangSmithAdapter:
         runs, why = _runs_of(doc)
         if runs is None:
             return Sniff(False, why)
+        if isinstance(doc, list) and is_event(doc[0]):
+            return Sniff(True, f"LangChain astream_events (v2): {len(doc)} events, {len(runs)} runs")
         return Sniff(True, f"LangSmith runs ({len(runs)})")
 
     def convert(self, path: Path, options: ConvertOptions) -> Iterator[Converted | Failure]:
@@ -330,11 +381,22 @@ class LangSmithAdapter:
         if runs is None:
             raise AdapterError(f"{path}: not LangSmith runs: {why}")
         shape = "run-tree" if isinstance(doc, Mapping) else "runs"
+        tally: dict[str, Any] | None = None
+        if isinstance(doc, list) and is_event(doc[0]):
+            shape = "astream-events-v2"
+            _, skips, _ = events_to_runs(doc)
+            skipped = sum(skips.values())
+            tally = {"read": len(doc), "mapped": len(doc) - skipped, "skipped": skipped, "skip_reasons": skips}
         for root, members in _traces(runs):
             try:
-                yield self._trace(path, root, members, shape, options)
+                item = self._trace(path, root, members, shape, options)
             except AtifError as exc:
                 yield Failure(f"{path}#{root.get('id')}", str(exc))
+                continue
+            item.tally, tally = tally, None  # the file's events are counted once, with its first trace
+            if item.tally and item.tally["skip_reasons"]:
+                item.warnings.extend(f"{n} x {r}; skipped" for r, n in item.tally["skip_reasons"].items())
+            yield item
 
     def _trace(
         self,
@@ -360,7 +422,7 @@ class LangSmithAdapter:
             session_id=trace_id,
             tool_definitions=_tool_definitions(runs),
         )
-        build_steps(builder, messages, timing)
+        by_position = build_steps(builder, messages, timing)
         model = main_model(builder.steps)
         if model:
             builder.agent["model_name"] = model
@@ -370,6 +432,7 @@ class LangSmithAdapter:
             "run_id": root_id,
             "project": root.get("session_name"),
             "tags": root.get("tags") or None,
+            "tool_results_paired_by_position": by_position or None,
         })
         traj = builder.build(extra=traj_extra)
         error = root.get("error")

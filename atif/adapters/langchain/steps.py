@@ -242,15 +242,18 @@ def build_steps(
     builder: TrajectoryBuilder,
     messages: list[dict[str, Any]],
     timing: Mapping[int, Timed] | None = None,
-) -> None:
-    """Append the steps of a normalised message list to ``builder``.
+) -> int:
+    """Append the steps of a normalised message list to ``builder``; return how many tool results
+    were paired with their call by position (see :func:`_tool_result`).
 
-    ``timing`` maps a message's index to run-tree context (LangSmith) when there is one.
+    ``timing`` maps a message's index to run-tree context (LangSmith) when there is one. Every
+    message counts as one record read (and mapped) in the builder's accounting.
     """
     timing = timing or {}
-    by_name: dict[str, list[str]] = {}  # legacy FunctionMessages name their function, not a call id
+    calls = _Calls()
     for i, msg in enumerate(messages):
         kind = msg["kind"]
+        builder.count()
         ctx = timing.get(i) or Timed()
         extra = without_none({"message_id": msg.get("id"), "name": msg.get("name")})
         extra.update(ctx.extra)
@@ -261,9 +264,32 @@ def build_steps(
                 extra["role"] = msg.get("role")
             builder.user(_message_content(msg.get("content")), timestamp=ctx.timestamp, extra=extra or None)
         elif kind == "ai":
-            _agent_step(builder, msg, ctx, extra, by_name)
+            _agent_step(builder, msg, ctx, extra, calls)
         elif kind in ("tool", "function"):
-            _tool_result(builder, msg, ctx, by_name)
+            _tool_result(builder, msg, ctx, calls)
+    if calls.by_position:
+        builder.warnings.append(
+            f"{calls.by_position} tool result(s) carry no tool_call_id; each was paired with the "
+            "oldest unanswered tool call (by position)"
+        )
+    return calls.by_position
+
+
+@dataclass(slots=True)
+class _Calls:
+    """Tool calls not answered yet, in the order they were made."""
+
+    pending: list[str] = field(default_factory=list)
+    by_name: dict[str, list[str]] = field(default_factory=dict)
+    """Legacy FunctionMessages name their function, not a call id."""
+    by_position: int = 0
+
+    def answered(self, call_id: str) -> None:
+        if call_id in self.pending:
+            self.pending.remove(call_id)
+        for ids in self.by_name.values():
+            if call_id in ids:
+                ids.remove(call_id)
 
 
 def _agent_step(
@@ -271,7 +297,7 @@ def _agent_step(
     msg: Mapping[str, Any],
     ctx: Timed,
     extra: dict[str, Any],
-    by_name: dict[str, list[str]],
+    pending: _Calls,
 ) -> None:
     calls = []
     for n, (cid, name, args, call_extra) in enumerate(_raw_tool_calls(msg), 1):
@@ -296,20 +322,28 @@ def _agent_step(
         extra=extra or None,
     )
     for c in step.get("tool_calls") or []:
-        by_name.setdefault(c["function_name"], []).append(c["tool_call_id"])
+        pending.by_name.setdefault(c["function_name"], []).append(c["tool_call_id"])
+        pending.pending.append(c["tool_call_id"])
 
 
-def _tool_result(
-    builder: TrajectoryBuilder, msg: Mapping[str, Any], ctx: Timed, by_name: dict[str, list[str]]
-) -> None:
+def _tool_result(builder: TrajectoryBuilder, msg: Mapping[str, Any], ctx: Timed, calls: _Calls) -> None:
+    """Attach a tool or function message to the call it answers.
+
+    A ToolMessage without ``tool_call_id`` (Harbor's LangGraph runner drops it) answers the oldest
+    unanswered call: ToolNode returns results in call order. The result says so in
+    ``extra.paired_by = "position"``.
+    """
     call_id = msg.get("tool_call_id")
+    by_position = False
     if msg["kind"] == "function" and not call_id:
-        pending = by_name.get(str(msg.get("name")))
-        call_id = pending.pop(0) if pending else None
-    elif call_id is not None:
-        pending = by_name.get(str(msg.get("name")))
-        if pending and call_id in pending:
-            pending.remove(call_id)
+        named = calls.by_name.get(str(msg.get("name")))
+        call_id = named[0] if named else None
+    elif not call_id and calls.pending:
+        call_id = calls.pending[0]
+        by_position = True
+        calls.by_position += 1
+    if call_id:
+        calls.answered(str(call_id))
     content = msg.get("content")
     extra: dict[str, Any] = {}
     failed = msg.get("status") == "error" or ctx.tool_error is not None
@@ -318,6 +352,8 @@ def _tool_result(
         extra["error"] = ctx.tool_error or text_of(content)
     if msg.get("artifact") is not None:
         extra["artifact"] = msg["artifact"]
+    if by_position:
+        extra["paired_by"] = "position"
     extra.update(ctx.extra)
     if isinstance(content, list) and not any(
         isinstance(b, Mapping) and b.get("type") in ("image", "image_url") for b in content
