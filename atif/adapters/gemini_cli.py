@@ -32,6 +32,8 @@ Task name: the file's stem; trial key: the ``sessionId``; agent ``gemini-cli``.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -266,11 +268,36 @@ def _parent_session(path: Path, meta: dict[str, Any]) -> Path | None:
     if meta.get("kind") != "subagent":
         return None
     parent_id = path.parent.name
-    for cand in sorted(path.parent.parent.glob(f"session-*-{parent_id[:8]}.json*")):
+    chats = path.parent.parent
+    try:
+        names = _session_names(chats, chats.stat().st_mtime_ns)
+    except OSError:
+        return None
+    for name in names.get(parent_id[:8], ()):
+        cand = chats / name
         head, _ = sniff_jsonl_first(cand) if cand.suffix == ".jsonl" else sniff_json(cand)
         if isinstance(head, dict) and head.get("sessionId") == parent_id:
             return cand
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _session_names(chats: Path, mtime_ns: int) -> dict[str, list[str]]:
+    """``session-<time>-<id8>.json[l]`` names of a chats folder by their ``id8``, listed once per folder
+    state: a folder of many sessions and subagents is not rescanned for each subagent."""
+    out: dict[str, list[str]] = {}
+    for name in sorted(os.listdir(chats)):
+        if name.startswith("session-") and name.endswith((".json", ".jsonl")):
+            out.setdefault(name.rsplit(".", 1)[0][-8:], []).append(name)
+    return out
+
+
+def _subagent_files(path: Path, session_id: Any) -> list[Path]:
+    """The subagent recordings of a session: ``chats/<session id>/*.jsonl``."""
+    folder = path.parent / str(session_id)
+    if not isinstance(session_id, str) or not session_id or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and p.is_file())
 
 
 class GeminiCliAdapter:
@@ -301,6 +328,12 @@ class GeminiCliAdapter:
 
     def convert(self, path: Path, options: ConvertOptions) -> Iterator[Converted | Failure]:
         """One trial per session file, its subagents' recordings embedded."""
+        if path.suffix.lower() == ".jsonl":  # a subagent's recording is converted inside its parent: not read twice
+            head, _ = sniff_jsonl_first(path)
+            parent = _parent_session(path, head) if isinstance(head, dict) else None
+            if parent is not None:
+                yield Failure(str(path), f"a subagent recording of {parent.name}; converted inside it", skipped=True)
+                return
         try:
             rec = _read(path)
         except AtifError as exc:
@@ -308,13 +341,9 @@ class GeminiCliAdapter:
             return
         meta = rec.meta
         session_id = meta.get("sessionId")
-        parent = _parent_session(path, meta)
-        if parent is not None:
-            yield Failure(str(path), f"a subagent recording of {parent.name}; converted inside it", skipped=True)
-            return
         b, _ = _build(rec)
         embedded = []
-        for f in sorted((path.parent / str(session_id)).glob("*.jsonl")) if isinstance(session_id, str) else []:
+        for f in _subagent_files(path, session_id):
             try:
                 sub = _read(f)
             except AtifError as exc:

@@ -104,12 +104,18 @@ def load_json(data: bytes | bytearray | memoryview, *, source: str | None = None
 
 
 _HUGE_EXPONENT = re.compile(rb"[eE][+]?[0-9]{3,}")
+_WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.-\"")
 
 
 def _overflow(doc: Any, data: bytes) -> Issue | None:
     """A literal such as ``1e400`` parses to infinity: refused like ``Infinity`` itself. Only documents
-    with a three-digit exponent somewhere (a cheap scan of the bytes) are walked to find one."""
-    if not _HUGE_EXPONENT.search(data):
+    with a three-digit exponent somewhere (a cheap scan of the bytes) are walked to find one; a
+    match inside a word (hex ids and hashes: ``"...8e873a"``, ``"...3e123"``) is passed over."""
+    for m in _HUGE_EXPONENT.finditer(data):
+        start, end = m.span()
+        if start and 48 <= data[start - 1] <= 57 and (end == len(data) or data[end] not in _WORD_BYTES):
+            break
+    else:
         return None
     where = _first_infinity(doc, "")
     if where is None:
