@@ -196,14 +196,18 @@ CLI_SESSIONS: dict[str, tuple[str, str]] = {
     "codex": ("codex", "fixtures/codex/real"),
     "gemini-cli": ("gemini-cli", "fixtures/gemini-cli/real/demo/chats"),
     "gemini-cli-json": ("gemini-cli", "fixtures/gemini-cli/session-2025-10-18T14-57-f86f5318.json"),
+    "openhands-sdk": ("openhands", "fixtures/openhands/real"),
     "openhands": ("openhands", "fixtures/openhands/fix_slugify.json"),
 }
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")  # OpenHands conversation folders
 
 
 def _fresh_ids(text: str, i: int) -> str:
-    """``text`` with every UUID replaced by one derived from it and copy number ``i`` (same shape)."""
-    return _UUID.sub(lambda m: str(uuid.uuid5(uuid.NAMESPACE_OID, f"{m.group(0)}/{i}")), text)
+    """``text`` with every UUID (dashed or 32 hex digits) replaced by one derived from it and copy
+    number ``i``, of the same shape."""
+    text = _UUID.sub(lambda m: str(uuid.uuid5(uuid.NAMESPACE_OID, f"{m.group(0)}/{i}")), text)
+    return _HEX_ID.sub(lambda m: uuid.uuid5(uuid.NAMESPACE_OID, f"{m.group(0)}/{i}").hex, text)
 
 
 def cli_sessions(root: Path, n: int) -> dict[str, tuple[str, Path, list[Path]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,33 @@ def test_gemini_rewind_and_set_messages_replay_as_the_cli_loads_them(tmp_path: P
         {"id": "a", "type": "user", "content": "hi"}, {"id": "b", "type": "gemini", "content": "hello"}]}})]) + "\n")
     doc2 = _convert_one(src2, tmp_path / "out2")
     assert [(s["source"], s["message"]) for s in doc2["steps"]] == [("user", "hi"), ("agent", "hello")]
+
+
+OPENHANDS_REAL = next((FIXTURES / "openhands" / "real").iterdir())
+
+
+def test_a_real_openhands_sdk_conversation_folder_is_detected_and_joined_with_its_usage(tmp_path: Path) -> None:
+    adapter, answers = detect(OPENHANDS_REAL)
+    assert adapter.name == "openhands" and "SDK conversation folder" in answers[-1][1].reason
+    doc = _convert_one(OPENHANDS_REAL.parent, tmp_path / "out")  # the persistence dir: its conversations
+    state = json.loads((OPENHANDS_REAL / "base_state.json").read_text())
+    [usage] = state["stats"]["usage_to_metrics"].values()
+    agent_steps = [s for s in doc["steps"] if s["source"] == "agent"]
+    assert [(s["metrics"]["prompt_tokens"], s["metrics"]["cached_tokens"]) for s in agent_steps] == [
+        (u["prompt_tokens"], u["cache_read_tokens"]) for u in usage["token_usages"]]
+    assert doc["final_metrics"]["total_cost_usd"] == pytest.approx(usage["accumulated_cost"])
+    failing = [r for s in agent_steps for r in s["observation"]["results"] if r.get("extra", {}).get("exit_code")]
+    assert [r["content"] for r in failing] == ["cat: todo.txt: No such file or directory"]
+
+
+def test_an_openhands_sdk_folder_with_an_unreadable_event_keeps_the_rest(tmp_path: Path) -> None:
+    conv = tmp_path / OPENHANDS_REAL.name
+    shutil.copytree(OPENHANDS_REAL, conv)
+    last = sorted((conv / "events").iterdir())[-1]
+    last.write_text('{"kind": "ObservationEvent", "cut off')
+    (conv / "events" / "event-99999-00000000-0000-0000-0000-000000000000.json").write_text(
+        json.dumps({"kind": "PauseEvent", "id": "x", "timestamp": "2026-01-01T00:00:00", "source": "user"}))
+    dry = CliRunner().invoke(cli, ["convert", str(conv), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "a PauseEvent event (conversation state, not conversation)" in dry.output
+    assert f"events/{last.name}" in dry.output and "an unreadable event file" in dry.output

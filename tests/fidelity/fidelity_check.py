@@ -35,7 +35,7 @@ ARGUMENT_KEYS = {"arguments", "args", "input", "tool_input", "parameters"}
 NAME_KEYS = ("name", "function_name", "tool_name", "tool")
 _TOKENS = re.compile(r"(^|_)tokens?($|_)|token_count|^n_(input|output|cache)")
 # Sums a converter recomputes from the parts it keeps (input + output, run totals).
-_DERIVED = re.compile(r"^total_|^total$|(^|_)total_tokens$|^(turn|thread)_token_usage$")
+_DERIVED = re.compile(r"^total_|^total$|(^|_)total_tokens$|^(turn|thread)_token_usage$|^per_turn_token$|^accumulated_")
 # Numbers under a token-ish key that are not counts of tokens: latencies and configured limits.
 _NOT_COUNTS = re.compile(r"_ms$|limit")
 # Content digests (e.g. Codex's world_state instruction hashes) are identifiers, not conversation.
