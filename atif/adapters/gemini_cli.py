@@ -161,6 +161,12 @@ class _Recording:
             if _is_header(r):
                 rec.read += 1
                 rec.meta.update({k: v for k, v in r.items() if k != "messages"})
+                listed = r.get("messages")
+                for i, m in enumerate(listed if isinstance(listed, list) else []):
+                    if isinstance(m, dict) and isinstance(m.get("id"), str):  # added, as the CLI loads them
+                        msgs[m["id"]] = (f"{where} messages[{i}]", m)
+                    else:
+                        rec.skips.append(("a message that is not an object with an id", f"{where} messages[{i}]"))
                 continue
             rec.skips.append((f"an unknown record with keys {sorted(r)[:4]}", where))
         return rec
@@ -316,7 +322,7 @@ class GeminiCliAdapter:
             head, why = sniff_jsonl_first(path)
             if why:
                 return Sniff(False, why)
-            if _is_header(head) and "messages" not in head:
+            if _is_header(head):
                 return Sniff(True, "a Gemini CLI chat recording (first record: sessionId, projectHash)")
             return Sniff(False, "the first record has no sessionId/projectHash (not a Gemini CLI recording)")
         doc, why = sniff_json(path)

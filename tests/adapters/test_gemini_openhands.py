@@ -117,6 +117,12 @@ def test_gemini_rewind_and_set_messages_replay_as_the_cli_loads_them(tmp_path: P
         {"id": "a", "type": "user", "content": "hi"}, {"id": "b", "type": "gemini", "content": "hello"}]}})]) + "\n")
     doc2 = _convert_one(src2, tmp_path / "out2")
     assert [(s["source"], s["message"]) for s in doc2["steps"]] == [("user", "hi"), ("agent", "hello")]
+    # a metadata record that carries messages (a resumed session rewritten by the CLI) adds them
+    src3 = tmp_path / "session-header.jsonl"
+    header = json.loads(lines[0]) | {"messages": [{"id": "a", "type": "user", "content": "hi"}]}
+    src3.write_text("\n".join([json.dumps(header), json.dumps({"id": "b", "type": "gemini", "content": "yo"})]) + "\n")
+    doc3 = _convert_one(src3, tmp_path / "out3")
+    assert [s["message"] for s in doc3["steps"]] == ["hi", "yo"]
 
 
 OPENHANDS_REAL = next((FIXTURES / "openhands" / "real").iterdir())
