@@ -22,14 +22,22 @@ Run from the repository root::
     python -m bench.convert_bench            # 2,000 runs per format (the full size)
     python -m bench.convert_bench 500        # fewer
     python -m bench.convert_bench --quick    # 100 runs per format, well under 2 minutes
+
+The coding-agent CLI formats (Claude Code, Codex, Gemini CLI, OpenHands) come first, from the
+session files the real tools wrote (``fixtures/<format>/real``) and the hand-written samples, each
+copy with fresh UUIDs so that every copy is a distinct trial; for them the whole ``atif convert
+DIR -o OUT`` process is timed too.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +47,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from atif.adapters.base import Converted
 from atif.adapters.convert import convert, iter_convert
 
+QUICK_RUNS = 100
+"""Runs per format with ``--quick`` (for ``make bench``; the full size is 2,000)."""
 TURNS = 6  # user + 6 x (assistant with a tool call, tool result) + final answer ~ 20 steps/messages
 
 
@@ -158,14 +169,10 @@ REPLICATED = {
     "langsmith": ("langsmith", "fixtures/langsmith/run_tree.json", None),
     "inspect": ("inspect", "fixtures/inspect/tool_use.json", None),
     "mapping": ("mapping", "fixtures/mapping/crewlite_export.json", "docs/mappings/crewlite.yaml"),
-    "claude-code": ("claude-code", "fixtures/claude-code/project/5b1c2d3e-4f50-4a61-9b72-83c94da5e6f7.jsonl", None),
-    "codex": ("codex", "fixtures/codex/rollout-2025-10-06T14-02-11-0199a6c1-7f2e-7d30-9c41-5e8f1b2a3c4d.jsonl", None),
     "otel-genai": ("otel", "fixtures/otel/genai_spans.jsonl", None),
     "otel-otlp": ("otel", "fixtures/otel/genai_otlp.json", None),
     "openinference": ("otel", "fixtures/otel/openinference_spans.jsonl", None),
     "mini-swe-agent": ("swe-agent", "fixtures/swe-agent/fix_add.traj.json", None),
-    "gemini-cli": ("gemini-cli", "fixtures/gemini-cli/session-2025-10-18T14-57-f86f5318.json", None),
-    "openhands": ("openhands", "fixtures/openhands/fix_slugify.json", None),
 }
 
 
@@ -184,6 +191,96 @@ def replicate(root: Path, n: int) -> dict[str, tuple[str, list[Path], Path | Non
             files.append(f)
         out[name] = (fmt, files, ROOT / mapping if mapping else None)
     return out
+
+
+# The coding-agent CLI formats: sessions the real tools wrote (fixtures/<format>/real, see
+# fixtures/README.md); Gemini CLI's older .json document and OpenHands from their samples. Each copy gets fresh ids (session, message and
+# subagent ids rewritten to new UUID-shaped ones), so every copy is a distinct trial, as in a real
+# ~/.claude/projects, ~/.codex/sessions or ~/.gemini/tmp folder.
+CLI_SESSIONS: dict[str, tuple[str, str]] = {
+    "claude-code": ("claude-code", "fixtures/claude-code/real/-work-demo"),
+    "codex": ("codex", "fixtures/codex/real"),
+    "gemini-cli": ("gemini-cli", "fixtures/gemini-cli/real/demo/chats"),
+    "gemini-cli-json": ("gemini-cli", "fixtures/gemini-cli/session-2025-10-18T14-57-f86f5318.json"),
+    "openhands-sdk": ("openhands", "fixtures/openhands/real"),
+    "openhands": ("openhands", "fixtures/openhands/fix_slugify.json"),
+}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")  # OpenHands conversation folders
+
+
+def _fresh_ids(text: str, i: int) -> str:
+    """``text`` with every UUID (dashed or 32 hex digits) replaced by one derived from it and copy
+    number ``i``, of the same shape."""
+    text = _UUID.sub(lambda m: str(uuid.uuid5(uuid.NAMESPACE_OID, f"{m.group(0)}/{i}")), text)
+    return _HEX_ID.sub(lambda m: uuid.uuid5(uuid.NAMESPACE_OID, f"{m.group(0)}/{i}").hex, text)
+
+
+def cli_sessions(root: Path, n: int) -> dict[str, tuple[str, Path, list[Path]]]:
+    """``n`` distinct copies of each CLI session sample: name -> (adapter, folder, every file)."""
+    out = {}
+    for name, (fmt, sample) in CLI_SESSIONS.items():
+        src = ROOT / sample
+        base = src if src.is_dir() else src.parent
+        members = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+        dest = root / name
+        files = []
+        for i in range(n):
+            for f in members:
+                rel = _fresh_ids(str(f.relative_to(base)), i)
+                text = _fresh_ids(f.read_text(), i)
+                sid = re.search(r'"sessionId":\s*"([^"]+)"', text)
+                if fmt == "gemini-cli" and f.name.startswith("session-") and sid:
+                    # a recording's file name ends with its session id's first 8 characters
+                    rel = str(Path(rel).with_name(f"session-{i:06d}-{sid.group(1)[:8]}{f.suffix}"))
+                elif not src.is_dir() and _UUID.search(f.name) is None:
+                    rel = f"{f.stem}-{i:06d}{f.suffix}"
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+                files.append(target)
+        out[name] = (fmt, dest, files)
+    return out
+
+
+def _parse_files(files: list[Path]) -> None:
+    """The floor for a folder of sessions: ``orjson.loads`` of each file (each line of JSON Lines)."""
+    for f in files:
+        data = f.read_bytes()
+        if f.suffix == ".jsonl":
+            for line in data.splitlines():
+                if line.strip():
+                    orjson.loads(line)
+        else:
+            orjson.loads(data)
+
+
+def cli_rows(tmp: Path, n: int) -> None:
+    """The CLI-format rows: library ``iter_convert`` of the session folder, and the whole ``atif
+    convert DIR -o OUT`` process a user runs, each as a ratio to the parse floor of the same files."""
+    print(f"\ncoding-agent CLI sessions: {n} distinct copies per sample (real: fixtures/<format>/real)")
+    print(f"{'format':<17}{'MB':>7}{'orjson ms':>11}{'iter_convert ms':>17}{'ratio':>7}{'CLI ms':>10}{'ratio':>8}"
+          f"{'trials':>8}")
+    for name, (fmt, folder, files) in cli_sessions(tmp / "cli", n).items():
+        mb = sum(f.stat().st_size for f in files) / 1e6
+        t_json = best_of(lambda files=files: _parse_files(files), repeat=9)
+        trials = [0]
+
+        def dry(folder: Path = folder, fmt: str = fmt, trials: list[int] = trials) -> None:
+            trials[0] = sum(1 for r in iter_convert([folder], source_format=fmt) if isinstance(r, Converted))
+
+        t_iter = best_of(dry)
+        assert trials[0] == n, (name, trials[0])
+        out = tmp / f"out-cli-{name}"
+
+        def whole(folder: Path = folder, out: Path = out) -> None:
+            shutil.rmtree(out, ignore_errors=True)
+            subprocess.run([sys.executable, "-c", "from atif.cli import main; main()", "convert", str(folder),
+                            "-o", str(out)], check=True, capture_output=True, cwd=ROOT)
+
+        t_cli = best_of(whole, repeat=2)
+        print(f"{name:<17}{mb:>7.1f}{t_json * 1e3:>11.1f}{t_iter * 1e3:>17.1f}{t_iter / t_json:>6.1f}x"
+              f"{t_cli * 1e3:>10.0f}{t_cli / t_json:>7.0f}x{trials[0]:>8}")
 
 
 def _parse_all(blobs: list[bytes], lines: bool = False) -> None:
@@ -305,11 +402,12 @@ def framework_rows(root: Path, n: int) -> None:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    argv = [a for a in sys.argv[1:] if a != "--quick"]
-    n = 100 if quick else int(argv[0]) if argv else 2000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    quick = "--quick" in sys.argv[1:]
+    n = int(args[0]) if args else QUICK_RUNS if quick else 2000
     tmp = Path(tempfile.mkdtemp(prefix="atif-convert-bench-"))
     try:
+        cli_rows(tmp, n)
         dirs = generate(tmp, n)
         print(f"{n} runs per format, about {1 + 2 * TURNS + 1} messages / {1 + TURNS * 3} ATIF steps each")
         print(f"{'format':<17}{'MB':>7}{'orjson ms':>11}{'iter_convert ms':>17}{'ratio':>7}"

@@ -12,13 +12,20 @@ Each line is one record: ``{"type": "user" | "assistant" | "system" | "summary" 
   ``metrics.extra``). Claude Code writes one record per content block of a streamed reply, all
   with the same ``message.id``: they form one agent step (usage from the last of them);
 * ``system`` records with text -> system steps; ``summary`` records -> ``extra.summaries``;
-* other records (``file-history-snapshot``, ``queue-operation`` ...) are counted as skipped.
+* ``attachment`` records with text (context Claude Code adds to the prompt: skill and agent
+  listings, hook output ...) -> system steps with the attachment ``type`` in ``extra``; others
+  are counted as skipped;
+* other records (``file-history-snapshot``, ``queue-operation``, ``last-prompt`` ...) are
+  counted as skipped, each reason listed by ``atif convert --dry-run``.
 
 Subagents (the Task tool): transcripts in ``agent-<id>.jsonl`` (beside the session or under
 ``<session>/subagents/``, ``isSidechain: true``) and sidechain records inside the session file
-become embedded ``subagent_trajectories``, referenced from the observation of the Task call
-whose ``prompt`` is the subagent's first message (else from a result of the last step, with a
-warning). Their token counts are included in the session's ``final_metrics``.
+become embedded ``subagent_trajectories``, referenced from the observation of the Task call that
+launched them: the call whose result names the ``agentId`` (``toolUseResult.agentId``), or the
+``toolUseId`` of ``agent-<id>.meta.json``, else the call whose ``prompt`` is the subagent's first
+message (else from a result of the last step, with a warning); the ref's ``extra`` keeps the
+meta file's ``agentType`` and ``description``. The session's ``final_metrics`` token totals are
+its own steps' (as ATIF defines them); ``final_metrics.extra.with_subagents`` adds the subagents'.
 
 A projects folder (or one project's folder) converts to one trial per session file. Task name:
 the session file's stem; trial key: the ``sessionId``; agent ``claude-code`` at the transcript's
@@ -32,18 +39,20 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from atif.adapters.anthropic import add_assistant_message, add_user_message, anthropic_metrics
 from atif.adapters.base import Converted, ConvertOptions, Failure
 from atif.adapters.builder import TrajectoryBuilder, make_trial
 from atif.adapters.jsonio import iter_jsonl_lenient
 from atif.adapters.sessionlog import Line, SessionLogAdapter
-from atif.adapters.values import obj, text_of
+from atif.adapters.values import iso_timestamp, obj, text_of
 from atif.errors import AtifError
 
 __all__ = ["ClaudeCodeAdapter"]
 
 _CONVERSATION = {"user", "assistant", "system", "summary"}
-_KNOWN_OTHER = {"file-history-snapshot", "queue-operation", "custom-title", "tag", "attachment", "progress"}
+_KNOWN_OTHER = {"file-history-snapshot", "queue-operation", "custom-title", "tag", "progress", "last-prompt"}
 _TASK_TOOLS = {"Task", "Agent"}
 _TOTALS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
 
@@ -96,6 +105,9 @@ class ClaudeCodeAdapter(SessionLogAdapter):
             sb, sinfo = _build(sub_lines)
             agent_id = next((r["agentId"] for _, r, _ in sub_lines if isinstance(r, dict)
                              and isinstance(r.get("agentId"), str)), None) or f.stem.removeprefix("agent-")
+            meta = _agent_meta(f)
+            sinfo["call_id"] = info["links"].get(agent_id) or meta.get("toolUseId")
+            sinfo["ref_extra"] = {k: meta[k] for k in ("agentType", "description") if isinstance(meta.get(k), str)}
             subagents.append((f"agent-{agent_id}", sb, sinfo))
         embedded = [_attach(b, tid, sb, sinfo) for tid, sb, sinfo in subagents]
         traj = b.build(extra=info["extra"] or None)
@@ -125,6 +137,19 @@ class ClaudeCodeAdapter(SessionLogAdapter):
         except OSError:
             return found
         return found + _sibling_agents(path.parent, mtime).get(session_id, [])
+
+
+def _agent_meta(path: Path) -> dict[str, Any]:
+    """The ``agent-<id>.meta.json`` beside a subagent transcript (``toolUseId``, ``agentType``,
+    ``description``; Claude Code 2.1+), or ``{}``."""
+    meta = path.with_name(path.name.removesuffix(".jsonl") + ".meta.json")
+    if not meta.is_file():
+        return {}
+    try:
+        doc = orjson.loads(meta.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 @functools.lru_cache(maxsize=8)
@@ -165,6 +190,7 @@ def _build(lines: list[Line]) -> tuple[TrajectoryBuilder, dict[str, Any]]:
     summaries: list[str] = []
     by_message: dict[str, dict[str, Any]] = {}
     first_user: str | None = None
+    links: dict[str, str] = {}
     for n, rec, error in lines:
         where = f"line {n}"
         if error is not None:
@@ -185,6 +211,13 @@ def _build(lines: list[Line]) -> tuple[TrajectoryBuilder, dict[str, Any]]:
             extra = {k: True for k, flag in (("is_meta", "isMeta"), ("is_compact_summary", "isCompactSummary"))
                      if rec.get(flag)}
             add_user_message(b, msg.get("content"), ts, extra=extra or None)
+            agent_id = obj(rec.get("toolUseResult")).get("agentId")
+            content = msg.get("content")
+            if isinstance(agent_id, str) and isinstance(content, list):
+                call_id = next((blk.get("tool_use_id") for blk in content
+                                if isinstance(blk, dict) and blk.get("type") == "tool_result"), None)
+                if isinstance(call_id, str):
+                    links[agent_id] = call_id
             if first_user is None:
                 first_user = text_of(msg.get("content"))
         elif t == "assistant" and msg:
@@ -202,6 +235,23 @@ def _build(lines: list[Line]) -> tuple[TrajectoryBuilder, dict[str, Any]]:
                      extra={k: rec[k] for k in ("subtype", "level") if isinstance(rec.get(k), str)} or None)
         elif t == "system":
             b.skip("a system record without text", f"{where} ({rec.get('subtype')})")
+        elif t == "attachment":
+            att = obj(rec.get("attachment"))
+            kind = att.get("type") if isinstance(att.get("type"), str) else "?"
+            added = att.get("addedLines")
+            text: str = att["content"] if isinstance(att.get("content"), str) else (
+                "\n".join(x for x in added if isinstance(x, str)) if isinstance(added, list) else "")
+            if text.strip():
+                b.count()
+                # Claude Code stamps an attachment when it was gathered, which may be before the
+                # prompt it is attached to: such a stamp stays in extra, off the step timeline.
+                prev = next((s["timestamp"] for s in reversed(b.steps) if s.get("timestamp")), None)
+                stamp = iso_timestamp(ts)
+                early = bool(stamp and prev and stamp < prev)
+                b.system(text, timestamp=None if early else ts,
+                         extra={"attachment": kind, **({"timestamp": stamp} if early else {})})
+            else:
+                b.skip(f"an attachment record of type {kind!r} without text (context bookkeeping)", where)
         elif t in _KNOWN_OTHER:
             b.skip(f"a {t} record (session bookkeeping, not conversation)", where)
         elif t in _CONVERSATION:
@@ -210,7 +260,7 @@ def _build(lines: list[Line]) -> tuple[TrajectoryBuilder, dict[str, Any]]:
             b.skip(f"an unknown record type {t!r}", where)
     meta = {"cwd": first.get("cwd"), "git_branch": first.get("gitBranch") or None, "claude_code_version": first.get("version")}
     traj_extra: dict[str, Any] = {"summaries": summaries} if summaries else {}
-    return b, {"extra": traj_extra, "meta": meta, "first_user": first_user}
+    return b, {"extra": traj_extra, "meta": meta, "first_user": first_user, "links": links}
 
 
 def _merge(b: TrajectoryBuilder, step: dict[str, Any], msg: Mapping[str, Any]) -> None:
@@ -246,11 +296,15 @@ def _attach(b: TrajectoryBuilder, tid: str, sub: TrajectoryBuilder, info: dict[s
     b.warnings.extend(f"subagent {tid}: {w}" for w in sub.warnings)
     sub.trajectory_id = tid
     traj = sub.build(extra=info["extra"] or None)
-    ref = {"trajectory_id": tid}
+    ref: dict[str, Any] = {"trajectory_id": tid}
+    if info.get("ref_extra"):
+        ref["extra"] = info["ref_extra"]
     prompt = (info.get("first_user") or "").strip()
+    call_id = info.get("call_id")
     for step in b.steps:
         for call in step.get("tool_calls") or []:
-            if call["function_name"] in _TASK_TOOLS and prompt and str(call["arguments"].get("prompt", "")).strip() == prompt:
+            if call["tool_call_id"] == call_id or call_id is None and call["function_name"] in _TASK_TOOLS and prompt \
+                    and str(call["arguments"].get("prompt", "")).strip() == prompt:
                 results = [r for r in (step.get("observation") or {}).get("results") or []
                            if r.get("source_call_id") == call["tool_call_id"]]
                 result = results[0] if results else b.observe(call["tool_call_id"], None)
@@ -264,8 +318,15 @@ def _attach(b: TrajectoryBuilder, tid: str, sub: TrajectoryBuilder, info: dict[s
 
 
 def _add_subagent_totals(traj: dict[str, Any], subs: list[dict[str, Any]]) -> None:
+    """ATIF token totals are sums over the trajectory's own steps (the validator checks them), while
+    ``total_cost_usd`` includes subagents: so subagent costs are added to the cost, and the token
+    totals with the subagents included go to ``final_metrics.extra.with_subagents``."""
     fm = traj.setdefault("final_metrics", {})
+    both = {k: v for k, v in fm.items() if k.removeprefix("total_") in _TOTALS and isinstance(v, (int, float))}
     for sub in subs:
         for k, v in (sub.get("final_metrics") or {}).items():
             if k.removeprefix("total_") in _TOTALS and isinstance(v, (int, float)):
-                fm[k] = fm.get(k, 0) + v
+                both[k] = both.get(k, 0) + v
+    if "total_cost_usd" in both:
+        fm["total_cost_usd"] = both["total_cost_usd"]
+    fm.setdefault("extra", {})["with_subagents"] = dict(sorted(both.items()))

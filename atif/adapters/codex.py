@@ -12,11 +12,16 @@ Each line is ``{"timestamp", "type", "payload"}``:
   their ``*_output``, ``web_search_call``);
 * ``event_msg``: ``token_count`` -> metrics of the agent steps of that model call
   (``last_token_usage``: ``input_tokens`` include ``cached_input_tokens``,
-  ``reasoning_output_tokens`` kept in ``metrics.extra``); ``user_message``, ``agent_message``
+  ``reasoning_output_tokens`` and ``cache_write_input_tokens`` kept in ``metrics.extra``);
+  ``item_started`` / ``item_completed`` (Codex 0.1xx) copy conversation items and are skipped;
+  ``user_message``, ``agent_message``
   and ``agent_reasoning`` copy response items and are skipped as copies (mapped when their text
   is nowhere among the response items); other events (``task_started``, ``exec_command_end``
   ...) are counted as skipped;
-* ``compacted``: the summary Codex replaced the history with -> a system step.
+* ``compacted``: the summary Codex replaced the history with -> a system step;
+* ``token_usage_record`` (a copy of the usage of ``token_count``) and ``world_state`` (a settings
+  snapshot) are counted as skipped, as is any unknown record type; ``atif convert --dry-run``
+  lists each reason.
 
 A sessions folder converts to one trial per rollout file. Task name: the file's stem; trial
 key: the session id; agent ``codex`` at its ``cli_version``.
@@ -37,6 +42,11 @@ from atif.adapters.values import obj
 __all__ = ["CodexAdapter", "codex_metrics"]
 
 _TYPES = {"session_meta", "turn_context", "response_item", "event_msg", "compacted"}
+_BOOKKEEPING = {
+    "token_usage_record": "a token_usage_record (a per-response copy of the token_count event's usage)",
+    "world_state": "a world_state record (a snapshot of the session's settings and context)",
+}
+_ITEM_COPIES = {"item_started", "item_completed", "item_updated"}
 _COPIES = {"user_message", "agent_message", "agent_reasoning", "agent_reasoning_raw_content"}
 
 
@@ -53,8 +63,9 @@ def codex_metrics(usage: Any) -> dict[str, Any] | None:
         "completion_tokens": _int(usage.get("output_tokens")),
         "cached_tokens": _int(usage.get("cached_input_tokens")),
     }
-    if _int(usage.get("reasoning_output_tokens")):
-        m["extra"] = {"reasoning_output_tokens": usage["reasoning_output_tokens"]}
+    extra = {k: usage[k] for k in ("reasoning_output_tokens", "cache_write_input_tokens") if _int(usage.get(k))}
+    if extra:
+        m["extra"] = extra
     out = {k: v for k, v in m.items() if v is not None}
     return out or None
 
@@ -141,6 +152,8 @@ class CodexAdapter(SessionLogAdapter):
                     b.count()
                     agent_steps[-1]["metrics"] = codex_metrics(info["last_token_usage"])
                     last_usage_at = len(b.steps)
+                elif et in _ITEM_COPIES:
+                    b.skip(f"an event_msg {et} (a copy of a conversation item)", where)
                 elif et in _COPIES:
                     text = str(p.get("message") or p.get("text") or "")
                     if _norm(text) in seen or not text:
@@ -156,6 +169,8 @@ class CodexAdapter(SessionLogAdapter):
                         reader.reasoning.append(text)
                 else:
                     b.skip(f"an event_msg {et} (runtime event, not conversation)", where)
+            elif t in _BOOKKEEPING:
+                b.skip(_BOOKKEEPING[t], where)
             else:
                 b.skip(f"an unknown record type {t!r}", where)
             for s in b.steps[before:]:

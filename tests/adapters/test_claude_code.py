@@ -112,3 +112,49 @@ def test_bad_sessions_fail_in_one_line_and_the_batch_goes_on(
     failed = [line for line in r.output.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1 and str(bad) in failed[0] and reason in failed[0]
     assert "1 converted" in r.output
+
+
+REAL = PROJECT.parent / "real" / "-work-demo"
+
+
+def _real_session() -> Path:
+    [session] = sorted(REAL.glob("*.jsonl"))
+    return session
+
+
+def test_a_real_claude_code_session_is_detected_and_its_subagent_linked_by_agent_id(tmp_path: Path) -> None:
+    adapter, _ = detect(_real_session())
+    assert adapter.name == "claude-code"
+    result = convert([REAL], tmp_path / "out")
+    assert result.converted == 1 and not result.failures
+    [out] = (tmp_path / "out" / "trajectories").rglob("*.json")
+    doc = json.loads(out.read_text())
+    [sub] = doc["subagent_trajectories"]
+    meta = json.loads(next(REAL.rglob("agent-*.meta.json")).read_text())
+    refs = {call["function_name"]: r for s in doc["steps"] for call in s.get("tool_calls") or []
+            for r in (s.get("observation") or {}).get("results", []) if r["source_call_id"] == call["tool_call_id"]}
+    [ref] = refs["Agent"]["subagent_trajectory_ref"]
+    assert ref == {"trajectory_id": sub["trajectory_id"], "extra": {"agentType": meta["agentType"],
+                                                                    "description": meta["description"]}}
+    # Token totals are the session's own steps; the subagent's are added only under extra.
+    fm = doc["final_metrics"]
+    own = sum(s.get("metrics", {}).get("prompt_tokens", 0) for s in doc["steps"])
+    assert fm["total_prompt_tokens"] == own
+    assert fm["extra"]["with_subagents"]["total_prompt_tokens"] == own + sub["final_metrics"]["total_prompt_tokens"]
+
+
+def test_attachments_with_text_become_system_steps_and_unknown_records_are_listed(tmp_path: Path) -> None:
+    src = tmp_path / "s.jsonl"
+    lines = _lines(_real_session())
+    lines.insert(3, json.dumps({"type": "brand-new-record", "sessionId": "x", "uuid": "u"}))
+    lines.insert(3, json.dumps({"type": "attachment", "attachment": {"type": "todo", "itemCount": 0}}))
+    src.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["convert", str(src), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 record: an unknown record type 'brand-new-record'" in result.output
+    assert "an attachment record of type 'todo' without text" in result.output
+    out = convert([src], tmp_path / "out")
+    [doc_path] = (tmp_path / "out" / "trajectories").rglob("*.json")
+    doc = json.loads(doc_path.read_text())
+    kinds = [s["extra"]["attachment"] for s in doc["steps"] if s["source"] == "system"]
+    assert kinds == ["agent_listing_delta", "skill_listing"] and out.converted == 1

@@ -87,3 +87,40 @@ def test_bad_rollouts_fail_in_one_line_and_the_batch_goes_on(
     assert r.exit_code == 1 and "Traceback" not in r.output
     failed = [line for line in r.output.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1 and reason in failed[0] and "1 converted" in r.output
+
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "codex" / "real"
+
+
+def test_a_real_codex_rollout_keeps_each_responses_usage_and_lists_what_it_skips(tmp_path: Path) -> None:
+    [rollout] = sorted(REAL.rglob("rollout-*.jsonl"))
+    adapter, _ = detect(REAL)
+    assert adapter.name == "codex"
+    records = [json.loads(line) for line in rollout.read_text().splitlines()]
+    usages = [r["payload"]["info"]["last_token_usage"] for r in records
+              if r["type"] == "event_msg" and r["payload"]["type"] == "token_count"]
+    result = convert([rollout], tmp_path / "out")
+    assert result.converted == 1 and not result.failures
+    [doc_path] = (tmp_path / "out" / "trajectories").rglob("*.json")
+    doc = json.loads(doc_path.read_text())
+    metrics = [s["metrics"] for s in doc["steps"] if s["source"] == "agent"]
+    assert [(m["prompt_tokens"], m["cached_tokens"], m["completion_tokens"]) for m in metrics] == [
+        (u["input_tokens"], u["cached_input_tokens"], u["output_tokens"]) for u in usages]
+    calls = [c["function_name"] for s in doc["steps"] for c in s.get("tool_calls") or []]
+    outputs = [r["payload"]["call_id"] for r in records if r["payload"].get("type") == "function_call_output"]
+    assert len(calls) == len(outputs) == 4
+    dry = CliRunner().invoke(cli, ["convert", str(rollout), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    for reason in ("a token_usage_record", "a world_state record", "an event_msg item_completed"):
+        assert f": {reason}" in dry.output
+
+
+def test_an_unknown_codex_record_type_is_counted_and_listed(tmp_path: Path) -> None:
+    [rollout] = sorted(REAL.rglob("rollout-*.jsonl"))
+    lines = rollout.read_text().splitlines()
+    lines.insert(3, json.dumps({"timestamp": "2026-01-01T00:00:00Z", "type": "shiny_new", "payload": {"x": 1}}))
+    src = tmp_path / rollout.name
+    src.write_text("\n".join(lines) + "\n")
+    dry = CliRunner().invoke(cli, ["convert", str(src), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "skipped 1 record: an unknown record type 'shiny_new'" in dry.output

@@ -35,7 +35,11 @@ ARGUMENT_KEYS = {"arguments", "args", "input", "tool_input", "parameters"}
 NAME_KEYS = ("name", "function_name", "tool_name", "tool")
 _TOKENS = re.compile(r"(^|_)tokens?($|_)|token_count|^n_(input|output|cache)")
 # Sums a converter recomputes from the parts it keeps (input + output, run totals).
-_DERIVED = re.compile(r"^total_|^total$|(^|_)total_tokens$")
+_DERIVED = re.compile(r"^total_|^total$|(^|_)total_tokens$|^(turn|thread)_token_usage$|^per_turn_token$|^accumulated_")
+# Numbers under a token-ish key that are not counts of tokens: latencies and configured limits.
+_NOT_COUNTS = re.compile(r"_ms$|limit")
+# Content digests (e.g. Codex's world_state instruction hashes) are identifiers, not conversation.
+_DIGEST = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _WS = re.compile(r"\s+")
 # langchain-core's ``get_buffer_string``: one prompt string of ``Role: text`` lines (``prompts`` of
 # an ``llm`` run). Each message in it is a needle; an AI line ends with its tool calls' repr.
@@ -131,14 +135,15 @@ def _walk(value: Any, where: str, out: list[Needle], totals: bool = False) -> No
                     out.append(Needle("argument", _norm(leaf), leaf_path))
             continue
         if isinstance(v, str):
-            if k in TEXT_KEYS and _norm(v):
+            if k in TEXT_KEYS and _norm(v) and not _DIGEST.match(v):
                 parsed = _json_of(v)
                 if isinstance(parsed, (dict, list)):
                     _walk(parsed, path, out)
                 else:
                     out.append(Needle("text", _norm(v), path))
         elif isinstance(v, int) and not isinstance(v, bool):
-            if _TOKENS.search(k) and not _DERIVED.search(k.rsplit(".", 1)[-1]) and v > 0 and not totals:
+            if _TOKENS.search(k) and not _DERIVED.search(k.rsplit(".", 1)[-1]) and not _NOT_COUNTS.search(k) \
+                    and v > 0 and not totals:
                 out.append(Needle("tokens", v, path))
         else:
             _walk(v, path, out, totals or bool(_DERIVED.search(k)))

@@ -29,6 +29,9 @@ KNOWN: dict[str, dict[str, str]] = {
     # Claude Code writes each block of a streamed reply as its own record, each with the usage so far;
     # the last record of the message carries the reply's usage, which the agent step keeps.
     "claude-code/project": {"9": "usage of a streamed reply's earlier block records, superseded by its last"},
+    # Real Claude Code 2.1 output: a Read result's ``toolUseResult`` is the tool's structured copy of the
+    # file; the model saw it line-numbered in the ``tool_result`` text, which is the observation.
+    "claude-code/real": {"first line teh second line third line": "toolUseResult: the Read tool's structured copy"},
     "openhands/fix_slugify": {
         "You are OpenHands agent...": "the system action's display summary; its full text is the system step",
         "Retrieving content for: slugify": "a recall event (runtime state), counted as skipped",
