@@ -56,18 +56,21 @@ def generate(path: Path, n: int) -> float:
         SELECT e.name AS experiment, e.k, i,
                (hash(i, e.k, 1) % 10000) / 10000.0 AS u1,
                (hash(i, e.k, 2) % 10000) / 10000.0 AS u2,
-               (hash(i, e.k, 3) % 10000) / 10000.0 AS u3
+               (hash(i, e.k, 3) % 10000) / 10000.0 AS u3,
+               '{{"schema_version":"ATIF-v1.6","session_id":"' || e.name || '-' || i || '","agent":{{"name":"agent-'
+               || (i % 3) || '","version":"1.0"}},"steps":[]}}' AS raw
         FROM (VALUES ('bench-a', 0), ('bench-b', 1)) e(name, k), range({n}) t(i);
         INSERT INTO trajectory_data (trajectory_id, raw, schema_version, agent_name, agent_version, model_name,
                                      step_count, n_bytes)
-        SELECT 'traj-' || k || '-' || i, '{{"schema_version":"ATIF-v1.6","agent":{{"name":"a"}},"steps":[]}}'::BLOB,
-               'ATIF-v1.6', 'agent-' || (i % 3), '1.0', 'model-' || (i % 4), 20, 60
+        SELECT sha256(raw), raw::BLOB,
+               'ATIF-v1.6', 'agent-' || (i % 3), '1.0', 'model-' || (i % 4), 20, strlen(raw)
         FROM gen;
         INSERT INTO trial_data (trial_id, experiment, task_name, epoch, source_trial_id, trajectory_id, reward,
                                 rewards, steps, cost_usd, duration_seconds, input_tokens, output_tokens,
                                 cached_tokens, error, metadata, record_hash)
-        SELECT md5(experiment || '|' || i), experiment, 'task-' || (i % {N_TASKS}), i // {N_TASKS} + 1,
-               'run-' || i, 'traj-' || k || '-' || i,
+        SELECT sha256('["' || experiment || '","task-' || (i % {N_TASKS}) || '","run-' || i || '",' || (i // {N_TASKS} + 1) || ']'),
+               experiment, 'task-' || (i % {N_TASKS}), i // {N_TASKS} + 1,
+               'run-' || i, sha256(raw),
                round(least(1.0, u1 + 0.05 * k), 3),
                json_object('reward', round(least(1.0, u1 + 0.05 * k), 3), 'tests_passed', (u2 * 20)::INTEGER),
                10 + (u2 * 40)::INTEGER, round(0.01 + u3 * 0.5, 4), round(5 + u2 * 600, 2),
@@ -75,11 +78,12 @@ def generate(path: Path, n: int) -> float:
                CASE WHEN u2 < 0.005 THEN 'TimeoutError: agent exceeded 600 s'
                     WHEN u2 < 0.010 THEN 'RuntimeError: container exited with code 137'
                     WHEN u2 < 0.015 THEN 'ValueError: malformed tool call' END,
-               '{{}}', md5('r' || experiment || i)
+               '{{}}', sha256('r' || experiment || i)
         FROM gen;
         INSERT INTO rating_data (trial_id, criterion, verdict, reasoning, source, judge_model, prompt_tokens,
                                  completion_tokens, cost_usd, latency_ms, cached, error)
-        SELECT md5(g.experiment || '|' || g.i), 'criterion-' || c,
+        SELECT sha256('["' || g.experiment || '","task-' || (g.i % {N_TASKS}) || '","run-' || g.i || '",' || (g.i // {N_TASKS} + 1) || ']'),
+               'criterion-' || c,
                CASE WHEN (hash(g.i, g.k, c, 9) % 1000) < 10 THEN 'UNSCORED'
                     WHEN (hash(g.i, g.k, c, 8) % 1000) / 1000.0 < 0.55 + 0.08 * c + 0.02 * g.k THEN 'YES'
                     ELSE 'NO' END,

@@ -8,9 +8,10 @@ changes get a seeded paired bootstrap interval. Unpaired trials are reported, no
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from atif.report.reading import clean, pairs_cte, require_experiment
+from atif.report.reading import clean, paired_verdicts_cte, pairs_cte, require_experiment
 from atif.report.stats import bootstrap_mean_ci, mcnemar_exact
 from atif.store import Store
 
@@ -26,21 +27,33 @@ def criterion_table(store: Store, baseline: str, candidate: str) -> dict[str, di
     """Per criterion, counts of paired verdicts ``{(baseline verdict, candidate verdict): n}``.
 
     Verdicts are ``YES``, ``NO``, ``UNSCORED`` or ``MISSING`` (no rating for the trial).
-    Criteria rated in either experiment are included.
+    Criteria rated in either experiment are included; a pair rated on neither side counts
+    as ``(MISSING, MISSING)``.
     """
+    params = {"baseline": baseline, "candidate": candidate}
     rows = store.read(f"""
-        WITH {pairs_cte()},
-        crit AS (SELECT DISTINCT criterion FROM ratings WHERE experiment IN ($baseline, $candidate))
-        SELECT k.criterion, coalesce(rb.verdict, 'MISSING') AS vb, coalesce(rc.verdict, 'MISSING') AS vc,
-               count(*) AS n
-        FROM pairs p CROSS JOIN crit k
-        LEFT JOIN ratings rb ON rb.trial_id = p.b_id AND rb.criterion = k.criterion
-        LEFT JOIN ratings rc ON rc.trial_id = p.c_id AND rc.criterion = k.criterion
-        GROUP BY ALL""", {"baseline": baseline, "candidate": candidate})
-    out: dict[str, dict[tuple[str, str], int]] = {}
+        WITH {pairs_cte()}, {paired_verdicts_cte()}
+        SELECT criterion, vb, vc, count(*) AS n FROM verdicts GROUP BY ALL""", params)
+    n_pairs = store.read(f"WITH {pairs_cte()} SELECT count(*) AS n FROM pairs", params)[0]["n"]
+    labels = [r["criterion"] for r in store.read(
+        "SELECT DISTINCT criterion FROM ratings WHERE experiment IN ($baseline, $candidate)", params)]
+    out: dict[str, dict[tuple[str, str], int]] = {label: {} for label in labels}
     for r in rows:
-        out.setdefault(r["criterion"], {})[(r["vb"], r["vc"])] = int(r["n"])
+        out[r["criterion"]][(r["vb"], r["vc"])] = int(r["n"])
+    for table in out.values():
+        neither = int(n_pairs) - sum(table.values())
+        if neither:
+            table[("MISSING", "MISSING")] = neither
     return out
+
+
+def paired_metric(columns: dict[str, Any], name: str) -> tuple[Any, Any]:
+    """Baseline and candidate values of metric ``name`` over the pairs where both sides have one."""
+    import numpy as np
+
+    b, c = columns[f"b_{name}"], columns[f"c_{name}"]
+    keep = ~(np.ma.getmaskarray(b) | np.ma.getmaskarray(c))
+    return np.ma.getdata(b)[keep].astype(np.float64), np.ma.getdata(c)[keep].astype(np.float64)
 
 
 def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05, seed: int = 0,
@@ -52,6 +65,10 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
     or unrated are left out and counted); reward, cost and duration mean change with a
     ``1 - alpha`` paired bootstrap interval from ``seed``; the regressed, improved and
     mixed pairs; and the unpaired trials of each side.
+
+    The per-pair values are read as columns (:meth:`Store.read_columns`) and only the pairs
+    that changed become Python objects, so time and memory grow with the number of pairs by
+    a small constant, and with the number of changed pairs listed.
     """
     require_experiment(store, baseline)
     require_experiment(store, candidate)
@@ -82,61 +99,62 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
             "excluded_missing": total - n - unscored,
         }
 
-    rows = store.read(f"""
+    columns = store.read_columns(f"""
         WITH {pairs_cte()}
-        SELECT p.task_name, p.epoch, p.b_id, p.c_id,
-               tb.reward AS b_reward, tc.reward AS c_reward, tb.cost_usd AS b_cost_usd, tc.cost_usd AS c_cost_usd,
-               tb.duration_seconds AS b_duration_seconds, tc.duration_seconds AS c_duration_seconds
-        FROM pairs p JOIN trials tb ON tb.trial_id = p.b_id JOIN trials tc ON tc.trial_id = p.c_id
-        ORDER BY p.task_name, p.epoch, p.b_id""", params)
-
+        SELECT {", ".join(f"b_{m}, c_{m}" for m in _METRICS)} FROM pairs""", params)
+    n_pairs = len(columns["b_reward"])
     level = 1.0 - alpha
     metrics: dict[str, Any] = {}
     for name in _METRICS:
-        xs = [(r[f"b_{name}"], r[f"c_{name}"]) for r in rows if r[f"b_{name}"] is not None and r[f"c_{name}"] is not None]
-        boot = bootstrap_mean_ci([c - b for b, c in xs], resamples=resamples, level=level, seed=seed)
+        b, c = paired_metric(columns, name)
+        boot = bootstrap_mean_ci(c - b, resamples=resamples, level=level, seed=seed)
         metrics[name] = {
             "n_pairs": boot.n,
-            "baseline_mean": sum(b for b, _ in xs) / len(xs) if xs else None,
-            "candidate_mean": sum(c for _, c in xs) / len(xs) if xs else None,
+            "baseline_mean": math.fsum(b.tolist()) / len(b) if len(b) else None,
+            "candidate_mean": math.fsum(c.tolist()) / len(c) if len(c) else None,
             "delta_mean": boot.mean,
             "ci_low": boot.ci_low,
             "ci_high": boot.ci_high,
             "significant": bool(boot.ci_low is not None and boot.ci_high is not None
                                 and (boot.ci_low > 0 or boot.ci_high < 0)),
             "resamples": boot.resamples,
+            "interval": boot.method,
         }
+    del columns
 
-    flips = {(r["b_id"], r["c_id"]): r for r in store.read(f"""
-        WITH {pairs_cte()}
-        SELECT p.b_id, p.c_id,
-               list(rb.criterion ORDER BY rb.criterion) FILTER (WHERE rb.verdict = 'YES' AND rc.verdict = 'NO') AS lost,
-               list(rb.criterion ORDER BY rb.criterion) FILTER (WHERE rb.verdict = 'NO' AND rc.verdict = 'YES') AS gained
-        FROM pairs p JOIN ratings rb ON rb.trial_id = p.b_id
-        JOIN ratings rc ON rc.trial_id = p.c_id AND rc.criterion = rb.criterion
-        WHERE rb.verdict <> rc.verdict
-        GROUP BY ALL""", params)}
+    # Classified in SQL: only the pairs that changed come back, in task order.
+    changed = store.read(f"""
+        WITH {pairs_cte()}, {paired_verdicts_cte()},
+        flips AS (
+            SELECT b_id,
+                   list(criterion ORDER BY criterion) FILTER (WHERE vb = 'YES' AND vc = 'NO') AS lost,
+                   list(criterion ORDER BY criterion) FILTER (WHERE vb = 'NO' AND vc = 'YES') AS gained
+            FROM verdicts WHERE vb IN ('YES', 'NO') AND vc IN ('YES', 'NO') AND vb <> vc
+            GROUP BY b_id
+        ), scored AS (
+            SELECT p.task_name, p.epoch, p.b_id, p.c_id, p.b_reward, p.c_reward,
+                   coalesce(f.lost, []) AS lost, coalesce(f.gained, []) AS gained,
+                   len(coalesce(f.gained, [])) - len(coalesce(f.lost, [])) AS net,
+                   coalesce(p.c_reward - p.b_reward, 0.0) AS dr
+            FROM pairs p LEFT JOIN flips f USING (b_id)
+        ), kinds AS (
+            SELECT *, CASE WHEN net < 0 OR (net = 0 AND dr < -1e-12) THEN 'regressed'
+                           WHEN net > 0 OR (net = 0 AND dr > 1e-12) THEN 'improved'
+                           WHEN len(lost) > 0 OR len(gained) > 0 THEN 'mixed' END AS kind
+            FROM scored
+        )
+        SELECT kind, task_name, epoch, b_id, c_id, lost, gained, b_reward, c_reward
+        FROM kinds WHERE kind IS NOT NULL
+        ORDER BY task_name, epoch, b_id""", params)
     tasks: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": [], "mixed": []}
-    for r in rows:
-        f = flips.get((r["b_id"], r["c_id"]), {})
-        lost = f.get("lost") or []
-        gained = f.get("gained") or []
-        dr = (r["c_reward"] - r["b_reward"]) if r["b_reward"] is not None and r["c_reward"] is not None else 0.0
-        net = len(gained) - len(lost)
-        if net < 0 or (net == 0 and dr < -1e-12):
-            kind = "regressed"
-        elif net > 0 or (net == 0 and dr > 1e-12):
-            kind = "improved"
-        elif lost or gained:
-            kind = "mixed"
-        else:
-            continue
-        tasks[kind].append({
+    for r in changed:
+        tasks[r["kind"]].append({
             "task_name": r["task_name"], "epoch": r["epoch"],
             "baseline_trial_id": r["b_id"], "candidate_trial_id": r["c_id"],
-            "lost": lost, "gained": gained,
+            "lost": r["lost"], "gained": r["gained"],
             "baseline_reward": r["b_reward"], "candidate_reward": r["c_reward"],
         })
+    del changed
 
     unpaired = store.read(f"""
         WITH {pairs_cte()}
@@ -153,7 +171,7 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
         "pairing": "task_name+epoch",
         "alpha": alpha,
         "seed": seed,
-        "n_pairs": len(rows),
+        "n_pairs": n_pairs,
         "criteria": criteria,
         "metrics": metrics,
     })

@@ -288,25 +288,21 @@ def _regressions(store: Store, baseline: str, candidate: str, max_regression: fl
             f"pass rate {b_rate:.3f} -> {c_rate:.3f} over {n} pairs ({counts['YN']} lost, {counts['NY']} gained), "
             f"McNemar p={p:.3g}" + (f", {left_out} pairs left out" if left_out else ""),
         ))
-    rows = store.read(f"""
+    # Pairs whose baseline has a reward; a candidate without one counts as 0 unless ignore_unscored.
+    cols = store.read_columns(f"""
         WITH {pairs_cte()}
-        SELECT tb.reward AS b, tc.reward AS c
-        FROM pairs p JOIN trials tb ON tb.trial_id = p.b_id JOIN trials tc ON tc.trial_id = p.c_id
-        WHERE tb.reward IS NOT NULL""", {"baseline": baseline, "candidate": candidate})
-    diffs = []
-    for r in rows:
-        c = r["c"]
-        if c is None:
-            if ignore_unscored:
-                continue
-            c = 0.0
-        diffs.append(c - r["b"])
-    if diffs:
+        SELECT b_reward AS b, {"c_reward" if ignore_unscored else "coalesce(c_reward, 0.0)"} AS c FROM pairs
+        WHERE b_reward IS NOT NULL{" AND c_reward IS NOT NULL" if ignore_unscored else ""}""",
+        {"baseline": baseline, "candidate": candidate})
+    diffs = cols["c"].astype("float64") - cols["b"].astype("float64")
+    if len(diffs):
         boot = bootstrap_mean_ci(diffs, level=1.0 - alpha, seed=seed)
         drop = -(boot.mean or 0.0)
         significant = boot.ci_high is not None and boot.ci_high < 0
         failed = drop > max_regression and significant
         ci = (f"[{boot.ci_low:+.3f}, {boot.ci_high:+.3f}]" if boot.ci_low is not None else "(too few pairs)")
+        if boot.method == "normal":
+            ci += " (normal approximation)"
         out.append(Condition(
             f"no regression of mean reward vs {baseline} beyond {max_regression:g} (alpha {alpha:g})",
             not failed, drop, max_regression,
