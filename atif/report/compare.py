@@ -57,7 +57,7 @@ def paired_metric(columns: dict[str, Any], name: str) -> tuple[Any, Any]:
 
 
 def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05, seed: int = 0,
-            resamples: int = 2000) -> dict[str, Any]:
+            resamples: int = 2000, max_listed: int | None = None) -> dict[str, Any]:
     """Compare ``candidate`` against ``baseline`` on trials paired by task and epoch.
 
     Returns a JSON-ready dict (layout in docs/reports.md): per criterion the paired pass
@@ -66,9 +66,10 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
     ``1 - alpha`` paired bootstrap interval from ``seed``; the regressed, improved and
     mixed pairs; and the unpaired trials of each side.
 
-    The per-pair values are read as columns (:meth:`Store.read_columns`) and only the pairs
-    that changed become Python objects, so time and memory grow with the number of pairs by
-    a small constant, and with the number of changed pairs listed.
+    ``max_listed`` keeps the first that many pairs of each kind (in task order) in ``tasks``;
+    ``task_counts`` always has the totals. The per-pair values are read as columns
+    (:meth:`Store.read_columns`) and only the listed pairs become Python objects, so with
+    ``max_listed`` memory stays bounded however many pairs there are.
     """
     require_experiment(store, baseline)
     require_experiment(store, candidate)
@@ -143,11 +144,15 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
                            WHEN len(lost) > 0 OR len(gained) > 0 THEN 'mixed' END AS kind
             FROM scored
         )
-        SELECT kind, task_name, epoch, b_id, c_id, lost, gained, b_reward, c_reward
+        SELECT kind, task_name, epoch, b_id, c_id, lost, gained, b_reward, c_reward,
+               count(*) OVER (PARTITION BY kind) AS n_kind
         FROM kinds WHERE kind IS NOT NULL
-        ORDER BY task_name, epoch, b_id""", params)
+        QUALIFY $max_listed IS NULL OR row_number() OVER (PARTITION BY kind ORDER BY task_name, epoch, b_id) <= $max_listed
+        ORDER BY task_name, epoch, b_id""", {**params, "max_listed": max_listed})
     tasks: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": [], "mixed": []}
+    task_counts = dict.fromkeys(tasks, 0)
     for r in changed:
+        task_counts[r["kind"]] = int(r["n_kind"])
         tasks[r["kind"]].append({
             "task_name": r["task_name"], "epoch": r["epoch"],
             "baseline_trial_id": r["b_id"], "candidate_trial_id": r["c_id"],
@@ -177,6 +182,7 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
     })
     # The per-pair lists can hold every pair; they are plain values already, so they skip clean().
     result["tasks"] = tasks
+    result["task_counts"] = task_counts
     result["unpaired"] = {
         side: [{"epoch": u["epoch"], "task_name": u["task_name"], "trial_id": u["trial_id"]}
                for u in unpaired if u["side"] == side.split("_")[0]]
