@@ -31,6 +31,7 @@ MODULES = (
     "convert_bench",
     "store_bench",
     "judge_bench",
+    "metrics_bench",
     "report_bench",
     "serve_bench",
     "team_bench",
