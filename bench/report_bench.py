@@ -27,6 +27,7 @@ Run from the repository root::
     python -m bench.report_bench                 # 1k, 10k, 100k, 1M pairs
     python -m bench.report_bench --quick         # 1k, 10k
     python -m bench.report_bench 20000 200000    # the sizes given
+    python -m bench.report_bench 1000000 --store bench-1m.duckdb   # a store generate() made before
 """
 
 from __future__ import annotations
@@ -150,11 +151,14 @@ def best_cli(args: list[str], repeat: int) -> tuple[float, float]:
     return min(r[0] for r in runs), max(r[1] for r in runs)
 
 
-def measure(n: int, work: Path) -> dict[str, float]:
-    """Generate the store of ``n`` pairs and time everything on it."""
-    path = work / f"bench-{n}.duckdb"
-    gen_s = generate(path, n)
-    print(f"\n== {n:,} pairs (2 x {n:,} trials x {CRITERIA} criteria generated in SQL in {gen_s:.1f} s) ==")
+def measure(n: int, work: Path, existing: Path | None = None) -> dict[str, float]:
+    """Generate the store of ``n`` pairs (or use ``existing``, made by :func:`generate`) and time everything on it."""
+    path = existing or work / f"bench-{n}.duckdb"
+    if existing is None:
+        gen_s = generate(path, n)
+        print(f"\n== {n:,} pairs (2 x {n:,} trials x {CRITERIA} criteria generated in SQL in {gen_s:.1f} s) ==")
+    else:
+        print(f"\n== {n:,} pairs (2 x {n:,} trials x {CRITERIA} criteria, the store {existing}) ==")
     repeat = 3 if n <= 100_000 else 1
     out: dict[str, float] = {}
     with Store.open(path, read_only=True) as store:
@@ -177,7 +181,9 @@ def measure(n: int, work: Path) -> dict[str, float]:
     out["cli_compare"], out["cli_compare_rss"] = best_cli(
         ["compare", "bench-a", "bench-b", "--format", "json", "-o", str(work / "compare.json"), *db], repeat)
     out["cli_gate"], out["cli_gate_rss"] = best_cli(["gate", "-e", "bench-b", "--baseline", "bench-a", *db], repeat)
-    path.unlink()
+    out["cli_compare_md"], out["cli_compare_md_rss"] = best_cli(["compare", "bench-a", "bench-b", *db], repeat)
+    if existing is None:
+        path.unlink()
 
     m = result["metrics"]
     print(f"  reference scan of trials (count/avg), in process {ref * 1000:9.1f} ms")
@@ -187,6 +193,8 @@ def measure(n: int, work: Path) -> dict[str, float]:
     print(f"  atif query (scan), whole process  {out['cli_ref']:6.2f} s   peak RSS {out['cli_ref_rss']:6.0f} MiB")
     print(f"  atif compare --format json        {out['cli_compare']:6.2f} s   peak RSS {out['cli_compare_rss']:6.0f} MiB"
           f"   ({out['cli_compare'] / out['cli_ref']:.1f} x atif query)")
+    print(f"  atif compare (markdown)          {out['cli_compare_md']:6.2f} s   peak RSS "
+          f"{out['cli_compare_md_rss']:6.0f} MiB   ({out['cli_compare_md'] / out['cli_ref']:.1f} x atif query)")
     print(f"  atif gate --baseline              {out['cli_gate']:6.2f} s   peak RSS {out['cli_gate_rss']:6.0f} MiB"
           f"   ({out['cli_gate'] / out['cli_ref']:.1f} x atif query)")
     if "report" in out:
@@ -201,16 +209,20 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sizes", nargs="*", type=int, help="pairs per store (default: 1000 10000 100000 1000000)")
     ap.add_argument("--quick", action="store_true", help="1,000 and 10,000 pairs only")
+    ap.add_argument("--store", type=Path, help="measure this store (made by generate() with the one size given)")
     args = ap.parse_args(argv)
+    if args.store is not None and len(args.sizes) != 1:
+        ap.error("--store needs exactly one size: the pairs it holds")
     sizes = args.sizes or ([1000, 10_000] if args.quick else [1000, 10_000, 100_000, 1_000_000])
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"on {os.cpu_count()} cores")
     figures: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="atif-report-bench-") as tmp:
         for n in sizes:
-            figures[n] = measure(n, Path(tmp))
+            figures[n] = measure(n, Path(tmp), args.store)
     print("\n== growth (time at the next size / time at this one; the sizes' ratio is linear) ==")
-    keys = ("ref", "compare", "gate", "cli_compare", "cli_gate", "cli_compare_rss", "cli_gate_rss")
+    keys = ("ref", "compare", "gate", "cli_compare", "cli_compare_md", "cli_gate", "cli_compare_rss",
+            "cli_compare_md_rss", "cli_gate_rss")
     print("  " + " " * 22 + "".join(f"{k:>16}" for k in keys))
     for lo, hi in zip(sizes, sizes[1:], strict=False):
         row = "".join(f"{figures[hi][k] / figures[lo][k]:16.2f}" for k in keys)

@@ -47,7 +47,7 @@ def pairs_cte() -> str:
         c AS (SELECT trial_id, task_name, epoch, reward, cost_usd, duration_seconds,
                      row_number() OVER (PARTITION BY task_name, epoch ORDER BY trial_id) AS k
               FROM trials WHERE experiment = $candidate),
-        pairs AS (SELECT b.trial_id AS b_id, c.trial_id AS c_id, b.task_name, b.epoch,
+        pairs AS MATERIALIZED (SELECT b.trial_id AS b_id, c.trial_id AS c_id, b.task_name, b.epoch,
                          b.reward AS b_reward, c.reward AS c_reward, b.cost_usd AS b_cost_usd,
                          c.cost_usd AS c_cost_usd, b.duration_seconds AS b_duration_seconds,
                          c.duration_seconds AS c_duration_seconds
@@ -58,15 +58,20 @@ def paired_verdicts_cte() -> str:
     """SQL defining ``verdicts`` (after :func:`pairs_cte`): one row per pair and criterion rated on either side.
 
     Columns ``b_id`` (the pair's key), ``criterion``, ``vb`` and ``vc``: each side's verdict, or
-    ``MISSING`` when that side has no rating of the criterion. Each side's ratings join to the pairs
-    on their own trial, so no pair is crossed with every criterion.
+    ``MISSING`` when that side has no rating of the criterion. The two experiments' ratings are
+    read in one pass and grouped by pair, so no pair is crossed with every criterion.
     """
     return """
-        rb AS (SELECT p.b_id, r.criterion, r.verdict FROM pairs p JOIN ratings r ON r.trial_id = p.b_id),
-        rc AS (SELECT p.b_id, r.criterion, r.verdict FROM pairs p JOIN ratings r ON r.trial_id = p.c_id),
-        verdicts AS (SELECT b_id, criterion, coalesce(rb.verdict, 'MISSING') AS vb,
-                            coalesce(rc.verdict, 'MISSING') AS vc
-                     FROM rb FULL JOIN rc USING (b_id, criterion))"""
+        sides AS (SELECT b_id AS trial_id, b_id, true AS is_b FROM pairs
+                  UNION ALL SELECT c_id, b_id, false FROM pairs),
+        verdicts AS MATERIALIZED (
+            SELECT s.b_id, r.criterion,
+                   coalesce(any_value(r.verdict) FILTER (WHERE s.is_b), 'MISSING') AS vb,
+                   coalesce(any_value(r.verdict) FILTER (WHERE NOT s.is_b), 'MISSING') AS vc
+            FROM sides s
+            JOIN (SELECT trial_id, criterion, verdict FROM ratings WHERE experiment IN ($baseline, $candidate)) r
+              USING (trial_id)
+            GROUP BY s.b_id, r.criterion)"""
 
 
 def clean(value: Any) -> Any:
