@@ -140,7 +140,8 @@ def cli(args: list[str]) -> tuple[float, float, int]:
             kib = int(rss_file.read().split()[-1])
         else:
             kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode not in (0, 1):
+    # gate exits 1 when a condition fails; an error (exit 1 too) prints "Error:".
+    if proc.returncode not in (0, 1) or b"Error:" in proc.stderr:
         raise RuntimeError(f"atif {' '.join(args)} failed: {proc.stderr.decode()[-2000:]}")
     return wall, kib / 1024, proc.returncode
 
