@@ -391,65 +391,8 @@ def m005_rating_p_yes(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def m006_metrics_view_join_once(db: duckdb.DuckDBPyConnection) -> None:
-    """``experiment_metrics`` joins trials to their trajectories once and ratings to that once.
-
-    Same columns and values as before. The old definition read the ``trials`` view twice (with its
-    task and experiment joins, unused here) and let DuckDB pre-aggregate the ratings per
-    ``(trial_id, criterion)`` below the join, a full hash aggregate over a key that is already
-    unique; at a million trials that was most of its time. Materialising the joined ratings
-    (``rj``) keeps the aggregate above the join.
-    """
-    db.execute(
-        """
-        CREATE OR REPLACE VIEW experiment_metrics AS
-        WITH tk AS MATERIALIZED (
-            SELECT t.trial_id, t.experiment, j.agent_name,
-                   coalesce(j.model_name, json_extract_string(t.metadata, '$.model_name')) AS model_name,
-                   t.error, t.reward, t.duration_seconds, t.cost_usd, t.input_tokens, t.output_tokens,
-                   t.cached_tokens, t.steps
-            FROM trial_data t LEFT JOIN trajectory_data j USING (trajectory_id)
-        ), rj AS MATERIALIZED (
-            SELECT t.experiment, t.agent_name, t.model_name, r.criterion, r.verdict
-            FROM rating_data r JOIN tk t USING (trial_id)
-        ), pr AS (
-            SELECT experiment, agent_name, model_name, criterion,
-                   avg(CASE WHEN verdict = 'YES' THEN 1.0 WHEN verdict = 'NO' THEN 0.0 END) AS rate
-            FROM rj GROUP BY ALL
-        ), prm AS (
-            SELECT experiment, agent_name, model_name,
-                   map(list(criterion ORDER BY criterion), list(rate ORDER BY criterion)) AS pass_rates
-            FROM pr GROUP BY ALL
-        ), m AS (
-            SELECT experiment, agent_name, model_name,
-                   count(*) AS n_trials,
-                   count(error) AS n_errored,
-                   avg(reward) AS reward_mean,
-                   quantile_cont(reward, 0.5) AS reward_p50,
-                   quantile_cont(reward, 0.95) AS reward_p95,
-                   avg(duration_seconds) AS duration_mean,
-                   quantile_cont(duration_seconds, 0.5) AS duration_p50,
-                   quantile_cont(duration_seconds, 0.95) AS duration_p95,
-                   avg(cost_usd) AS cost_mean,
-                   sum(cost_usd) AS cost_total,
-                   sum(input_tokens) AS input_tokens,
-                   sum(output_tokens) AS output_tokens,
-                   sum(cached_tokens) AS cached_tokens,
-                   avg(steps) AS steps_mean
-            FROM tk GROUP BY ALL
-        )
-        SELECT m.*, prm.pass_rates
-        FROM m LEFT JOIN prm
-          ON prm.experiment = m.experiment
-         AND prm.agent_name IS NOT DISTINCT FROM m.agent_name
-         AND prm.model_name IS NOT DISTINCT FROM m.model_name;
-        """
-    )
-
-
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
-    m006_metrics_view_join_once,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")
