@@ -184,18 +184,6 @@ class Store:
             except duckdb.Error as exc:
                 raise StoreError(f"{self.label}: cannot read: {first_line(exc)}") from None
 
-    def read_columns(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Columns of atif's own SQL over the public views as numpy arrays (see :meth:`read`).
-
-        For reads of a million rows, where a Python tuple per row would cost more than the query:
-        numbers come back as one typed array per column (a masked array when it holds NULLs).
-        """
-        with self._lock:
-            try:
-                return dict(self._db.execute(sql, params or []).fetchnumpy())
-            except duckdb.Error as exc:
-                raise StoreError(f"{self.label}: cannot read: {first_line(exc)}") from None
-
     def read_one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
         """The single row of an aggregate query over the views (see :meth:`read`)."""
         with self._lock:
