@@ -21,13 +21,11 @@ test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	$(BIN)/python -m pytest -q
 
+# `make bench`: every bench module at its --quick size (under 15 minutes on 2 cores);
+# `make bench FULL=1`: the documented full sizes (hours). Figures: bench/README.md.
 bench: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/python -m bench.validate_bench
-	$(BIN)/python -m bench.convert_bench
-	$(BIN)/python -m bench.store_bench
-	$(BIN)/python -m bench.judge_bench
-	$(BIN)/python -m bench.report_bench
+	$(BIN)/python -m bench.run_all $(if $(FULL),--full,)
 
 lint: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'

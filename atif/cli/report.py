@@ -97,7 +97,8 @@ def compare_cmd(baseline: str, candidate: str, fmt: str, output: str | None, alp
     from atif import compare, render_compare_md
 
     with open_store(db_path, read_only=True) as store:
-        result = compare(store, baseline, candidate, alpha=alpha, seed=seed)
+        # Markdown shows 30 pairs of each kind and the totals: no need to hold every changed pair.
+        result = compare(store, baseline, candidate, alpha=alpha, seed=seed, max_listed=None if fmt == "json" else 30)
     _write(json_text(result, sort_keys=True) if fmt == "json" else render_compare_md(result), output)
 
 

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from atif.errors import ReportError
-from atif.report.compare import criterion_table
-from atif.report.reading import clean, criteria_of, pairs_cte, require_experiment
+from atif.report.compare import table_and_reward_changes
+from atif.report.reading import clean, criteria_of, require_experiment
 from atif.report.stats import bootstrap_mean_ci, mcnemar_exact
 from atif.store import Store
 
@@ -182,7 +182,7 @@ def gate(
                                     detail if observed is not None else "no trial has a reward"))
 
     if baseline is not None:
-        conditions += _regressions(store, baseline, experiment, max_regression, alpha, ignore_unscored, seed)
+        conditions += _regressions(store, baseline, experiment, max_regression, alpha, ignore_unscored, seed, known)
 
     return GateResult(experiment, all(c.passed for c in conditions), conditions)
 
@@ -254,11 +254,11 @@ def _kappa_conditions(known: list[str], min_kappa: float, calibration: dict[str,
 
 
 def _regressions(store: Store, baseline: str, candidate: str, max_regression: float, alpha: float,
-                 ignore_unscored: bool, seed: int) -> list[Condition]:
+                 ignore_unscored: bool, seed: int, cand_known: list[str]) -> list[Condition]:
     out: list[Condition] = []
-    tables = criterion_table(store, baseline, candidate)
+    tables, diffs = table_and_reward_changes(store, baseline, candidate, missing_as_zero=not ignore_unscored)
     base_criteria = set(criteria_of(store, baseline))
-    cand_criteria = set(criteria_of(store, candidate))
+    cand_criteria = set(cand_known)
     for label in sorted(base_criteria & cand_criteria):
         table = tables.get(label, {})
         counts = {"YY": 0, "YN": 0, "NY": 0, "NN": 0}
@@ -288,25 +288,14 @@ def _regressions(store: Store, baseline: str, candidate: str, max_regression: fl
             f"pass rate {b_rate:.3f} -> {c_rate:.3f} over {n} pairs ({counts['YN']} lost, {counts['NY']} gained), "
             f"McNemar p={p:.3g}" + (f", {left_out} pairs left out" if left_out else ""),
         ))
-    rows = store.read(f"""
-        WITH {pairs_cte()}
-        SELECT tb.reward AS b, tc.reward AS c
-        FROM pairs p JOIN trials tb ON tb.trial_id = p.b_id JOIN trials tc ON tc.trial_id = p.c_id
-        WHERE tb.reward IS NOT NULL""", {"baseline": baseline, "candidate": candidate})
-    diffs = []
-    for r in rows:
-        c = r["c"]
-        if c is None:
-            if ignore_unscored:
-                continue
-            c = 0.0
-        diffs.append(c - r["b"])
-    if diffs:
+    if len(diffs):
         boot = bootstrap_mean_ci(diffs, level=1.0 - alpha, seed=seed)
         drop = -(boot.mean or 0.0)
         significant = boot.ci_high is not None and boot.ci_high < 0
         failed = drop > max_regression and significant
         ci = (f"[{boot.ci_low:+.3f}, {boot.ci_high:+.3f}]" if boot.ci_low is not None else "(too few pairs)")
+        if boot.method == "normal":
+            ci += " (normal approximation)"
         out.append(Condition(
             f"no regression of mean reward vs {baseline} beyond {max_regression:g} (alpha {alpha:g})",
             not failed, drop, max_regression,

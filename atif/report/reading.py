@@ -12,7 +12,7 @@ from typing import Any
 from atif.errors import NotFoundError
 from atif.store import Store
 
-__all__ = ["clean", "criteria_of", "pairs_cte", "require_experiment"]
+__all__ = ["clean", "criteria_of", "paired_verdicts_cte", "pairs_cte", "require_experiment"]
 
 
 def require_experiment(store: Store, experiment: str) -> int:
@@ -33,20 +33,45 @@ def criteria_of(store: Store, experiment: str) -> list[str]:
 
 
 def pairs_cte() -> str:
-    """SQL defining ``pairs`` (b_id, c_id, task_name, epoch) for parameters ``$baseline``, ``$candidate``.
+    """SQL defining ``pairs`` for parameters ``$baseline``, ``$candidate``.
 
     Trials pair by ``(task_name, epoch)``; several trials of one task and epoch pair in order
-    of trial id. ``b`` and ``c`` hold each side's trials.
+    of trial id. ``b`` and ``c`` hold each side's trials. ``pairs`` has ``b_id``, ``c_id``,
+    ``task_name``, ``epoch`` and each side's ``reward``, ``cost_usd`` and ``duration_seconds``
+    (``b_reward``, ``c_reward``, ...), carried along so that no read joins ``trials`` again.
     """
     return """
-        b AS (SELECT trial_id, task_name, epoch,
+        b AS (SELECT trial_id, task_name, epoch, reward, cost_usd, duration_seconds,
                      row_number() OVER (PARTITION BY task_name, epoch ORDER BY trial_id) AS k
               FROM trials WHERE experiment = $baseline),
-        c AS (SELECT trial_id, task_name, epoch,
+        c AS (SELECT trial_id, task_name, epoch, reward, cost_usd, duration_seconds,
                      row_number() OVER (PARTITION BY task_name, epoch ORDER BY trial_id) AS k
               FROM trials WHERE experiment = $candidate),
-        pairs AS (SELECT b.trial_id AS b_id, c.trial_id AS c_id, b.task_name, b.epoch
+        pairs AS MATERIALIZED (SELECT b.trial_id AS b_id, c.trial_id AS c_id, b.task_name, b.epoch,
+                         b.reward AS b_reward, c.reward AS c_reward, b.cost_usd AS b_cost_usd,
+                         c.cost_usd AS c_cost_usd, b.duration_seconds AS b_duration_seconds,
+                         c.duration_seconds AS c_duration_seconds
                   FROM b JOIN c USING (task_name, epoch, k))"""
+
+
+def paired_verdicts_cte() -> str:
+    """SQL defining ``verdicts`` (after :func:`pairs_cte`): one row per pair and criterion rated on either side.
+
+    Columns ``b_id`` (the pair's key), ``criterion``, ``vb`` and ``vc``: each side's verdict, or
+    ``MISSING`` when that side has no rating of the criterion. The two experiments' ratings are
+    read in one pass and grouped by pair, so no pair is crossed with every criterion.
+    """
+    return """
+        sides AS (SELECT b_id AS trial_id, b_id, true AS is_b FROM pairs
+                  UNION ALL SELECT c_id, b_id, false FROM pairs),
+        verdicts AS MATERIALIZED (
+            SELECT s.b_id, r.criterion,
+                   coalesce(any_value(r.verdict) FILTER (WHERE s.is_b), 'MISSING') AS vb,
+                   coalesce(any_value(r.verdict) FILTER (WHERE NOT s.is_b), 'MISSING') AS vc
+            FROM sides s
+            JOIN (SELECT trial_id, criterion, verdict FROM ratings WHERE experiment IN ($baseline, $candidate)) r
+              USING (trial_id)
+            GROUP BY s.b_id, r.criterion)"""
 
 
 def clean(value: Any) -> Any:

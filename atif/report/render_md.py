@@ -242,14 +242,15 @@ def render_compare_md(result: dict[str, Any]) -> str:
         items = result["tasks"][kind]
         if not items:
             continue
-        out += [f"<details><summary>{title} ({len(items):,})</summary>", ""]
+        total = result.get("task_counts", {}).get(kind, len(items))
+        out += [f"<details><summary>{title} ({total:,})</summary>", ""]
         out += _table(["task", "epoch", "lost", "gained", "reward"],
                       [[cell(t["task_name"]), str(t["epoch"]), cell(", ".join(t["lost"])) if t["lost"] else "",
                         cell(", ".join(t["gained"])) if t["gained"] else "",
                         f"{num(t['baseline_reward'])} → {num(t['candidate_reward'])}"] for t in items[:_LISTED]],
                       ["l", "r", "l", "l", "l"])
-        if len(items) > _LISTED:
-            out.append(f"\n… and {len(items) - _LISTED:,} more (see --format json).")
+        if total > _LISTED:
+            out.append(f"\n… and {total - _LISTED:,} more (see --format json).")
         out += ["", "</details>", ""]
     for side in ("baseline_only", "candidate_only"):
         items = result["unpaired"][side]

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 
-from atif.report.stats import bootstrap_mean_ci, cohen_kappa, mcnemar_exact, mean, percentile, wilson_interval
+from atif.report.stats import (
+    MIN_RESAMPLES,
+    Z95,
+    bootstrap_mean_ci,
+    cohen_kappa,
+    mcnemar_exact,
+    mean,
+    percentile,
+    wilson_interval,
+)
 
 
 def test_wilson_matches_newcombe_table() -> None:
@@ -108,6 +118,49 @@ def test_bootstrap_small_and_large_inputs() -> None:
     one = bootstrap_mean_ci([0.5])
     assert one.n == 1 and one.mean == 0.5 and one.ci_low is None and one.resamples == 0
     assert bootstrap_mean_ci([]).mean is None
+    # Two distinct values: a resample is one binomial draw, so all 2,000 resamples fit the budget.
     big = bootstrap_mean_ci([0.0, 1.0] * 50_000, seed=0)
-    assert big.resamples < 2000  # capped to keep big comparisons fast
-    assert big.ci_low < 0.5 < big.ci_high
+    assert big.resamples == 2000 and big.method == "bootstrap"
+    se = 0.5 / math.sqrt(100_000)
+    assert big.ci_low == pytest.approx(0.5 - 1.96 * se, abs=3e-4) and big.ci_high == pytest.approx(0.5 + 1.96 * se, abs=3e-4)
+
+
+def test_bootstrap_budget_is_never_exceeded() -> None:
+    rng = random.Random(3)
+    diffs = [rng.gauss(0.0, 1.0) for _ in range(5000)]  # all distinct: a resample costs 5,000 indices
+    for budget, expected in ((5000 * 2000, 2000), (5000 * 700, 700), (5000 * 200, 200)):
+        assert bootstrap_mean_ci(diffs, budget=budget).resamples == expected
+    # Fewer than MIN_RESAMPLES affordable: no resampling at all, the normal interval, said so.
+    few = bootstrap_mean_ci(diffs, budget=5000 * (MIN_RESAMPLES - 1))
+    assert (few.resamples, few.method) == (0, "normal")
+    sd = statistics.stdev(diffs)
+    assert few.ci_low == pytest.approx(few.mean - Z95 * sd / math.sqrt(5000), rel=1e-12)
+    assert few.ci_high == pytest.approx(few.mean + Z95 * sd / math.sqrt(5000), rel=1e-12)
+    # ... which agrees with the bootstrap it stands in for.
+    full = bootstrap_mean_ci(diffs)
+    assert few.ci_low == pytest.approx(full.ci_low, abs=0.01) and few.ci_high == pytest.approx(full.ci_high, abs=0.01)
+
+
+def test_bootstrap_does_not_depend_on_pair_order() -> None:
+    rng = random.Random(5)
+    diffs = [round(rng.random() - rng.random(), 2) for _ in range(300)]
+    shuffled = diffs[:]
+    rng.shuffle(shuffled)
+    a, b = bootstrap_mean_ci(diffs, seed=9), bootstrap_mean_ci(shuffled, seed=9)
+    assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
+
+
+def test_bootstrap_pinned_for_a_fixed_seed() -> None:
+    """The figures compare and gate print must not move between runs or releases unnoticed."""
+    rng = random.Random(11)
+    discrete = [round(rng.random(), 2) - round(rng.random(), 2) for _ in range(200)]
+    continuous = [rng.gauss(-0.05, 0.3) for _ in range(200)]
+    binary = [float(rng.random() < 0.6) - float(rng.random() < 0.7) for _ in range(1000)]
+    got = [(r.resamples, f"{r.ci_low:.10g}", f"{r.ci_high:.10g}")
+           for r in (bootstrap_mean_ci(d, seed=0) for d in (discrete, continuous, binary))]
+    assert got == PINNED
+
+
+# numpy.random.default_rng(0), numpy 2; a numpy release that changed its streams would show here.
+PINNED = [(2000, "-0.0663525", "0.03645"), (2000, "-0.1032063868", "-0.02203308351"),
+          (2000, "-0.130025", "-0.046975")]
