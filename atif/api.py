@@ -42,12 +42,15 @@ def upload(
     output, as ``atif convert --task/--task-from`` does.
     """
     from atif.adapters.sources import read_sources
+    from atif.store.ingest import KnownInputs
 
+    # Lines of a trials file stored before are recognised by their bytes and not parsed again.
+    known = KnownInputs()
     paths = [Path(sources)] if isinstance(sources, (str, os.PathLike)) else [Path(s) for s in sources]
     target = store if isinstance(store, Store) else Store(store)
     try:
         return target.ingest(
-            read_sources(paths, task=task, task_from=task_from),
+            read_sources(paths, task=task, task_from=task_from, known=known),
             experiment,
             collection=collection,
             criteria=criteria,
@@ -58,6 +61,7 @@ def upload(
             batch_size=batch_size,
             sources=[str(p) for p in paths],
             on_progress=on_progress,
+            known_inputs=known,
         )
     finally:
         if target is not store:

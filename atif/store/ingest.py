@@ -26,7 +26,7 @@ import difflib
 import gc
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,17 +54,25 @@ from atif.store.writer import (
     Writer,
     arrow_table,
 )
-from atif.trial import Converted, Failure, Trial, trajectory_messages, trajectory_totals
+from atif.trial import Converted, Failure, Trial, Unchanged, trajectory_messages, trajectory_totals
 
-__all__ = ["Ingest"]
+__all__ = ["Ingest", "KnownInputs"]
 
 MAX_WARNINGS = 1000
 
 
 @dataclass(slots=True)
+class _Key:
+    """What a trial recognised as unchanged needs of its record: its key."""
+
+    task_name: str
+    epoch: int
+
+
+@dataclass(slots=True)
 class _Item:
     file: str
-    trial: Trial
+    trial: Trial | _Key
     doc: dict[str, Any] | None = None
     raw: bytes | None = None
     traj_file: str | None = None
@@ -75,6 +83,29 @@ class _Item:
     trial_id: str = ""
     record_hash: str = ""
     messages_json: bytes | None = None
+    unchanged: bool = False
+    input_key: str | None = None
+    input_file: str | None = None
+    input_file_key: str | None = None
+
+
+KnownRow = tuple[str, str, str | None, str | None, str, int]
+
+
+class KnownInputs:
+    """Lets the reader of trials files ask the running upload which lines it stored before.
+
+    Pass one to :func:`atif.adapters.sources.read_sources` (``known=``) and to
+    :meth:`atif.store.Store.ingest` (``known_inputs=``): the ingest answers while it runs, from
+    its own read connection, so that a re-upload neither parses nor validates unchanged trials.
+    Unbound (before or after the upload), it knows nothing.
+    """
+
+    def __init__(self) -> None:
+        self.lookup: Callable[[list[str]], dict[str, KnownRow]] | None = None
+
+    def __call__(self, keys: list[str]) -> dict[str, KnownRow]:
+        return self.lookup(keys) if self.lookup is not None else {}
 
 
 def _issue_reason(issues: list[Any]) -> str:
@@ -100,6 +131,7 @@ class Ingest:
         batch_size: int = 500,
         on_progress: ProgressCallback | None = None,
         team: bool = False,
+        known_inputs: KnownInputs | None = None,
     ) -> None:
         if not isinstance(experiment, str) or not experiment.strip():
             raise StoreError("an experiment name is required")
@@ -126,8 +158,9 @@ class Ingest:
         self.seen_batches: collections.deque[tuple[int, list[bytes]]] = collections.deque()
         self.batches_made = 0
         self.closest_cache: dict[str, list[str]] = {}
+        self.known_inputs = known_inputs
 
-    def run(self, items: Iterable[Converted | Failure], sources: list[str]) -> UploadResult:
+    def run(self, items: Iterable[Converted | Failure | Unchanged], sources: list[str]) -> UploadResult:
         """Store every trial of ``items``; ``sources`` are recorded with the upload.
 
         Finding no trial at all is an error of the result (its ``ok`` is False).
@@ -155,10 +188,12 @@ class Ingest:
             if collecting:
                 gc.enable()
 
-    def _run(self, items: Iterable[Converted | Failure]) -> UploadResult:
+    def _run(self, items: Iterable[Converted | Failure | Unchanged]) -> UploadResult:
         db, result = self.db, self.result
         self.reads = cursor(db)  # this thread's own connection while the writer owns `db`
         writer = self.writer = Writer(db, result, team=self.team)
+        if self.known_inputs is not None:
+            self.known_inputs.lookup = self._known_lines
         batch: list[_Item] = []
         done = found = 0
         try:
@@ -167,7 +202,8 @@ class Ingest:
                 if item is None:
                     continue
                 found += 1
-                self._identify(item)
+                if not item.unchanged:
+                    self._identify(item)
                 batch.append(item)
                 if len(batch) >= self.batch_size:
                     writer.put(self._prepare(batch))
@@ -178,6 +214,8 @@ class Ingest:
                 writer.put(self._prepare(batch))
                 done += len(batch)
         finally:
+            if self.known_inputs is not None:
+                self.known_inputs.lookup = None
             writer.close()
             self.reads.close()
         self._progress(done)
@@ -215,9 +253,27 @@ class Ingest:
         if self.on_progress is not None:
             self.on_progress(Progress(stage="uploading", done=done, detail=self.experiment))
 
-    def _item(self, got: Converted | Failure) -> _Item | None:
+    def _input_key(self, key: str) -> str:
+        """The stored ``input_key`` of a line: its hash, and the ``--epoch`` that applied to it."""
+        return key if self.epoch is None else f"{key}/{self.epoch}"
+
+    def _known_lines(self, keys: list[str]) -> dict[str, KnownRow]:
+        """Trials of this experiment stored from lines with these keys (see :class:`KnownInputs`)."""
+        stored = {self._input_key(k): k for k in keys}
+        rows = self.reads.execute(
+            "SELECT input_key, trial_id, record_hash, input_file, input_file_key, task_name, epoch FROM trial_data "
+            "WHERE experiment = ? AND input_key IN ?", [self.experiment, list(stored)]
+        ).fetchall()
+        return {stored[r[0]]: (r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
+
+    def _item(self, got: Converted | Failure | Unchanged) -> _Item | None:
         """The trial of a converted input; a failure or warning goes to the result instead."""
         result = self.result
+        if isinstance(got, Unchanged):
+            if got.instruction:
+                self.instructions.setdefault(got.task_name, got.instruction)
+            return _Item(got.source, _Key(got.task_name, got.epoch), trial_id=got.trial_id,
+                         record_hash=got.record_hash, unchanged=True)
         if isinstance(got, Failure):
             if not got.skipped:
                 result.errors.append(UploadError(got.source, got.reason))
@@ -234,10 +290,13 @@ class Ingest:
         # A path in `trajectory` says where the bytes were read (errors name it); identity uses the content.
         traj_file = trial.trajectory if isinstance(trial.trajectory, str) else None
         return _Item(got.source, trial, doc=got.trajectory, raw=got.raw, traj_file=traj_file,
-                     base_dir=got.base_dir, validated=got.validated)
+                     base_dir=got.base_dir, validated=got.validated,
+                     input_key=self._input_key(got.input_key) if got.input_key else None,
+                     input_file=got.input_file, input_file_key=got.input_file_key)
 
     def _identify(self, item: _Item) -> None:
         trial = item.trial
+        assert isinstance(trial, Trial)  # an unchanged trial (_Key) is identified already
         if item.doc is not None:
             canonical = canonical_json(item.doc)
             item.trajectory_id = hashlib.sha256(canonical).hexdigest()
@@ -301,6 +360,11 @@ class Ingest:
                     ))
                 continue
             old = existing.get(it.trial_id)
+            if it.unchanged and old != it.record_hash:
+                # Recognised from its bytes, then deleted or replaced by another writer before this batch.
+                result.errors.append(UploadError(it.file, "the stored trial changed while this upload ran; "
+                                                          "upload it again"))
+                continue
             if old is not None:
                 if old == it.record_hash:
                     self.seen[key] = digest
@@ -410,9 +474,11 @@ class Ingest:
                 extra["raw_encoding"].append(RAW_ENCODING)
                 extra["n_bytes"].append(len(it.raw))
             self._trial_row(it, trials)
-            if it.trial.criterion_ratings:
+            trial = it.trial
+            assert isinstance(trial, Trial)  # unchanged trials are never built
+            if trial.criterion_ratings:
                 best: dict[str, Any] = {}
-                for r in it.trial.criterion_ratings:
+                for r in trial.criterion_ratings:
                     cur = best.get(r.criterion)
                     if cur is None or PRECEDENCE[r.source] >= PRECEDENCE[cur.source]:
                         best[r.criterion] = r
@@ -495,6 +561,7 @@ class Ingest:
 
     def _trial_row(self, it: _Item, rows: dict[str, list[Any]]) -> None:
         t = it.trial
+        assert isinstance(t, Trial)
         totals: dict[str, Any] = {}
         if it.doc is not None and None in (t.steps, t.cost_usd, t.input_tokens, t.output_tokens, t.cached_tokens):
             try:
@@ -528,6 +595,9 @@ class Ingest:
         rows["record_hash"].append(it.record_hash)
         rows["upload_id"].append(self.upload_id)
         rows["raw_id"].append(it.raw_id)
+        rows["input_key"].append(it.input_key)
+        rows["input_file"].append(it.input_file)
+        rows["input_file_key"].append(it.input_file_key)
 
 
 def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any]) -> bool:
