@@ -48,6 +48,22 @@ def input_key(data: bytes) -> str:
 
 _KNOWN_BLOCK = 256  # trials-file lines looked up at once
 
+LineJob = tuple[bytes, str, int, str, str]
+"""A trials-file line to read: ``(line, where, line number, folder of the file, line key)``."""
+LineReader = Callable[[list["LineJob | Unchanged"]], Iterable["Converted | Failure | Unchanged | Any"]]
+"""Reads a block of lines in order (e.g. in worker processes, with :func:`read_line`); what it
+returns for a line is passed on as that line's trial."""
+
+
+def read_line(job: LineJob | Unchanged) -> Converted | Failure | Unchanged:
+    """One trials-file line as a trial (an :class:`~atif.trial.Unchanged` passes through); a
+    module-level function, so that worker processes can run it. The task's instruction is
+    filled in by the reader of the file."""
+    if isinstance(job, Unchanged):
+        return job
+    line, where, n, base_name, key = job
+    return _trial_line(line, where, n, Path(base_name), base_name, {}, key)
+
 _ATIF_MARK = re.compile(rb'"schema_version"\s*:\s*"ATIF-v')
 _SNIFF_BYTES = 65536
 _TRIALS_SNIFF_LINES = 5
@@ -80,14 +96,15 @@ class _Unreadable(OSError):
 
 def read_sources(
     sources: Iterable[str | os.PathLike[str]], *, task: str | None = None, task_from: str | None = None,
-    known: KnownLines | None = None,
-) -> Iterator[Converted | Failure | Unchanged]:
+    known: KnownLines | None = None, line_reader: LineReader | None = None,
+) -> Iterator[Converted | Failure | Unchanged | Any]:
     """Every trial found in ``sources``, one at a time, in order (see the module docstring).
 
     Raw runner output is converted as ``atif convert`` converts it: ``task`` / ``task_from`` name
     the task, and trial keys are made unique across all the inputs in the same way. With
     ``known``, a trials-file line stored before (same bytes, and its trajectory file's bytes
     still hashing to the stored key) comes out as :class:`~atif.trial.Unchanged`, unparsed.
+    ``line_reader`` reads the lines of trials files in blocks instead of one at a time here.
     """
     keys = TrialKeys()
 
@@ -100,7 +117,7 @@ def read_sources(
             yield Failure(str(path), "no such file or directory")
         elif path.is_dir():
             if (path / "trials.jsonl").is_file():
-                yield from _trials_file(path / "trials.jsonl", known)
+                yield from _trials_file(path / "trials.jsonl", known, line_reader)
             else:
                 files = _atif_dir_files(path)
                 if files is not None:
@@ -109,7 +126,7 @@ def read_sources(
                 else:
                     yield from raw(path)
         elif path.suffix.lower() in (".jsonl", ".ndjson") and _looks_like_trials(path):
-            yield from _trials_file(path, known)
+            yield from _trials_file(path, known, line_reader)
         elif path.suffix.lower() == ".json" and _looks_atif(path):
             yield _atif_file(path)
         else:
@@ -223,7 +240,9 @@ def _instructions(trials_path: Path) -> dict[str, str]:
     return found
 
 
-def _trials_file(path: Path, known: KnownLines | None = None) -> Iterator[Converted | Failure | Unchanged]:
+def _trials_file(
+    path: Path, known: KnownLines | None = None, line_reader: LineReader | None = None
+) -> Iterator[Converted | Failure | Unchanged | Any]:
     instructions = _instructions(path)
     base = path.parent
     base_name = str(base)
@@ -238,27 +257,38 @@ def _trials_file(path: Path, known: KnownLines | None = None) -> Iterator[Conver
             if line.strip():
                 block.append((n, line))
                 if len(block) >= _KNOWN_BLOCK:
-                    yield from _trial_lines(block, path, base, base_name, instructions, known)
+                    yield from _trial_lines(block, path, base, base_name, instructions, known, line_reader)
                     block = []
-        yield from _trial_lines(block, path, base, base_name, instructions, known)
+        yield from _trial_lines(block, path, base, base_name, instructions, known, line_reader)
 
 
 def _trial_lines(
     block: list[tuple[int, bytes]], path: Path, base: Path, base_name: str, instructions: dict[str, str],
-    known: KnownLines | None,
-) -> Iterator[Converted | Failure | Unchanged]:
+    known: KnownLines | None, line_reader: LineReader | None = None,
+) -> Iterator[Converted | Failure | Unchanged | Any]:
     """The trials of a block of lines; with ``known``, lines stored before are recognised by their bytes."""
     keys = [input_key(line.rstrip(b"\r\n")) for _, line in block]
     found = known(keys) if known is not None and keys else {}
+    jobs: list[LineJob | Unchanged] = []
     for (n, line), key in zip(block, keys, strict=True):
         hit = found.get(key)
         if hit is not None:
             trial_id, record_hash, input_file, file_key, task_name, epoch = hit
             if input_file is None or _hashes_to(_join(base_name, base, input_file), file_key):
-                yield Unchanged(f"{path}:{n}", trial_id, record_hash, task_name, epoch,
-                                instruction=instructions.get(task_name))
+                jobs.append(Unchanged(f"{path}:{n}", trial_id, record_hash, task_name, epoch,
+                                      instruction=instructions.get(task_name)))
                 continue
-        yield _trial_line(line, f"{path}:{n}", n, base, base_name, instructions, key)
+        jobs.append((line, f"{path}:{n}", n, base_name, key))
+    if line_reader is None:
+        for job in jobs:
+            yield job if isinstance(job, Unchanged) else _trial_line(
+                job[0], job[1], job[2], base, base_name, instructions, job[4])
+        return
+    for got in line_reader(jobs):
+        converted = getattr(got, "converted", got)  # a reader may wrap what it read
+        if isinstance(converted, Converted) and converted.instruction is None:
+            converted.instruction = instructions.get(converted.trial.task_name)
+        yield got
 
 
 def _hashes_to(path: str, key: str | None) -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["ENV_WORKERS", "MIN_ITEMS_PER_WORKER", "map_ordered", "usable_cores", "worker_count"]
+__all__ = ["ENV_WORKERS", "MIN_ITEMS_PER_WORKER", "OrderedPool", "map_ordered", "usable_cores", "worker_count"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,34 +62,70 @@ def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
     return [fn(x) for x in chunk]
 
 
+class OrderedPool:
+    """Worker processes that map a function over items chunk by chunk, results in input order.
+
+    ``start_method`` ``fork`` (the default where it exists) starts a worker in milliseconds with
+    every module already imported; a process that holds threads or native handles (an open
+    DuckDB store) uses ``forkserver``, whose workers fork from a clean server that imported
+    ``preload`` once. ``start()`` starts the workers now rather than at the first chunk.
+    """
+
+    def __init__(self, workers: int, *, start_method: str | None = None, preload: Sequence[str] = ()) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        method = start_method if start_method in methods else ("fork" if "fork" in methods else None)
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver" and preload:
+            ctx.set_forkserver_preload(list(preload))
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+
+    def __enter__(self) -> OrderedPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start every worker now (and wait until they run)."""
+        for f in [self.pool.submit(_ready) for _ in range(self.workers)]:
+            f.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T], *, chunk_size: int = 16, ahead: int = 4) -> Iterator[R]:
+        """``fn`` (a module-level function) over ``items``, in order; at most ``ahead`` chunks per
+        worker in flight, so memory is bounded by the chunk size, not by the number of items."""
+        pending: list[Future[list[R]]] = []
+        chunk: list[T] = []
+        for x in items:
+            chunk.append(x)
+            if len(chunk) >= chunk_size:
+                pending.append(self.pool.submit(_run_chunk, fn, chunk))
+                chunk = []
+                while len(pending) >= self.workers * ahead:
+                    yield from pending.pop(0).result()
+        if chunk:
+            pending.append(self.pool.submit(_run_chunk, fn, chunk))
+        while pending:
+            yield from pending.pop(0).result()
+
+
+def _ready() -> bool:
+    return True
+
+
 def map_ordered(
     fn: Callable[[T], R], items: Iterable[T], workers: int, *, chunk_size: int = 16, ahead: int = 4
 ) -> Iterator[R]:
-    """``fn`` over ``items`` in ``workers`` processes, yielded in input order.
+    """``fn`` over ``items`` in ``workers`` forked processes (see :class:`OrderedPool`), in input order.
 
-    ``fn`` must be a module-level function. At most ``ahead`` chunks per worker are in flight,
-    so memory is bounded by the chunk size, not by the number of items. With ``workers`` <= 1
-    it runs here.
+    With ``workers`` <= 1 it runs here.
     """
     if workers <= 1:
         for x in items:
             yield fn(x)
         return
-    methods = multiprocessing.get_all_start_methods()
-    # fork starts a worker in milliseconds with every module already imported; callers that
-    # hold threads or native handles (the upload's DuckDB) pass items that need neither.
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pending: list[Future[list[R]]] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        chunk: list[T] = []
-        for x in items:
-            chunk.append(x)
-            if len(chunk) >= chunk_size:
-                pending.append(pool.submit(_run_chunk, fn, chunk))
-                chunk = []
-                while len(pending) >= workers * ahead:
-                    yield from pending.pop(0).result()
-        if chunk:
-            pending.append(pool.submit(_run_chunk, fn, chunk))
-        while pending:
-            yield from pending.pop(0).result()
+    with OrderedPool(workers) as pool:
+        yield from pool.map(fn, items, chunk_size=chunk_size, ahead=ahead)
