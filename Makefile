@@ -23,9 +23,9 @@ test: $(BIN)/python
 
 bench: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/python -m bench.validate_bench
+	$(BIN)/python -m bench.validate_bench --quick
 	$(BIN)/python -m bench.convert_bench
-	$(BIN)/python -m bench.store_bench
+	$(BIN)/python -m bench.store_bench --quick
 	$(BIN)/python -m bench.judge_bench
 	$(BIN)/python -m bench.report_bench
 
