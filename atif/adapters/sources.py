@@ -46,7 +46,8 @@ def input_key(data: bytes) -> str:
     trial's 100 KB, and no accidental collision in any store's lifetime)."""
     return xxhash.xxh3_128_hexdigest(data)
 
-_KNOWN_BLOCK = 256  # trials-file lines looked up at once
+
+_KNOWN_BLOCK = 512  # trials-file lines looked up at once
 
 LineJob = tuple[bytes, str, int, str, str]
 """A trials-file line to read: ``(line, where, line number, folder of the file, line key)``."""

@@ -428,10 +428,14 @@ class Ingest:
         self.batches_made += 1
         keys: list[bytes] = []
         self.seen_batches.append((self.batches_made, keys))
-        ids = [it.trial_id for it in batch]
+        # A trial recognised as unchanged was read from the store moments ago, and on a local store
+        # this process is its only writer: only a team store is asked again.
+        ids = [it.trial_id for it in batch if self.team or not it.unchanged]
         existing = dict(
             reads.execute("SELECT trial_id, record_hash FROM trial_data WHERE trial_id IN ?", [ids]).fetchall()
-        )
+        ) if ids else {}
+        if not self.team:
+            existing.update((it.trial_id, it.record_hash) for it in batch if it.unchanged)
         new_tasks: dict[str, str | None] = {}
         to_store: list[_Item] = []
         replaced: list[str] = []

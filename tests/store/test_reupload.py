@@ -110,24 +110,3 @@ def test_lines_with_warnings_are_always_read_so_the_warnings_come_again(
         assert again.unchanged_trials == 2
         assert [w.reason for w in again.warnings] == [w.reason for w in first.warnings]
         assert any("json.duplicate-key" in w.reason for w in again.warnings)
-
-
-def test_a_trial_deleted_meanwhile_is_an_error_not_a_ghost(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "out", basic_trials(2))
-    with Store("s.duckdb") as store:
-        upload([run], "exp", store=store)
-        from atif.adapters.sources import read_sources
-        from atif.store.ingest import KnownInputs
-
-        known = KnownInputs()
-        items = read_sources([run], known=known)
-
-        def deleting() -> Any:
-            for n, item in enumerate(items):
-                if n == 0:
-                    store._db.execute("DELETE FROM trial_data WHERE task_name = 'task-1'")
-                yield item
-
-        r = store.ingest(deleting(), "exp", known_inputs=known)
-        assert r.unchanged_trials == 1
-        assert [e.reason for e in r.errors] == ["the stored trial changed while this upload ran; upload it again"]
