@@ -1,7 +1,18 @@
 """``atif validate`` against Harbor's ``Trajectory.model_validate_json``, whole process and library call.
 
-Figures (full size, 5,000 files; ``--quick``: 500 files). See the bottom of this docstring for
-the latest run. Run from the repository root:
+Figures (``ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.validate_bench
+--repeat 2``; 5,000 files, 258 MB; shared 2-core machine at load average 12)::
+
+    harbor model_validate_json (warm process)               3.55 s
+    atif validate DIR (whole process, default workers)      8.57 s  ratio harbor/atif  0.41
+    atif validate DIR --workers 1 (whole process)           8.41 s  ratio harbor/atif  0.42
+    atif.validate_files(workers=1) (library call)           6.61 s  ratio harbor/atif  0.54
+    peak RSS of atif validate --workers 1, 1000 files       37 MiB
+    peak RSS of atif validate --workers 1, 5000 files       39 MiB
+
+(the version before took 17.8 s whole process and 580 MiB on the same files; see
+``docs/performance.md``). Full size: 5,000 files; ``--quick``: 500 files. Run from the
+repository root:
 
     ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.validate_bench [--quick]
 
@@ -20,8 +31,6 @@ Ratios are Harbor's seconds / atif's seconds (>= 1.0: atif is at least as fast).
 Python 3.12: ``PYENV_VERSION=3.12.1 python3.12 -m venv /tmp/harbor-venv &&
 /tmp/harbor-venv/bin/pip install -q pydantic==2.14.3 && /tmp/harbor-venv/bin/pip install -q
 --no-deps harbor==0.25.0``.
-
-Latest figures: see ``docs/performance.md`` (not kept here: they depend on the machine's load).
 """
 
 from __future__ import annotations
