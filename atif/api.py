@@ -22,7 +22,7 @@ _MIN_LINES = 200  # lines of a block to read before worker processes pay for the
 
 
 def _read_and_prepare(epoch: int | None, job: Any) -> Any:
-    """In a worker process: read one trials-file line and derive all its trajectory gives the store."""
+    """In a worker process: read one trials-file line and derive from it everything the store needs."""
     from atif.adapters.sources import read_line
     from atif.store.ingest import prepare_converted
 
