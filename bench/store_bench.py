@@ -2,14 +2,14 @@
 
 Figures (``ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.store_bench
 --trials 5000 --repeat 1 --memory-sizes 1000,10000 --metrics-trials 100000``; shared 2-core
-machine at load average 13.5 to 15)::
+machine at load average 6.5)::
 
-    harbor model_validate_json (warm process)        3.41 s
-    atif upload DIR (whole process)                 16.67 s     300 trials/s   ratio harbor/atif  0.20
-    atif.upload (library call)                      16.69 s     300 trials/s   ratio harbor/atif  0.20
-    re-upload, all unchanged (whole process)         4.26 s   0.256 of the first upload (goal <= 0.10)
-    re-upload, all unchanged (library call)          2.57 s   0.154 of the first upload
-    peak RSS: 1,000 trials 241 MiB, 10,000 trials 347 MiB
+    harbor model_validate_json (warm process)        2.59 s
+    atif upload DIR (whole process)                 15.93 s     314 trials/s   ratio harbor/atif  0.16
+    atif.upload (library call)                      12.55 s     398 trials/s   ratio harbor/atif  0.21
+    re-upload, all unchanged (whole process)         2.60 s   0.163 of the first upload (goal <= 0.10)
+    re-upload, all unchanged (library call)          1.29 s   0.103 of the first upload
+    peak RSS: 1,000 trials 235 MiB, 10,000 trials 348 MiB
 
 (more, and before/after, in ``docs/performance.md``).
 

@@ -1,16 +1,16 @@
 """``atif validate`` against Harbor's ``Trajectory.model_validate_json``, whole process and library call.
 
 Figures (``ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.validate_bench
---repeat 2``; 5,000 files, 258 MB; shared 2-core machine at load average 12)::
+--repeat 2``; 5,000 files, 258 MB; shared 2-core machine at load average 5.9)::
 
-    harbor model_validate_json (warm process)               3.55 s
-    atif validate DIR (whole process, default workers)      8.57 s  ratio harbor/atif  0.41
-    atif validate DIR --workers 1 (whole process)           8.41 s  ratio harbor/atif  0.42
-    atif.validate_files(workers=1) (library call)           6.61 s  ratio harbor/atif  0.54
+    harbor model_validate_json (warm process)               1.94 s
+    atif validate DIR (whole process, default workers)      4.06 s  ratio harbor/atif  0.48
+    atif validate DIR --workers 1 (whole process)           4.69 s  ratio harbor/atif  0.41
+    atif.validate_files(workers=1) (library call)           4.30 s  ratio harbor/atif  0.45
     peak RSS of atif validate --workers 1, 1000 files       37 MiB
     peak RSS of atif validate --workers 1, 5000 files       39 MiB
 
-(the version before took 17.8 s whole process and 580 MiB on the same files; see
+(the version before: 0.19 to 0.31 of Harbor's speed and 580 MiB on the same files; see
 ``docs/performance.md``). Full size: 5,000 files; ``--quick``: 500 files. Run from the
 repository root:
 
