@@ -47,6 +47,7 @@ _LAZY: dict[str, str] = {
     "ValidationReport": "atif.schema",
     "VERSIONS": "atif.schema",
     "validate": "atif.schema",
+    "validate_files": "atif.schema.validate",
     "normalize_version": "atif.schema.versions",
     "repair": "atif.schema.repair",
     "RepairResult": "atif.schema.repair",

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Converted", "CriterionRating", "Failure", "Trial", "content_text", "trajectory_messages", "trajectory_totals"]
+__all__ = ["Converted", "CriterionRating", "Failure", "Trial", "Unchanged", "content_text", "trajectory_messages", "trajectory_totals"]
 
 _VERDICTS = {
     "yes": "YES", "y": "YES", "true": "YES", "pass": "YES", "passed": "YES", "1": "YES",
@@ -222,6 +222,25 @@ class Converted:
     tally: dict[str, Any] | None = None
     """What was read from the source for this trial: ``read``, ``mapped`` and ``skipped`` record
     counts and ``skip_reasons`` (reason -> count); None when the adapter does not count."""
+    input_key: str | None = None
+    """Hash (xxh3, 128 bits) of the trials-file line this trial was read from (None for other
+    inputs): stored, so that a re-upload of the same line is recognised without parsing it."""
+    input_file: str | None = None
+    """The trajectory file that line names, as written in the line."""
+    input_file_key: str | None = None
+    """Hash (xxh3, 128 bits) of that file's bytes."""
+
+
+@dataclass(slots=True)
+class Unchanged:
+    """A trial recognised as already stored from its input bytes alone (a re-upload): nothing was parsed."""
+
+    source: str
+    trial_id: str
+    record_hash: str
+    task_name: str
+    epoch: int
+    instruction: str | None = None
 
 
 @dataclass(slots=True)

@@ -1,21 +1,44 @@
-"""Store benchmark: upload throughput against Harbor's validator, metrics at scale, peak memory.
+"""Store benchmark: upload (first and again) against Harbor's validator, metrics at scale, peak memory.
 
-Usage::
+Figures (``ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.store_bench
+--trials 5000 --repeat 1 --memory-sizes 1000,10000 --metrics-trials 100000``; shared 2-core
+machine at load average 6.5)::
 
-    .venv/bin/python bench/store_bench.py [--trials 10000] [--steps 20] [--metrics-trials 1000000]
-                                          [--harbor-python .harbor-venv/bin/python] [--skip-memory]
+    harbor model_validate_json (warm process)        2.59 s
+    atif upload DIR (whole process)                 15.93 s     314 trials/s   ratio harbor/atif  0.16
+    atif.upload (library call)                      12.55 s     398 trials/s   ratio harbor/atif  0.21
+    re-upload, all unchanged (whole process)         2.60 s   0.163 of the first upload (goal <= 0.10)
+    re-upload, all unchanged (library call)          1.29 s   0.103 of the first upload
+    peak RSS: 1,000 trials 235 MiB, 10,000 trials 348 MiB
 
-1. Generates N trials of about S steps each as converted output (``trials.jsonl`` +
-   ``trajectories/<task>/<n>.json``).
-2. Times Harbor's ``Trajectory.model_validate_json`` over the same trajectory files (read +
-   validate, in a Harbor venv, as a subprocess) and ``Store.upload`` of the folder in this
-   process (read, parse, hash, validate, flatten, insert, commit), best of ``--repeat`` runs,
-   alternating. The figure is ``harbor seconds / upload seconds``: 1.0 means storing costs no
-   more than Harbor spends only validating.
+(more, and before/after, in ``docs/performance.md``).
+
+Usage (from the repository root; Harbor's venv through ``ATIF_HARBOR_PYTHON``)::
+
+    .venv/bin/python -m bench.store_bench [--quick] [--trials 5000] [--workers 0] [--metrics-trials 1000000]
+                                          [--memory-sizes 1000,10000,50000] [--skip-memory]
+
+Full sizes: 5,000 trials for the timings, peak memory at 1,000 / 10,000 / 50,000 trials, metrics
+views over 1,000,000 trials. ``--quick`` (for ``make bench``): 500 trials, memory at 200 / 1,000,
+metrics over 100,000; well under two minutes on an idle machine.
+
+1. Generates N trials as converted output (``trials.jsonl`` + ``trajectories/<task>/<trial>.json``)
+   with :mod:`bench.corpus`: one distinct trajectory per trial, chained from the real Harbor
+   trajectories under ``fixtures/``, real id shapes, ~51 KB each.
+2. Times, in one run and alternating (best of ``--repeat``):
+
+   * Harbor's ``Trajectory.model_validate_json`` over the same trajectory files (read +
+     validate, in one warm Harbor process; imports not counted);
+   * ``atif upload DIR -e bench`` as a user runs it: the whole process, into a fresh store, then
+     the same command again (every trial unchanged);
+   * the library call ``atif.upload`` into a fresh store, then again.
+
+   Ratios are Harbor's seconds / atif's (>= 1.0: storing costs no more than Harbor spends only
+   validating), and the re-upload's seconds / the first upload's (goal <= 0.10).
 3. Splits the upload's work into phases on a sample, so the bottleneck is visible.
 4. Times ``SELECT * FROM experiment_metrics`` over M trials generated in SQL.
-5. Measures the peak RSS of an upload (in a fresh process) per batch size, and for half the
-   input, to show that memory follows the batch size rather than the input size.
+5. Peak RSS of ``atif upload`` (a fresh process, workers included) at each of ``--memory-sizes``:
+   memory must follow the batch size, not the input size.
 """
 
 from __future__ import annotations
@@ -24,8 +47,8 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +61,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.corpus import generate  # noqa: E402
 
 HARBOR_SCRIPT = textwrap.dedent(
     """
@@ -52,115 +77,20 @@ HARBOR_SCRIPT = textwrap.dedent(
     """
 )
 
-# Peak RSS from /proc (VmHWM): ru_maxrss of a child started from a big parent starts at the
-# parent's high-water mark on Linux, which would hide the child's own peak.
-MEMORY_SCRIPT = textwrap.dedent(
-    """
-    import resource, sys, time, tracemalloc
-    sys.path.insert(0, sys.argv[4])
-    from atif import upload
-    from atif.store import Store
+ATIF_CLI = [sys.executable, "-c", "from atif.cli import main; main()"]
 
-    def peak_kib():
-        try:
-            for line in open("/proc/self/status"):
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    trace = sys.argv[5] == "1"
-    if trace:
-        tracemalloc.start()
-    with Store(sys.argv[1]) as store:
-        t = time.perf_counter()
-        r = upload([sys.argv[2]], "bench", batch_size=int(sys.argv[3]), store=store)
-        dt = time.perf_counter() - t
-    py_peak = tracemalloc.get_traced_memory()[1] if trace else 0
-    print("RESULT", r.created_trials, dt, peak_kib(), py_peak)
-    """
+# Peak RSS of a child and its workers: RUSAGE_CHILDREN of a fresh wrapper process, so that runs
+# measured earlier do not mask it.
+RSS_WRAPPER = (
+    "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.PIPE); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.stderr.write(p.stderr.decode()[-2000:])"
 )
-
-WORDS = ("the", "test", "fails", "because", "module", "import", "error", "fix", "patch", "file", "run", "again",
-         "passes", "check", "output", "value", "config", "path", "line", "function")
-
-
-def _text(rng: random.Random, n_words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
-
-
-def make_trajectory(i: int, n_steps: int, rng: random.Random) -> dict[str, Any]:
-    """A realistic agent trajectory: a user task, then agent steps with one tool call and its result each."""
-    steps: list[dict[str, Any]] = [{
-        "step_id": 1, "timestamp": "2026-01-01T00:00:00Z", "source": "user",
-        "message": f"Task {i}: " + _text(rng, 60),
-    }]
-    for s in range(2, n_steps + 1):
-        cid = f"call_{i}_{s}"
-        failed = rng.random() < 0.15
-        steps.append({
-            "step_id": s,
-            "timestamp": f"2026-01-01T00:{s // 60:02d}:{s % 60:02d}Z",
-            "source": "agent",
-            "model_name": "gpt-4o-mini",
-            "message": _text(rng, rng.randint(10, 60)),
-            "reasoning_content": _text(rng, rng.randint(0, 80)),
-            "tool_calls": [{"tool_call_id": cid, "function_name": rng.choice(["bash", "edit", "read"]),
-                            "arguments": {"command": _text(rng, 6), "timeout": 30}}],
-            "observation": {"results": [{
-                "source_call_id": cid,
-                "content": ("Traceback (most recent call last):\n" if failed else "") + _text(rng, rng.randint(20, 200)),
-            }]},
-            "metrics": {"prompt_tokens": 1000 + 50 * s, "completion_tokens": rng.randint(20, 200), "cached_tokens": 800,
-                        "cost_usd": round(rng.uniform(0.0005, 0.003), 6)},
-        })
-    return {
-        "schema_version": "ATIF-v1.6",
-        "session_id": f"session-{i}",
-        "agent": {"name": "bench-agent", "version": "1.0", "model_name": "gpt-4o-mini"},
-        "steps": steps,
-        "final_metrics": {
-            "total_prompt_tokens": sum(st.get("metrics", {}).get("prompt_tokens", 0) for st in steps),
-            "total_completion_tokens": sum(st.get("metrics", {}).get("completion_tokens", 0) for st in steps),
-            "total_steps": len(steps),
-        },
-    }
-
-
-def generate(out: Path, n: int, n_steps: int) -> list[Path]:
-    """Write converted output with ``n`` trials; return the trajectory files.
-
-    Records look like ``atif convert`` output: totals from the trajectory and the final
-    conversation as OpenAI-format ``messages``.
-    """
-    from atif.trial import trajectory_messages, trajectory_totals
-
-    rng = random.Random(20261122)
-    files = []
-    lines = []
-    for i in range(n):
-        task = f"task-{i % 500:03d}"
-        rel = f"trajectories/{task}/{i:06d}.json"
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc = make_trajectory(i, n_steps, rng)
-        path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        files.append(path)
-        lines.append(orjson.dumps({
-            "task_name": task, "trial_id": f"trial-{i}", "trajectory": rel, "epoch": 1 + i // 500 % 3,
-            "reward": round(rng.random(), 3), "duration_seconds": round(rng.uniform(5, 600), 2),
-            **trajectory_totals(doc),
-            "messages": trajectory_messages(doc),
-            "metadata": {"source_format": "bench", "source_path": f"runs/{i:06d}"},
-        }))
-    (out / "trials.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    return files
 
 
 def harbor_time(python: str, files: list[Path], work: Path) -> tuple[float, float] | None:
     """Wall and CPU seconds Harbor needs to read and validate every file, or None without Harbor."""
-    if not Path(python).exists():
+    if not python or not Path(python).exists():
         return None
     listing = work / "files.txt"
     listing.write_text("\n".join(str(f) for f in files))
@@ -172,23 +102,51 @@ def harbor_time(python: str, files: list[Path], work: Path) -> tuple[float, floa
     return float(wall), float(cpu)
 
 
-def upload_time(src: Path, work: Path, batch_size: int) -> tuple[float, float, Any]:
-    """Wall and CPU seconds of one upload into a fresh store."""
+def cli_upload(src: Path, db: Path, workers: int | None, batch_size: int) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of ``atif upload`` as a whole process, and its JSON result."""
+    cmd = [*ATIF_CLI, "upload", str(src), "-e", "bench", "--db", str(db), "--format", "json",
+           "--batch-size", str(batch_size)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"atif upload failed: {proc.stderr.decode()[-2000:]}")
+    return wall, json.loads(proc.stdout)
+
+
+def library_upload(src: Path, db: Path, workers: int | None, batch_size: int) -> tuple[float, float, int, int]:
+    """Wall seconds of ``atif.upload`` into a fresh store and of the same upload again; trials created, unchanged."""
     from atif import upload
     from atif.store import Store
 
-    db = work / f"upload-{time.monotonic_ns()}.duckdb"
     with Store(db) as store:
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = upload([src], "bench", batch_size=batch_size, store=store)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        first = upload([src], "bench", batch_size=batch_size, store=store, workers=workers)
+        wall = time.perf_counter() - t0
         t1 = time.perf_counter()
-        again = upload([src], "bench", batch_size=batch_size, store=store)
+        again = upload([src], "bench", batch_size=batch_size, store=store, workers=workers)
         rerun = time.perf_counter() - t1
-    assert result.created_trials and not result.errors, result.errors[:3]
-    assert again.unchanged_trials == result.created_trials
-    db.unlink()
-    return wall, cpu, (result, rerun)
+    assert first.created_trials and not first.errors, first.errors[:3]
+    assert again.unchanged_trials == first.created_trials, (again.unchanged_trials, first.created_trials)
+    return wall, rerun, first.created_trials, again.unchanged_trials
+
+
+def peak_memory(src: Path, db: Path, batch_size: int, workers: int | None) -> tuple[float, float]:
+    """Seconds and peak RSS (MiB, the largest of the process and its workers) of ``atif upload``."""
+    cmd = [*ATIF_CLI, "upload", str(src), "-e", "bench", "--db", str(db), "--format", "json",
+           "--batch-size", str(batch_size)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *cmd], capture_output=True, text=True, check=False,
+                          cwd=ROOT)
+    dt = time.perf_counter() - t0
+    code, rss = proc.stdout.split()
+    if code != "0":
+        raise RuntimeError(f"memory run failed: {proc.stderr[-2000:]}")
+    return dt, int(rss) / 1024
 
 
 def phases(files: list[Path], src: Path) -> dict[str, float]:
@@ -202,7 +160,7 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
     from atif.store.writer import arrow_table
     from atif.trial import Trial
 
-    sample = files[:1000]
+    sample = files[:200]
     lines = (src / "trials.jsonl").read_bytes().splitlines()[: len(sample)]
     clock = time.process_time
     out: dict[str, float] = {}
@@ -228,7 +186,7 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
         hashlib.sha256(canonical_json(m)).hexdigest()
     out["canonical hashes"] = clock() - t
     t = clock()
-    for m, d in zip(messages, docs):
+    for m, d in zip(messages, docs, strict=True):
         trajectory_messages_equal(m, d)
     out["messages = trajectory?"] = clock() - t
     t = clock()
@@ -352,82 +310,80 @@ def metrics_at_scale(n: int, work: Path) -> dict[str, float]:
     return out
 
 
-def peak_memory(src: Path, work: Path, batch_size: int, trace: bool) -> tuple[int, float, float, float]:
-    """Trials stored, seconds, peak RSS (MiB) and peak Python heap (MiB, tracemalloc) of one upload."""
-    db = work / f"mem-{batch_size}-{time.monotonic_ns()}.duckdb"
-    proc = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(db), str(src), str(batch_size), str(ROOT), "1" if trace else "0"],
-        capture_output=True, text=True, check=False,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"memory run failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
-    _, n, dt, rss_kib, py_peak = lines[-1].split()
-    db.unlink()
-    return int(n), float(dt), int(rss_kib) / 1024, int(py_peak) / 1048576
-
-
 def main() -> None:
     """Run every part and print the figures."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--trials", type=int, default=10_000)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--trials", type=int, default=5_000)
+    p.add_argument("--quick", action="store_true", help="small sizes for make bench (see the module docstring)")
     p.add_argument("--metrics-trials", type=int, default=1_000_000)
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--workers", type=int, default=None, help="--workers of atif upload (default: automatic)")
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--memory-sizes", default="1000,10000,50000")
     # The Python 3.12 venv with harbor that .ci/run builds, unless ATIF_HARBOR_PYTHON names another.
     p.add_argument("--harbor-python", default=os.environ.get("ATIF_HARBOR_PYTHON", ".harbor-venv/bin/python"))
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--json", action="store_true", help="Print the figures as JSON at the end.")
     args = p.parse_args()
+    if args.quick:
+        args.trials, args.repeat, args.memory_sizes = 500, 1, "200,1000"
+        args.metrics_trials = min(args.metrics_trials, 100_000)
 
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"load_average": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="atif-store-bench-") as tmp:
         work = Path(tmp)
         src = work / "run"
         t = time.perf_counter()
-        files = generate(src, args.trials, args.steps)
+        files = generate(src, args.trials)
         size = sum(f.stat().st_size for f in files)
-        print(f"generated {args.trials} trials x {args.steps} steps ({size / 1048576:.0f} MiB of trajectories) "
-              f"in {time.perf_counter() - t:.1f} s")
+        print(f"generated {args.trials} distinct trials ({size / 1e6:.0f} MB of trajectories, "
+              f"{size / len(files) / 1e3:.0f} KB each) in {time.perf_counter() - t:.1f} s; "
+              f"load average {os.getloadavg()[0]:.2f}")
 
-        print("\n== upload vs Harbor's Trajectory.model_validate_json (best of "
-              f"{args.repeat}, alternating) ==")
+        print(f"\n== upload vs Harbor's Trajectory.model_validate_json (best of {args.repeat}, alternating) ==")
         harbor: list[tuple[float, float]] = []
-        ours: list[tuple[float, float]] = []
-        last: Any = None
-        for _ in range(args.repeat):
+        cli: list[float] = []
+        cli_again: list[float] = []
+        lib: list[float] = []
+        lib_again: list[float] = []
+        for k in range(args.repeat):
             h = harbor_time(args.harbor_python, files, work)
             if h is not None:
                 harbor.append(h)
-            wall, cpu, last = upload_time(src, work, args.batch_size)
-            ours.append((wall, cpu))
-        up_wall, up_cpu = min(w for w, _ in ours), min(c for _, c in ours)
-        print(f"  atif upload     {up_wall:7.2f} s wall  {up_cpu:7.2f} s cpu   "
-              f"{args.trials / up_wall:8.0f} trials/s")
-        print(f"  re-upload (all unchanged) {last[1]:.2f} s")
-        figures.update(upload_wall=up_wall, upload_cpu=up_cpu, reupload_wall=last[1])
-        if harbor:
-            h_wall, h_cpu = min(w for w, _ in harbor), min(c for _, c in harbor)
-            print(f"  harbor validate {h_wall:7.2f} s wall  {h_cpu:7.2f} s cpu   {args.trials / h_wall:8.0f} files/s")
-            print(f"  ratio (harbor / upload): {h_wall / up_wall:.2f} wall, {h_cpu / up_cpu:.2f} cpu   (goal >= 1.0)")
-            figures.update(harbor_wall=h_wall, harbor_cpu=h_cpu, ratio_wall=h_wall / up_wall,
-                           ratio_cpu=h_cpu / up_cpu)
-        else:
-            print(f"  harbor not found at {args.harbor_python}: no ratio")
+            db = work / f"cli-{k}.duckdb"
+            wall, out = cli_upload(src, db, args.workers, args.batch_size)
+            assert out["created_trials"] == args.trials, out
+            again, out = cli_upload(src, db, args.workers, args.batch_size)
+            assert out["unchanged_trials"] == args.trials, out
+            cli.append(wall)
+            cli_again.append(again)
+            db.unlink()
+            db = work / f"lib-{k}.duckdb"
+            first, rerun, _, _ = library_upload(src, db, args.workers, args.batch_size)
+            lib.append(first)
+            lib_again.append(rerun)
+            db.unlink()
+        rows = [("atif upload DIR (whole process)", min(cli)), ("atif.upload (library call)", min(lib))]
+        h_wall = min(w for w, _ in harbor) if harbor else None
+        if h_wall is not None:
+            print(f"  {'harbor model_validate_json (warm process)':<44} {h_wall:7.2f} s")
+        for label, secs in rows:
+            ratio = f"   ratio harbor/atif {h_wall / secs:5.2f}" if h_wall else ""
+            print(f"  {label:<44} {secs:7.2f} s  {args.trials / secs:6.0f} trials/s{ratio}")
+        print(f"  {'re-upload, all unchanged (whole process)':<44} {min(cli_again):7.2f} s   "
+              f"{min(cli_again) / min(cli):.3f} of the first upload (goal <= 0.10)")
+        print(f"  {'re-upload, all unchanged (library call)':<44} {min(lib_again):7.2f} s   "
+              f"{min(lib_again) / min(lib):.3f} of the first upload")
+        if h_wall is None:
+            print(f"  harbor not found at {args.harbor_python!r} (set ATIF_HARBOR_PYTHON): no ratio")
+        figures.update(upload_cli=min(cli), upload_lib=min(lib), reupload_cli=min(cli_again),
+                       reupload_lib=min(lib_again), harbor=h_wall)
 
-        print("\n== where the upload's CPU time goes (seconds per 1,000 trajectories, one step at a time) ==")
+        print("\n== where the upload's CPU time goes (seconds per 1,000 trajectories, one step at a time, "
+              "one process) ==")
         ph = phases(files, src)
         for k, v in ph.items():
             print(f"  {k:<24} {v:6.3f}")
-        per_1000 = up_cpu / args.trials * 1000
-        print(f"  {'whole upload':<24} {per_1000:6.3f}   (both threads; the rest: batching, queries, DuckDB insert, "
-              "commit and checkpoints)")
-        if harbor:
-            h1000 = h_cpu / args.trials * 1000
-            print(f"  {'harbor read + validate':<24} {h1000:6.3f}   -> atif validate alone is "
-                  f"{ph['atif validate (strict)'] / h1000:.2f}x Harbor, parse + validate "
-                  f"{(ph['parse (orjson)'] + ph['atif validate (strict)']) / h1000:.2f}x")
         figures["phases_per_1000"] = ph
 
         print(f"\n== metrics views over {args.metrics_trials:,} trials (best of 3) ==")
@@ -440,23 +396,24 @@ def main() -> None:
         figures["metrics"] = m
 
         if not args.skip_memory:
-            print(f"\n== peak memory of an upload in a fresh process ({args.trials} trials unless noted) ==")
-            half = work / "half"
-            half.mkdir()
-            lines = (src / "trials.jsonl").read_bytes().splitlines()
-            (half / "trials.jsonl").write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")
-            (half / "trajectories").symlink_to(src / "trajectories")
+            print(f"\n== peak RSS of atif upload (a fresh process, its workers included), batch {args.batch_size} ==")
             mem = {}
-            runs = [("batch 100", src, 100), ("batch 500", src, 500), ("batch 2000", src, 2000),
-                    (f"batch 500, {args.trials // 2} trials", half, 500)]
-            for label, path, bs in runs:
-                n, dt, rss, _ = peak_memory(path, work, bs, trace=False)
-                _, _, _, py = peak_memory(path, work, bs, trace=True)
-                mem[label] = {"rss_mib": rss, "python_heap_mib": py}
-                print(f"  {label:<28} peak RSS {rss:6.0f} MiB   python heap (tracemalloc) {py:6.1f} MiB   "
-                      f"({n} trials in {dt:.1f} s)")
-            figures["peak_memory"] = mem
-        print(f"\nthis process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+            for n in [int(x) for x in args.memory_sizes.split(",") if x]:
+                part = work / f"mem-{n}"
+                if n == args.trials:
+                    part = src
+                else:
+                    generate(part, n, seed=n)
+                db = work / f"mem-{n}.duckdb"
+                dt, rss = peak_memory(part, db, args.batch_size, args.workers)
+                mem[n] = rss
+                print(f"  {n:>7} trials   peak RSS {rss:6.0f} MiB   ({dt:.1f} s)")
+                db.unlink()
+                if part != src:
+                    shutil.rmtree(part)
+            figures["peak_rss_mib"] = mem
+        print(f"\nthis process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; "
+              f"load average after {os.getloadavg()[0]:.2f}")
     if args.json:
         print(json.dumps(figures, indent=2))
 

@@ -42,6 +42,9 @@ def _criteria_data(path: Path) -> dict[str, Any]:
               help="Task name of every trial of raw runner output (as `atif convert --task`).")
 @click.option("--task-from", "task_from", metavar="EXPR",
               help="JMESPath expression on raw runner output giving each trial's task (as `atif convert --task-from`).")
+@click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Processes reading trials files (parse, validate, flatten); default: $ATIF_WORKERS, "
+                   "else one per core for large files; 1: this process only.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")
 @db_option
@@ -58,6 +61,7 @@ def upload_cmd(
     batch_size: int,
     task: str | None,
     task_from: str | None,
+    workers: int | None,
     fmt: str,
     db_path: str,
 ) -> None:
@@ -66,7 +70,9 @@ def upload_cmd(
     SOURCES are converted output (a trials.jsonl, or a folder holding one, from
     `atif convert`), ATIF trajectory files or folders of them, or raw runner output
     (converted on the fly). Bad inputs are reported and everything valid is stored;
-    the exit code is 1 if any trial could not be stored.
+    the exit code is 1 if any trial could not be stored. A line of a trials file
+    stored before, whose trajectory file is unchanged too, is recognised by its bytes
+    and not read again.
 
     \b
     Example:
@@ -95,6 +101,7 @@ def upload_cmd(
                 task=task,
                 task_from=task_from,
                 on_progress=on_progress,
+                workers=workers,
             )
         summary = None
         if fmt != "json":

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import glob
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from atif import VERSIONS, InputError, ValidationReport, json_schema, normalize_version, repair, validate
+from atif import (
+    VERSIONS,
+    InputError,
+    ValidationReport,
+    json_schema,
+    normalize_version,
+    repair,
+    validate,
+    validate_files,
+)
 from atif.cli._common import emit_json, json_text
 
 
@@ -49,11 +59,15 @@ def _expand(paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for --repair output (never the input's own folder).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only invalid files and the summary.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Processes validating files at once (default: $ATIF_WORKERS, else one per core "
+                   "when there are enough files; 1: this process only).")
 def validate_cmd(paths: tuple[str, ...], version: str | None, mode: str, fmt: str, repair: bool,
-                 out_dir: str | None, quiet: bool) -> None:
+                 out_dir: str | None, quiet: bool, workers: int | None) -> None:
     """Validate ATIF trajectory files: every error at once, each with a JSON pointer and a code.
 
     PATHS are files, directories (searched for *.json), globs, or - for stdin.
+    Each file's result is printed as soon as it is known, the summary at the end.
     Exit status: 0 all valid, 1 any invalid, 2 usage error.
 
     \b
@@ -69,82 +83,112 @@ def validate_cmd(paths: tuple[str, ...], version: str | None, mode: str, fmt: st
     if repair and not out_dir:
         raise click.UsageError("--repair needs -o DIR (inputs are never overwritten)")
     files, missing = _expand(paths)
-    reports = []
-    for f in files:
-        if f == "-":
-            rep = validate(sys.stdin.buffer.read(), version, mode)
-            rep.source = "<stdin>"
+    if repair and out_dir:
+        _check_repair_targets(files, Path(out_dir))
+    counts = {"files": len(missing), "valid": 0, "invalid": len(missing), "errors": len(missing), "warnings": 0}
+    as_json: list[dict[str, Any]] = []
+    repaired: list[dict[str, Any]] = []
+    if fmt != "json":
+        for m in missing:
+            click.echo(f"{m}", err=True)
+    for rep in _reports(files, version, mode, workers, keep_documents=repair):
+        counts["files"] += 1
+        n_err = len(rep.errors)
+        counts["valid" if rep.valid else "invalid"] += 1
+        counts["errors"] += n_err
+        counts["warnings"] += len(rep.issues) - n_err
+        if repair and out_dir:
+            line = _write_repair(rep, Path(out_dir))
+            if line is not None:
+                repaired.append(line)
+        if fmt == "json":
+            as_json.append(rep.to_dict())
         else:
-            rep = validate(f, version, mode)
-        reports.append(rep)
-    repaired = _write_repairs(reports, Path(out_dir)) if repair and out_dir else []
-
-    n_invalid = sum(1 for r in reports if not r.valid) + len(missing)
-    n_errors = sum(len(r.errors) for r in reports) + len(missing)
-    n_warnings = sum(len(r.warnings) for r in reports)
-    summary = {
-        "files": len(reports) + len(missing),
-        "valid": sum(1 for r in reports if r.valid),
-        "invalid": n_invalid,
-        "errors": n_errors,
-        "warnings": n_warnings,
-    }
+            _print_report(rep, quiet)
+    summary = {k: counts[k] for k in ("files", "valid", "invalid", "errors", "warnings")}
     if fmt == "json":
         emit_json({
             "summary": summary,
-            "files": [r.to_dict() for r in reports]
+            "files": as_json
             + [{"source": m.split(": ")[0], "valid": False,
                 "issues": [{"path": "", "code": "file.not-found", "severity": "error",
                             "message": m.split(": ", 1)[1]}]} for m in missing],
             "repaired": repaired,
         })
     else:
-        for m in missing:
-            click.echo(f"{m}", err=True)
-        for r in reports:
-            if r.valid and (quiet or not r.issues):
-                if not quiet:
-                    click.echo(f"{r.source}: valid ({r.version})")
-                continue
-            status = "valid" if r.valid else "INVALID"
-            click.echo(f"{r.source}: {status} ({r.version or 'unknown version'}), "
-                       f"{len(r.errors)} errors, {len(r.warnings)} warnings")
-            for issue in r.issues:
-                click.echo(f"  {issue.path or '/'}: {issue.severity} [{issue.code}] {issue.message}")
         for line in repaired:
             click.echo(f"repaired {line['source']} -> {line['output']} ({line['changes']} changes)")
         click.echo(
             f"{summary['files']} files, {summary['valid']} valid, {summary['invalid']} invalid, "
             f"{summary['errors']} errors, {summary['warnings']} warnings"
         )
-    if n_invalid:
+    if counts["invalid"]:
         sys.exit(1)
 
 
-def _write_repairs(reports: list[ValidationReport], out_dir: Path) -> list[dict[str, Any]]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for r in reports:
-        if not isinstance(r.document, dict):
+def _reports(files: list[str], version: str | None, mode: str, workers: int | None,
+             *, keep_documents: bool) -> Iterator[ValidationReport]:
+    """Every file's report in order; stdin (``-``) is read here, the files go to :func:`atif.validate_files`."""
+    run: list[str] = []
+    for f in files:
+        if f != "-":
+            run.append(f)
             continue
-        src = Path(r.source) if r.source and r.source != "<stdin>" else Path("stdin.json")
-        target = out_dir / src.name
-        if r.source and r.source != "<stdin>" and target.resolve() == src.resolve():
+        yield from validate_files(run, version, mode, workers=workers, keep_documents=keep_documents)
+        run = []
+        rep = validate(sys.stdin.buffer.read(), version, mode)
+        rep.source = "<stdin>"
+        yield rep
+    yield from validate_files(run, version, mode, workers=workers, keep_documents=keep_documents)
+
+
+def _print_report(r: ValidationReport, quiet: bool) -> None:
+    if r.valid and (quiet or not r.issues):
+        if not quiet:
+            click.echo(f"{r.source}: valid ({r.version})")
+        return
+    errors = r.errors
+    status = "valid" if r.valid else "INVALID"
+    lines = [f"{r.source}: {status} ({r.version or 'unknown version'}), "
+             f"{len(errors)} errors, {len(r.issues) - len(errors)} warnings"]
+    lines.extend(f"  {issue.path or '/'}: {issue.severity} [{issue.code}] {issue.message}" for issue in r.issues)
+    click.echo("\n".join(lines))
+
+
+def _repair_target(source: str | None, out_dir: Path) -> tuple[Path, Path]:
+    src = Path(source) if source and source != "<stdin>" else Path("stdin.json")
+    return src, out_dir / src.name
+
+
+def _check_repair_targets(files: list[str], out_dir: Path) -> None:
+    """Refuse, before anything is validated or written, an -o that would overwrite an input."""
+    for f in files:
+        if f == "-":
+            continue
+        src, target = _repair_target(f, out_dir)
+        if target.resolve() == src.resolve():
             raise click.UsageError(f"{src}: -o would overwrite the input; choose another folder")
-        result = repair(r.document)
-        after = validate(result.document)
-        target.write_text(json_text(result.document), encoding="utf-8")
-        log = {
-            "source": str(src),
-            "output": str(target),
-            "changes": [a.to_dict() for a in result.actions],
-            "valid_after_repair": after.valid,
-            "remaining_issues": [i.to_dict() for i in after.issues],
-        }
-        target.with_suffix(".repair.json").write_text(json_text(log), encoding="utf-8")
-        done.append({"source": str(src), "output": str(target), "changes": len(result.actions),
-                     "valid_after_repair": after.valid})
-    return done
+
+
+def _write_repair(r: ValidationReport, out_dir: Path) -> dict[str, Any] | None:
+    if not isinstance(r.document, dict):
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src, target = _repair_target(r.source, out_dir)
+    result = repair(r.document)
+    r.document = None
+    after = validate(result.document)
+    target.write_text(json_text(result.document), encoding="utf-8")
+    log = {
+        "source": str(src),
+        "output": str(target),
+        "changes": [a.to_dict() for a in result.actions],
+        "valid_after_repair": after.valid,
+        "remaining_issues": [i.to_dict() for i in after.issues],
+    }
+    target.with_suffix(".repair.json").write_text(json_text(log), encoding="utf-8")
+    return {"source": str(src), "output": str(target), "changes": len(result.actions),
+            "valid_after_repair": after.valid}
 
 
 @click.command("schema")

@@ -26,7 +26,7 @@ import difflib
 import gc
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import duckdb
 from atif.errors import StoreError
 from atif.progress import Progress, ProgressCallback
 from atif.schema.identity import canonical_json, trial_id_of
+from atif.schema.issues import Issue
 from atif.schema.validate import validate
 from atif.store.codec import RAW_ENCODING
 from atif.store.connection import cursor
@@ -54,17 +55,25 @@ from atif.store.writer import (
     Writer,
     arrow_table,
 )
-from atif.trial import Converted, Failure, Trial, trajectory_messages, trajectory_totals
+from atif.trial import Converted, Failure, Trial, Unchanged, trajectory_messages, trajectory_totals
 
-__all__ = ["Ingest"]
+__all__ = ["Ingest", "KnownInputs", "Prepared", "prepare_converted"]
 
 MAX_WARNINGS = 1000
 
 
 @dataclass(slots=True)
+class _Key:
+    """What a trial recognised as unchanged needs of its record: its key."""
+
+    task_name: str
+    epoch: int
+
+
+@dataclass(slots=True)
 class _Item:
     file: str
-    trial: Trial
+    trial: Trial | _Key
     doc: dict[str, Any] | None = None
     raw: bytes | None = None
     traj_file: str | None = None
@@ -75,6 +84,128 @@ class _Item:
     trial_id: str = ""
     record_hash: str = ""
     messages_json: bytes | None = None
+    unchanged: bool = False
+    input_key: str | None = None
+    input_file: str | None = None
+    input_file_key: str | None = None
+    pre: Prepared | None = None
+
+
+KnownRow = tuple[str, str, str | None, str | None, str, int]
+
+
+class KnownInputs:
+    """Lets the reader of trials files ask the running upload which lines it stored before.
+
+    Pass one to :func:`atif.adapters.sources.read_sources` (``known=``) and to
+    :meth:`atif.store.Store.ingest` (``known_inputs=``): the ingest answers while it runs, from
+    its own read connection, so that a re-upload neither parses nor validates unchanged trials.
+    Unbound (before or after the upload), it knows nothing.
+    """
+
+    def __init__(self) -> None:
+        self.lookup: Callable[[list[str]], dict[str, KnownRow]] | None = None
+
+    def __call__(self, keys: list[str]) -> dict[str, KnownRow]:
+        return self.lookup(keys) if self.lookup is not None else {}
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A converted trial identified, validated and flattened ahead (in a worker process), so that
+    the ingest needs neither its parsed document nor the time to walk it.
+
+    Made by :func:`prepare_converted`; :meth:`atif.store.Store.ingest` takes it in place of the
+    :class:`~atif.trial.Converted` it was made of, with the same outcome.
+    """
+
+    converted: Converted
+    """The trial, its warnings and raw bytes; ``trajectory`` dropped (None)."""
+    trajectory_id: str | None
+    raw_id: str | None
+    record_hash: str
+    messages_json: bytes | None
+    check: tuple[str | None, list[Issue]] | None
+    """Strict validation of the trajectory: the error reason (None when valid) and the warnings;
+    None when the trajectory came validated."""
+    meta: tuple[Any, ...]
+    """``trajectory_data`` columns read from the document: schema version, agent name, agent
+    version, model name, step count."""
+    steps: dict[str, list[Any]]
+    calls: dict[str, list[Any]]
+    """Flattened rows, their trajectory index 0."""
+    totals: dict[str, Any]
+    from_trajectory: bool
+
+
+def prepare_converted(got: Converted | Failure | Unchanged, epoch: int | None) -> Prepared | Failure | Unchanged:
+    """Everything :class:`Ingest` derives from a trial's document, derived here (see :class:`Prepared`).
+
+    ``epoch`` is the upload's ``epoch`` option. Failures and unchanged trials pass through.
+    """
+    if not isinstance(got, Converted):
+        return got
+    trial = got.trial
+    if epoch is not None and "epoch" not in trial.model_fields_set:
+        trial.epoch = epoch
+    doc = got.trajectory
+    tid, raw, raw_id, messages_json, record_hash = identify(trial, doc, got.raw)
+    check: tuple[str | None, list[Issue]] | None = None
+    meta: tuple[Any, ...] = ()
+    steps, calls = new_buffers()
+    totals: dict[str, Any] = {}
+    from_trajectory = False
+    if doc is not None:
+        if not got.validated:
+            report = validate(doc, mode="strict", base_dir=got.base_dir)
+            errs = report.errors
+            check = (_issue_reason(errs) if errs else None, report.warnings)
+        meta = trajectory_meta(doc)
+        flatten(doc, 0, steps, calls)
+        totals = _totals(trial, doc)
+        from_trajectory = trial.messages is not None and trajectory_messages_equal(trial.messages, doc)
+    got.trajectory, got.raw = None, raw
+    return Prepared(got, tid, raw_id, record_hash, messages_json, check, meta, steps, calls, totals, from_trajectory)
+
+
+def identify(trial: Trial, doc: dict[str, Any] | None, raw: bytes | None) -> tuple[
+    str | None, bytes | None, str | None, bytes | None, str
+]:
+    """``(trajectory id, raw bytes, raw id, canonical messages or None, record hash)`` of a trial."""
+    tid = raw_id = None
+    if doc is not None:
+        canonical = canonical_json(doc)
+        tid = hashlib.sha256(canonical).hexdigest()
+        if raw is None:
+            raw = canonical
+        raw_id = tid if raw is canonical else hashlib.sha256(raw).hexdigest()
+    # The conversation is often as big as the trajectory: serialise it once, canonically, for
+    # both the hash and the stored column, instead of through the model's serializer.
+    messages = canonical_json(trial.messages) if trial.messages is not None else b"null"
+    record = trial.model_dump(mode="json", exclude={"messages"})
+    record["trajectory"] = tid
+    h = hashlib.sha256(canonical_json(record))
+    h.update(b"\x00")
+    h.update(messages)
+    return tid, raw, raw_id, (messages if trial.messages is not None else None), h.hexdigest()
+
+
+def trajectory_meta(doc: dict[str, Any]) -> tuple[Any, ...]:
+    """``(schema_version, agent_name, agent_version, model_name, step_count)`` of a document."""
+    agent_value = doc.get("agent")
+    agent: dict[str, Any] = agent_value if isinstance(agent_value, dict) else {}
+    s = doc.get("steps")
+    return (_str(doc.get("schema_version")), _str(agent.get("name")), _str(agent.get("version")),
+            _str(agent.get("model_name")), len(s) if isinstance(s, list) else None)
+
+
+def _totals(t: Trial, doc: dict[str, Any]) -> dict[str, Any]:
+    if None in (t.steps, t.cost_usd, t.input_tokens, t.output_tokens, t.cached_tokens):
+        try:
+            return trajectory_totals(doc)
+        except (TypeError, ValueError, AttributeError):
+            return {}
+    return {}
 
 
 def _issue_reason(issues: list[Any]) -> str:
@@ -100,6 +231,7 @@ class Ingest:
         batch_size: int = 500,
         on_progress: ProgressCallback | None = None,
         team: bool = False,
+        known_inputs: KnownInputs | None = None,
     ) -> None:
         if not isinstance(experiment, str) or not experiment.strip():
             raise StoreError("an experiment name is required")
@@ -126,8 +258,9 @@ class Ingest:
         self.seen_batches: collections.deque[tuple[int, list[bytes]]] = collections.deque()
         self.batches_made = 0
         self.closest_cache: dict[str, list[str]] = {}
+        self.known_inputs = known_inputs
 
-    def run(self, items: Iterable[Converted | Failure], sources: list[str]) -> UploadResult:
+    def run(self, items: Iterable[Converted | Failure | Unchanged | Prepared], sources: list[str]) -> UploadResult:
         """Store every trial of ``items``; ``sources`` are recorded with the upload.
 
         Finding no trial at all is an error of the result (its ``ok`` is False).
@@ -155,10 +288,12 @@ class Ingest:
             if collecting:
                 gc.enable()
 
-    def _run(self, items: Iterable[Converted | Failure]) -> UploadResult:
+    def _run(self, items: Iterable[Converted | Failure | Unchanged | Prepared]) -> UploadResult:
         db, result = self.db, self.result
         self.reads = cursor(db)  # this thread's own connection while the writer owns `db`
         writer = self.writer = Writer(db, result, team=self.team)
+        if self.known_inputs is not None:
+            self.known_inputs.lookup = self._known_lines
         batch: list[_Item] = []
         done = found = 0
         try:
@@ -167,7 +302,8 @@ class Ingest:
                 if item is None:
                     continue
                 found += 1
-                self._identify(item)
+                if not item.unchanged:
+                    self._identify(item)
                 batch.append(item)
                 if len(batch) >= self.batch_size:
                     writer.put(self._prepare(batch))
@@ -178,6 +314,8 @@ class Ingest:
                 writer.put(self._prepare(batch))
                 done += len(batch)
         finally:
+            if self.known_inputs is not None:
+                self.known_inputs.lookup = None
             writer.close()
             self.reads.close()
         self._progress(done)
@@ -215,9 +353,32 @@ class Ingest:
         if self.on_progress is not None:
             self.on_progress(Progress(stage="uploading", done=done, detail=self.experiment))
 
-    def _item(self, got: Converted | Failure) -> _Item | None:
+    def _input_key(self, key: str) -> str:
+        """The stored ``input_key`` of a line: its hash, and the ``--epoch`` that applied to it."""
+        return key if self.epoch is None else f"{key}/{self.epoch}"
+
+    def _known_lines(self, keys: list[str]) -> dict[str, KnownRow]:
+        """Trials of this experiment stored from lines with these keys (see :class:`KnownInputs`)."""
+        stored = {self._input_key(k): k for k in keys}
+        rows = self.reads.execute(
+            "SELECT input_key, trial_id, record_hash, input_file, input_file_key, task_name, epoch FROM trial_data "
+            "WHERE experiment = ? AND input_key IN ?", [self.experiment, list(stored)]
+        ).fetchall()
+        return {stored[r[0]]: (r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
+
+    def _item(self, got: Converted | Failure | Unchanged | Prepared) -> _Item | None:
         """The trial of a converted input; a failure or warning goes to the result instead."""
+        if isinstance(got, Prepared):
+            item = self._item(got.converted)
+            if item is not None:
+                item.pre = got
+            return item
         result = self.result
+        if isinstance(got, Unchanged):
+            if got.instruction:
+                self.instructions.setdefault(got.task_name, got.instruction)
+            return _Item(got.source, _Key(got.task_name, got.epoch), trial_id=got.trial_id,
+                         record_hash=got.record_hash, unchanged=True)
         if isinstance(got, Failure):
             if not got.skipped:
                 result.errors.append(UploadError(got.source, got.reason))
@@ -234,26 +395,20 @@ class Ingest:
         # A path in `trajectory` says where the bytes were read (errors name it); identity uses the content.
         traj_file = trial.trajectory if isinstance(trial.trajectory, str) else None
         return _Item(got.source, trial, doc=got.trajectory, raw=got.raw, traj_file=traj_file,
-                     base_dir=got.base_dir, validated=got.validated)
+                     base_dir=got.base_dir, validated=got.validated,
+                     input_key=self._input_key(got.input_key) if got.input_key else None,
+                     input_file=got.input_file, input_file_key=got.input_file_key)
 
     def _identify(self, item: _Item) -> None:
         trial = item.trial
-        if item.doc is not None:
-            canonical = canonical_json(item.doc)
-            item.trajectory_id = hashlib.sha256(canonical).hexdigest()
-            if item.raw is None:
-                item.raw = canonical
-            item.raw_id = item.trajectory_id if item.raw is canonical else hashlib.sha256(item.raw).hexdigest()
-        # The conversation is often as big as the trajectory: serialise it once, canonically, for
-        # both the hash and the stored column, instead of through the model's serializer.
-        messages = canonical_json(trial.messages) if trial.messages is not None else b"null"
-        item.messages_json = messages if trial.messages is not None else None
-        record = trial.model_dump(mode="json", exclude={"messages"})
-        record["trajectory"] = item.trajectory_id
-        h = hashlib.sha256(canonical_json(record))
-        h.update(b"\x00")
-        h.update(messages)
-        item.record_hash = h.hexdigest()
+        assert isinstance(trial, Trial)  # an unchanged trial (_Key) is identified already
+        pre = item.pre
+        if pre is not None:
+            item.trajectory_id, item.raw_id, item.record_hash = pre.trajectory_id, pre.raw_id, pre.record_hash
+            item.messages_json = pre.messages_json
+        else:
+            item.trajectory_id, item.raw, item.raw_id, item.messages_json, item.record_hash = identify(
+                trial, item.doc, item.raw)
         source_key = trial.trial_id or item.trajectory_id or item.record_hash
         item.trial_id = trial_id_of(self.experiment, trial.task_name, source_key, trial.epoch)
 
@@ -273,10 +428,14 @@ class Ingest:
         self.batches_made += 1
         keys: list[bytes] = []
         self.seen_batches.append((self.batches_made, keys))
-        ids = [it.trial_id for it in batch]
+        # A trial recognised as unchanged was read from the store moments ago, and on a local store
+        # this process is its only writer: only a team store is asked again.
+        ids = [it.trial_id for it in batch if self.team or not it.unchanged]
         existing = dict(
             reads.execute("SELECT trial_id, record_hash FROM trial_data WHERE trial_id IN ?", [ids]).fetchall()
-        )
+        ) if ids else {}
+        if not self.team:
+            existing.update((it.trial_id, it.record_hash) for it in batch if it.unchanged)
         new_tasks: dict[str, str | None] = {}
         to_store: list[_Item] = []
         replaced: list[str] = []
@@ -301,6 +460,11 @@ class Ingest:
                     ))
                 continue
             old = existing.get(it.trial_id)
+            if it.unchanged and old != it.record_hash:
+                # Recognised from its bytes, then deleted or replaced by another writer before this batch.
+                result.errors.append(UploadError(it.file, "the stored trial changed while this upload ran; "
+                                                          "upload it again"))
+                continue
             if old is not None:
                 if old == it.record_hash:
                     self.seen[key] = digest
@@ -349,13 +513,16 @@ class Ingest:
             tid = it.trajectory_id
             if tid is not None and tid not in known and not it.validated:
                 if tid not in checked:
-                    report = validate(it.doc, mode="strict", base_dir=it.base_dir)
-                    errs = report.errors
-                    checked[tid] = _issue_reason(errs) if errs else None
+                    if it.pre is not None and it.pre.check is not None:
+                        checked[tid], warnings = it.pre.check
+                    else:
+                        report = validate(it.doc, mode="strict", base_dir=it.base_dir)
+                        errs = report.errors
+                        checked[tid], warnings = (_issue_reason(errs) if errs else None), report.warnings
                     if len(result.warnings) < MAX_WARNINGS:
                         result.warnings.extend(
                             UploadError(it.traj_file or it.file, f"{w.path or '/'}: [{w.code}] {w.message}")
-                            for w in report.warnings
+                            for w in warnings
                         )
                 if checked[tid] is not None:
                     result.errors.append(UploadError(it.traj_file or it.file, f"invalid ATIF: {checked[tid]}"))
@@ -380,26 +547,26 @@ class Ingest:
         written: set[str] = set()
         new_labels: list[str] = []
         for it in items:
-            doc = it.doc
+            doc, pre = it.doc, it.pre
             tid = it.trajectory_id
-            if doc is not None and tid is not None and tid not in known and tid not in written:
+            if (doc is not None or pre is not None) and tid is not None and tid not in known and tid not in written:
                 written.add(tid)
-                agent_value = doc.get("agent")
-                agent: dict[str, Any] = agent_value if isinstance(agent_value, dict) else {}
+                index = len(traj["trajectory_id"])
+                meta = pre.meta if pre is not None else trajectory_meta(doc)  # type: ignore[arg-type]
                 traj["trajectory_id"].append(tid)
                 traj["raw"].append(it.raw)
                 traj["raw_encoding"].append(RAW_ENCODING)
-                traj["schema_version"].append(_str(doc.get("schema_version")))
-                traj["agent_name"].append(_str(agent.get("name")))
-                traj["agent_version"].append(_str(agent.get("version")))
-                traj["model_name"].append(_str(agent.get("model_name")))
-                s = doc.get("steps")
-                traj["step_count"].append(len(s) if isinstance(s, list) else None)
+                for name, value in zip(_META_COLUMNS, meta, strict=True):
+                    traj[name].append(value)
                 traj["n_bytes"].append(len(it.raw) if it.raw is not None else None)
                 traj["raw_id"].append(it.raw_id)
                 if it.raw_id is not None:
                     written_raw.add(it.raw_id)
-                flatten(doc, len(traj["trajectory_id"]) - 1, steps, calls)
+                if pre is not None:
+                    _extend(steps, pre.steps, index)
+                    _extend(calls, pre.calls, index)
+                else:
+                    flatten(doc, index, steps, calls)  # type: ignore[arg-type]
             elif it.raw is not None and it.raw_id is not None and it.raw_id not in known_raw \
                     and it.raw_id not in written_raw:
                 # The same content in other bytes: kept, so that this trial reads back its own.
@@ -410,9 +577,12 @@ class Ingest:
                 extra["raw_encoding"].append(RAW_ENCODING)
                 extra["n_bytes"].append(len(it.raw))
             self._trial_row(it, trials)
-            if it.trial.criterion_ratings:
+            it.pre = None
+            trial = it.trial
+            assert isinstance(trial, Trial)  # unchanged trials are never built
+            if trial.criterion_ratings:
                 best: dict[str, Any] = {}
-                for r in it.trial.criterion_ratings:
+                for r in trial.criterion_ratings:
                     cur = best.get(r.criterion)
                     if cur is None or PRECEDENCE[r.source] >= PRECEDENCE[cur.source]:
                         best[r.criterion] = r
@@ -495,12 +665,9 @@ class Ingest:
 
     def _trial_row(self, it: _Item, rows: dict[str, list[Any]]) -> None:
         t = it.trial
-        totals: dict[str, Any] = {}
-        if it.doc is not None and None in (t.steps, t.cost_usd, t.input_tokens, t.output_tokens, t.cached_tokens):
-            try:
-                totals = trajectory_totals(it.doc)
-            except (TypeError, ValueError, AttributeError):
-                totals = {}
+        assert isinstance(t, Trial)
+        pre = it.pre
+        totals = pre.totals if pre is not None else _totals(t, it.doc) if it.doc is not None else {}
         rows["trial_id"].append(it.trial_id)
         rows["experiment"].append(self.experiment)
         rows["task_name"].append(t.task_name)
@@ -518,9 +685,12 @@ class Ingest:
         rows["error"].append(t.error)
         rows["metadata"].append(json_or_none(t.metadata))
         # Messages that are just the trajectory as chat messages are derived again on reading.
-        from_trajectory = (
-            t.messages is not None and it.doc is not None and trajectory_messages_equal(t.messages, it.doc)
-        )
+        if pre is not None:
+            from_trajectory = pre.from_trajectory and it.trajectory_id is not None
+        else:
+            from_trajectory = (
+                t.messages is not None and it.doc is not None and trajectory_messages_equal(t.messages, it.doc)
+            )
         rows["messages"].append(
             it.messages_json.decode() if it.messages_json is not None and not from_trajectory else None
         )
@@ -528,6 +698,9 @@ class Ingest:
         rows["record_hash"].append(it.record_hash)
         rows["upload_id"].append(self.upload_id)
         rows["raw_id"].append(it.raw_id)
+        rows["input_key"].append(it.input_key)
+        rows["input_file"].append(it.input_file)
+        rows["input_file_key"].append(it.input_file_key)
 
 
 def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any]) -> bool:
@@ -540,3 +713,12 @@ def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any
 
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
+
+
+_META_COLUMNS = ("schema_version", "agent_name", "agent_version", "model_name", "step_count")
+
+
+def _extend(into: dict[str, list[Any]], rows: dict[str, list[Any]], index: int) -> None:
+    """Append one trajectory's flattened rows (made with index 0) as trajectory ``index``."""
+    for name, values in rows.items():
+        into[name].extend([index] * len(values) if name == "trajectory_id" else values)

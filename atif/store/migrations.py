@@ -391,8 +391,25 @@ def m005_rating_p_yes(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m006_trial_input_key(db: duckdb.DuckDBPyConnection) -> None:
+    """What a re-upload compares before it parses a trial again.
+
+    ``input_key`` is the 128-bit xxh3 hash of the trials-file line the trial was read from (with
+    the ``--epoch`` given); ``input_file`` the trajectory file that line names and
+    ``input_file_key`` the xxh3 hash of that file's bytes. NULL for trials from other inputs.
+    """
+    db.execute(
+        """
+        ALTER TABLE trial_data ADD COLUMN input_key VARCHAR;
+        ALTER TABLE trial_data ADD COLUMN input_file VARCHAR;
+        ALTER TABLE trial_data ADD COLUMN input_file_key VARCHAR;
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
+    m006_trial_input_key,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")

@@ -32,7 +32,7 @@ from atif.store.team import connect_team, is_team_target, parse_target
 from atif.store.txn import in_transaction
 
 if TYPE_CHECKING:
-    from atif.trial import Converted, Failure
+    from atif.trial import Converted, Failure, Unchanged
 
 __all__ = ["DEFAULT_DB", "VIEWS", "Store", "default_path"]
 
@@ -212,7 +212,7 @@ class Store:
 
     def ingest(
         self,
-        items: Iterable[Converted | Failure],
+        items: Iterable[Converted | Failure | Unchanged],
         experiment: str,
         *,
         collection: str | None = None,
@@ -224,6 +224,7 @@ class Store:
         batch_size: int = 500,
         sources: Sequence[str] = (),
         on_progress: ProgressCallback | None = None,
+        known_inputs: Any = None,
     ) -> UploadResult:
         """Store converted trials (``Converted``; a ``Failure`` is reported as an error, or a warning when skipped).
 
@@ -233,7 +234,8 @@ class Store:
         record gives none. ``criteria`` is ``{"name": set, "criteria": [{label, question, kind,
         config}], "judge": {...}}``. ``sources`` (the inputs read) are recorded with the upload.
         ``on_progress`` receives ``Progress(stage="uploading", done=trials)`` after each batch.
-        To read and convert files first, use :func:`atif.upload`.
+        ``known_inputs`` (:class:`atif.store.ingest.KnownInputs`) answers the reader's questions
+        about lines stored before. To read and convert files first, use :func:`atif.upload`.
         """
         self._writable()
         with self._lock:
@@ -252,6 +254,7 @@ class Store:
                 batch_size=batch_size,
                 on_progress=on_progress,
                 team=self.team,
+                known_inputs=known_inputs,
             )
             try:
                 return job.run(items, list(sources))

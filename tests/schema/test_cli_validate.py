@@ -98,6 +98,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
         raise RuntimeError("something broke\nsecond line")
 
     monkeypatch.setattr(v, "validate", boom)
+    monkeypatch.setattr(v, "validate_files", boom)
     f = tmp_path / "t.json"
     f.write_bytes(orjson.dumps(GOOD))
     with pytest.raises(SystemExit) as exc:
