@@ -41,6 +41,14 @@ QUESTION = ("Did the agent fully resolve the user's request while following the 
             "(right actions, explicit confirmation before changes, nothing the policy forbids)?")
 FURTHER = ("confirmed",
            "Before changing any booking, did the agent list the details and get the user's explicit confirmation?")
+PROBES = {
+    # The same judgement asked the other way round: a model that says YES to everything says YES
+    # here too, so p_yes(resolved) against p_yes(failed) cancels the transcript's pull towards YES.
+    "failed": ("Did the agent fail the user's request or break the airline policy (a wrong or missing action, "
+               "a change made without the user's explicit confirmation, something the policy forbids)?"),
+    # A question with no bearing on success: how much this transcript pulls the model towards YES.
+    "baseline": "Did the agent answer the user in English?",
+}
 
 
 def _cases(split: str, limit: int | None) -> list[dict[str, Any]]:
@@ -52,6 +60,16 @@ def _cases(split: str, limit: int | None) -> list[dict[str, Any]]:
         no = [r for r in rows if r["reward"] < 1.0][: limit // 2]
         rows = yes + no
     return rows
+
+
+def roc_auc(scored: list[tuple[float, bool]]) -> float | None:
+    """Area under the ROC curve: the share of (solved, failed) pairs the score orders right (ties count half)."""
+    pos = [s for s, y in scored if y]
+    neg = [s for s, y in scored if not y]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return round(wins / (len(pos) * len(neg)), 3)
 
 
 def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any]:
@@ -68,7 +86,7 @@ def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from atif import Store, convert, evaluate
+    from atif import Store, convert, evaluate, upload
 
     cases = _cases(args.split, args.limit)
     work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
@@ -90,11 +108,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]}
         if args.further:
             criteria["criteria"].append({"label": FURTHER[0], "question": FURTHER[1], "kind": "llm", "config": {}})
+        if args.probes:
+            criteria["criteria"] += [{"label": label, "question": q, "kind": "llm", "config": {}}
+                                     for label, q in PROBES.items()]
         if args.max_input_tokens:
             criteria["judge"]["max_input_tokens"] = args.max_input_tokens
         load_before = os.getloadavg()
         with Store(work / "atif.duckdb") as store:
-            store.upload([work / "out"], "long", criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
+            upload([work / "out"], "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
             started = time.perf_counter()
             summary = evaluate(store, "long")
             seconds = time.perf_counter() - started
@@ -126,7 +147,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "prompt_tokens_mean": mean([float(r["prompt_tokens"]) for r in main.values() if r["prompt_tokens"]]),
         "errors": sorted({r["error"] for r in ratings if r["error"]}),
         "per_case": {c: {"reward": float(labels[c]), "verdict": main[c]["verdict"] if c in main else None,
-                         "p_yes": main[c]["p_yes"] if c in main else None} for c in labels},
+                         "p_yes": main[c]["p_yes"] if c in main else None,
+                         **{f"p_yes_{r['criterion']}": r["p_yes"] for r in ratings
+                            if r["task_name"] == c and r["criterion"] != RESOLVED}} for c in labels},
+        "roc_auc": roc_auc([(main[c]["p_yes"], labels[c]) for c in labels
+                            if c in main and main[c]["p_yes"] is not None]),
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(), "machine": platform.machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
@@ -156,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-input-tokens", type=int)
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--no-further", dest="further", action="store_false")
+    parser.add_argument("--probes", action="store_true",
+                        help="Also ask the negated question and a baseline question (see bench/judge_long/scores.py).")
     parser.add_argument("--fit-from", metavar="NAME", help="Apply the threshold fitted on run NAME's p_yes.")
     args = parser.parse_args(argv)
     result = run(args)
