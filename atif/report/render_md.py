@@ -111,6 +111,10 @@ def render_report_md(report: dict[str, Any]) -> str:
                     "calibration pairs (Rogan–Gladen; the interval carries the calibration's uncertainty).")
             out += ["", note]
         out += ["", f"Macro pass rate (mean over criteria): **{pct(s['macro_pass_rate'])}**", ""]
+    thresholds = report.get("thresholds") or {}
+    if thresholds:
+        out += ["Judge thresholds on p_yes (YES at or above): " + "; ".join(
+            f"{cell(label)} {t['threshold']:g} ({_threshold_origin(t)})" for label, t in thresholds.items()), ""]
     low = report.get("low_agreement") or []
     if low:
         out += [f"### Low-agreement ratings ({len(low):,} shown)", "",
@@ -301,6 +305,16 @@ def render_calibration_md(result: dict[str, Any]) -> str:
     if result.get("thresholds"):
         out += _thresholds_md(result["thresholds"])
     return "\n".join(out).rstrip() + "\n"
+
+
+def _threshold_origin(t: dict[str, Any]) -> str:
+    if t["from"] == "file":
+        return "criteria file"
+    fitted = t.get("fitted") or {}
+    ref = fitted.get("reference") or {}
+    where = f"file {ref['file']}" if "file" in ref else f"experiment {ref.get('experiment', '?')}"
+    return (f"fitted on {fitted.get('n_yes', '?')} YES / {fitted.get('n_no', '?')} NO {fitted.get('against', '')} "
+            f"labels of {where}, {fitted.get('fitted_at', '')}")
 
 
 def _thresholds_md(fit: dict[str, Any]) -> list[str]:

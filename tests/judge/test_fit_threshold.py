@@ -133,6 +133,12 @@ def test_markdown_shows_the_fitted_thresholds(judged: Path, tmp_path: Path) -> N
     assert "### Fitted p_yes thresholds" in r.stdout and "| done | 0.71 | 0.71 |" in r.stdout
     assert "file's 0.9 wins" in r.stdout
     assert set(_verdicts(judged).values()) == {"YES"}         # without --apply nothing is re-decided
+    r = CliRunner().invoke(cli, ["report", "-e", "exp", "--db", str(judged)])
+    assert r.exit_code == 0, r.output
+    assert (f"Judge thresholds on p_yes (YES at or above): done 0.71 (fitted on 3 YES / 3 NO human labels of "
+            f"file {labels}, ") in r.stdout and "; polite 0.9 (criteria file)" in r.stdout
+    r = CliRunner().invoke(cli, ["report", "-e", "exp", "--format", "json", "--db", str(judged)])
+    assert json.loads(r.stdout)["thresholds"]["done"]["from"] == "fitted"
 
 
 def _fail(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
