@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 FIXTURES = ROOT / "fixtures" / "long"
 RESULTS = HERE / "results.json"
+MEASURED = ROOT / "atif" / "judge" / "measured.json"
+"""What ``atif judge models`` shows per model; ``--record`` writes this run's figures there."""
 
 RESOLVED = "resolved"
 QUESTION = ("Did the agent fully resolve the user's request while following the airline policy "
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_after = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ratings = [{"p_yes": None, **dict(zip(cols, r))} for r in rows]
+    ratings = [{"p_yes": None, **dict(zip(cols, r, strict=True))} for r in rows]
     labels = {c["case"]: c["reward"] >= 1.0 for c in cases}
     main = {r["task_name"]: r for r in ratings if r["criterion"] == RESOLVED}
     verdicts = {case: r["verdict"] for case, r in main.items()}
@@ -172,6 +174,21 @@ def _fitted(source: str, labels: dict[str, bool], per_case: dict[str, Any]) -> d
             "fitted": _metrics(labels, verdicts)}
 
 
+def record(result: dict[str, Any], metrics: dict[str, Any], *, score: str, threshold: str, command: str) -> None:
+    """Write one model's held-out figures, timings, date and load into ``atif/judge/measured.json``."""
+    name = str(result["model"]).removeprefix("local/")
+    stored = json.loads(MEASURED.read_text(encoding="utf-8")) if MEASURED.exists() else {}
+    stored[name] = {
+        "balanced_accuracy": metrics["balanced_accuracy"], "tpr": metrics["tpr"], "tnr": metrics["tnr"],
+        "roc_auc": metrics.get("roc_auc"), "cases": metrics.get("n", result["cases"]), "split": "test",
+        "score": score, "threshold": threshold,
+        "s_first": result["s_per_verdict_first"], "s_further": result["s_per_verdict_further"],
+        "calls_per_pair": result["calls_per_pair"], "load": max(result["load_before"][0], result["load_after"][0]),
+        "cpus": result["cpus"], "when": result["when"], "command": command,
+    }
+    MEASURED.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
@@ -184,8 +201,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probes", action="store_true",
                         help="Also ask the negated question and a baseline question (see bench/judge_long/scores.py).")
     parser.add_argument("--fit-from", metavar="NAME", help="Apply the threshold fitted on run NAME's p_yes.")
+    parser.add_argument("--record", action="store_true",
+                        help="Write this run's test figures (fitted with --fit-from) for `atif judge models`.")
     args = parser.parse_args(argv)
     result = run(args)
+    if args.record:
+        fitted = result.get("fitted") or _metrics({}, {})
+        figures = {**(fitted if args.fit_from else result), "roc_auc": result["roc_auc"], "n": result["cases"]}
+        record(result, figures, score="p_yes",
+               threshold=f"fitted on tune ({result['fitted_threshold']})" if args.fit_from else "0.5",
+               command="python -m bench.judge_long.run " + " ".join(argv if argv is not None else sys.argv[1:]))
     stored = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     stored[args.name] = result
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -220,3 +220,20 @@ def test_write_thresholds_into_a_flow_style_list_is_refused(tmp_path: Path) -> N
     with pytest.raises(CriteriaError, match="add `threshold: 0.6` to it by hand"):
         write_thresholds(f, {"done": 0.6})
     assert f.read_text() == text
+
+
+# -- atif judge models: the recorded figures ---------------------------------------------------
+
+
+def test_judge_models_shows_the_recorded_figures_with_date_and_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from atif.judge import local
+
+    figures = local.measured()
+    for name, row in figures.items():
+        assert {"balanced_accuracy", "tpr", "tnr", "roc_auc", "s_first", "when", "load", "cpus", "command"} <= set(row), name
+    monkeypatch.setattr(local, "installed", lambda spec: False)
+    r = CliRunner().invoke(cli, ["judge", "models"])
+    assert r.exit_code == 0, r.output
+    default = figures["qwen2.5-coder-0.5b"]
+    assert f"balanced accuracy {default['balanced_accuracy']:.2f} (TPR {default['tpr']:.2f}" in r.output
+    assert f"measured {default['when']} at load average {default['load']} on {default['cpus']} cores" in r.output
