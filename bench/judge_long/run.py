@@ -53,9 +53,9 @@ PROBES = {
 }
 
 
-def _cases(split: str, limit: int | None) -> list[dict[str, Any]]:
+def _cases(split: str, limit: int | None, names: list[str] | None = None) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (FIXTURES / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [r for r in rows if split == "all" or r["split"] == split]
+    rows = [r for r in rows if (split == "all" or r["split"] == split) and (not names or r["case"] in names)]
     if limit:
         # Keep the classes balanced when cutting.
         yes = [r for r in rows if r["reward"] >= 1.0][: (limit + 1) // 2]
@@ -90,7 +90,7 @@ def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from atif import Store, convert, evaluate, upload
 
-    cases = _cases(args.split, args.limit)
+    cases = _cases(args.split, args.limit, args.case)
     work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
     try:
         raw = work / "raw"
@@ -150,6 +150,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors": sorted({r["error"] for r in ratings if r["error"]}),
         "per_case": {c: {"reward": float(labels[c]), "verdict": main[c]["verdict"] if c in main else None,
                          "p_yes": main[c]["p_yes"] if c in main else None,
+                         "first_s": main[c]["latency_ms"] / 1000 if c in main and main[c]["latency_ms"] else None,
+                         "further_s": [r["latency_ms"] / 1000 for r in ratings if r["task_name"] == c
+                                       and r["criterion"] != RESOLVED and r["latency_ms"]],
+                         "prompt_tokens": main[c]["prompt_tokens"] if c in main else None,
                          **{f"p_yes_{r['criterion']}": r["p_yes"] for r in ratings
                             if r["task_name"] == c and r["criterion"] != RESOLVED}} for c in labels},
         "roc_auc": roc_auc([(main[c]["p_yes"], labels[c]) for c in labels
@@ -193,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--case", action="append", help="Only this case (repeatable), e.g. airline-t33-r0.")
+    parser.add_argument("--quick", action="store_true",
+                        help="One test case: a smoke run of the whole path for `make bench` (no accuracy).")
     parser.add_argument("--name", default="current")
     parser.add_argument("--model", default="local/qwen2.5-coder-0.5b")
     parser.add_argument("--max-input-tokens", type=int)
@@ -204,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", action="store_true",
                         help="Write this run's test figures (fitted with --fit-from) for `atif judge models`.")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.split, args.limit = "test", 1
     result = run(args)
     if args.record:
         fitted = result.get("fitted") or _metrics({}, {})
