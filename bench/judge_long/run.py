@@ -101,9 +101,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tasks = work / "tasks.jsonl"
         tasks.write_text("".join(json.dumps({"name": c["case"], "instruction": c["instruction"]}) + "\n"
                                  for c in cases), encoding="utf-8")
-        converted = convert(sorted(raw.glob("*/run.json")), work / "out")
-        if converted.failures:
-            raise SystemExit(f"conversion failed: {converted.failures}")
+        for case in cases:
+            # Each run is converted with its case as the task name, so the judge sees the task's
+            # instruction from tasks.jsonl (the converter names a task after the file otherwise).
+            converted = convert([raw / case["case"] / "run.json"], work / "out" / case["case"], task=case["case"])
+            if converted.failures:
+                raise SystemExit(f"conversion failed: {converted.failures}")
         criteria: dict[str, Any] = {"name": "long", "judge": {"model": args.model}, "criteria": [
             {"label": RESOLVED, "question": QUESTION, "kind": "llm",
              "config": {"threshold": args.threshold} if args.threshold is not None else {}},
@@ -117,15 +120,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             criteria["judge"]["max_input_tokens"] = args.max_input_tokens
         load_before = os.getloadavg()
         with Store(work / "atif.duckdb") as store:
-            upload([work / "out"], "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
+            if args.keep_store:
+                print(f"store: {work / 'atif.duckdb'}", file=sys.stderr)
+            upload(sorted((work / "out").iterdir()), "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
             started = time.perf_counter()
             summary = evaluate(store, "long")
             seconds = time.perf_counter() - started
             # select *: the code before p_yes existed is measured with this script too.
             cols, rows = store.query("select * from ratings order by task_name, criterion")
+            named = {r[0] for r in store.query("select distinct task_name from trials")[1]}
+        if named != {c["case"] for c in cases}:
+            raise SystemExit(f"the trials' task names {sorted(named)} are not the cases: the judge saw no instruction")
         load_after = os.getloadavg()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep_store:
+            shutil.rmtree(work, ignore_errors=True)
     ratings = [{"p_yes": None, **dict(zip(cols, r, strict=True))} for r in rows]
     labels = {c["case"]: c["reward"] >= 1.0 for c in cases}
     main = {r["task_name"]: r for r in ratings if r["criterion"] == RESOLVED}
@@ -197,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--keep-store", action="store_true", help="Print the scratch store's path and keep it.")
     parser.add_argument("--case", action="append", help="Only this case (repeatable), e.g. airline-t33-r0.")
     parser.add_argument("--quick", action="store_true",
                         help="One test case: a smoke run of the whole path for `make bench` (no accuracy).")

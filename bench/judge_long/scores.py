@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench.judge_long.run import FIXTURES, RESULTS, _metrics, record, roc_auc
@@ -72,13 +73,42 @@ def evaluate_scores(per_case: dict[str, Any], split_of: dict[str, str]) -> dict[
     return out
 
 
+def from_store(path: str) -> dict[str, Any]:
+    """Per-case p_yes of each criterion read from a (copy of a) run's scratch store (``run.py --keep-store``).
+
+    The case is the folder of the run's source file, so this also reads a run whose trials were
+    not named after their case.
+    """
+    import duckdb
+
+    labels = {r["case"]: r for r in map(json.loads, (FIXTURES / "labels.jsonl").read_text().splitlines())}
+    con = duckdb.connect(path, read_only=True)
+    rows = con.execute("""
+        SELECT json_extract_string(t.metadata, '$.source_path') AS src, r.criterion, r.p_yes, r.latency_ms,
+               r.prompt_tokens
+        FROM rating_data r JOIN trial_data t USING (trial_id) WHERE r.p_yes IS NOT NULL""").fetchall()
+    per_case: dict[str, Any] = {}
+    for src, criterion, score, latency, tokens in rows:
+        case = Path(src).parent.name
+        c = per_case.setdefault(case, {"reward": labels[case]["reward"]})
+        if criterion == "resolved":
+            c.update(p_yes=score, first_s=latency / 1000, prompt_tokens=tokens)
+        else:
+            c[f"p_yes_{criterion}"] = score
+            c.setdefault("further_s", []).append(latency / 1000)
+    return {"per_case": per_case}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="probes-all")
+    parser.add_argument("--store", help="Read the per-case scores from this scratch store (copy) into run NAME first.")
     parser.add_argument("--record", choices=sorted(SCORES),
                         help="Write this score's test figures (and the run's timings) for `atif judge models`.")
     args = parser.parse_args(argv)
     stored = json.loads(RESULTS.read_text(encoding="utf-8"))
+    if args.store:
+        stored[args.name] = {**stored.get(args.name, {}), **from_store(args.store)}
     split_of = {r["case"]: r["split"] for r in map(json.loads, (FIXTURES / "labels.jsonl").read_text().splitlines())}
     result = evaluate_scores(stored[args.name]["per_case"], split_of)
     stored[f"{args.name}-scores"] = result
