@@ -247,7 +247,12 @@ def models_cmd(measure: bool, fmt: str) -> None:
         click.echo(f"{row['model']}{'  (default)' if row['default'] else ''}: {row['size_mb']} MB, "
                    f"context {row['context']} tokens, {state}")
         if row.get("balanced_accuracy") is None and row.get("s_first") is None:
-            click.echo("  not measured yet (bench/judge_long)")
+            if row.get("reads_per_second") is not None:
+                click.echo(f"  accuracy not measured; reads {row['reads_per_second']:g} tokens/s, writes "
+                           f"{row['writes_per_second']:g} tokens/s, measured {row['when']} at load average "
+                           f"{row.get('load', '?')} on {row.get('cpus', '?')} cores ({row.get('note') or row.get('command')})")
+            else:
+                click.echo("  not measured yet (bench/judge_long)")
         else:
             click.echo(f"  balanced accuracy {figure('balanced_accuracy')} (TPR {figure('tpr')}, TNR {figure('tnr')}, "
                        f"ROC AUC {figure('roc_auc')}) on {row.get('cases', '?')} held-out labelled runs, "
