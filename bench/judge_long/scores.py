@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     stored[f"{args.name}-scores"] = result
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if args.record:
+        if "load_before" not in stored[args.name]:
+            raise SystemExit(f"run {args.name} has no timings or load (read with --store): nothing to record")
         row = result[args.record]
         record(stored[args.name], row["test"], score=args.record, threshold=f"fitted on tune ({row['threshold']:.4g})",
                command=f"python -m bench.judge_long.run --split all --probes --no-further --name {args.name} && "
