@@ -71,6 +71,7 @@ _LAZY: dict[str, str] = {
     "UploadResult": "atif.store",
     "copy_store": "atif.store",
     "upload": "atif.api",
+    "fit_thresholds": "atif.api",
     # judge
     "load_criteria": "atif.judge.criteria",
     "CriteriaFile": "atif.judge.criteria",
@@ -87,6 +88,7 @@ _LAZY: dict[str, str] = {
     "builtin_criterion": "atif.judge.library",
     "bench_labels": "atif.judge.bench",
     "run_bench": "atif.judge.bench",
+    "write_thresholds": "atif.judge.score",
     "local_models": "atif.judge.setup",
     # reports
     "build_report": "atif.report",

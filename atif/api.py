@@ -1,6 +1,7 @@
-"""Operations that compose layers: upload = read (and convert) inputs, then store them.
+"""Operations that compose layers: upload = read (and convert) inputs, then store them; fitting
+the judge's thresholds = calibration pairs (report) + the fit (judge) + the criterion set (store).
 
-Exported as ``atif.upload``; the store itself knows no runner format.
+Exported as ``atif.upload`` and ``atif.fit_thresholds``; the store itself knows no runner format.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from atif.progress import ProgressCallback
 from atif.schema.parallel import OrderedPool, worker_count
 from atif.store import Store, UploadResult
 
-__all__ = ["upload"]
+__all__ = ["fit_thresholds", "upload"]
 
 _PRELOAD = ("atif.adapters.sources", "atif.store.ingest")
 _MIN_LINES = 200  # lines of a block to read before worker processes pay for their start
@@ -117,3 +118,101 @@ def upload(
         reader.close()
         if target is not store:
             target.close()
+
+
+def fit_thresholds(
+    store: Store,
+    experiment: str,
+    *,
+    against: str = "human",
+    reference: str | None = None,
+    reference_file: str | os.PathLike[str] | None = None,
+    apply: bool = False,
+) -> dict[str, Any]:
+    """Fit each criterion's ``p_yes`` threshold on reference labels and keep it with the criterion set.
+
+    The labels are what ``atif calibrate`` compares with (the experiment's own ``against``
+    ratings, a reference experiment, or a JSONL file); each labelled judge verdict that carries
+    a ``p_yes`` is one point, and :func:`atif.judge.score.fit_threshold` picks the cut that
+    balances TPR and TNR. The fitted threshold is stored (``Store.save_thresholds``) and used by
+    the next evaluation where the criteria file sets no ``threshold`` (the file's value wins).
+    ``apply`` re-decides the experiment's stored scored judge verdicts with the threshold in
+    force, keeping each replaced verdict in the rating history.
+
+    Returns ``criteria`` (label -> threshold, counts, rates before and after on these labels,
+    ``in_force``), ``problems`` (one line per criterion that could not be fitted) and
+    ``applied`` (the re-decided ratings, with ``apply``). Raises :class:`InputError` when no
+    criterion could be fitted.
+    """
+    import time
+
+    from atif.errors import InputError
+    from atif.judge.score import DEFAULT_THRESHOLD, decide, fit_threshold
+    from atif.report.calibrate import calibration_pairs
+
+    pairs, ref_desc = calibration_pairs(store, experiment, against=against, reference=reference,
+                                        reference_file=None if reference_file is None else Path(reference_file))
+    pairs = [p for p in pairs if p["judge"] in ("YES", "NO")]
+    source = f"the {against} ratings of " + (f"file {ref_desc['file']}" if "file" in ref_desc
+                                            else f"experiment {ref_desc['experiment']}")
+    if not pairs:
+        raise InputError(f"no judge verdict of experiment {experiment!r} has a label in {source}: nothing to fit")
+    criteria = {c["label"]: c for c in store.experiment(experiment)["criteria"]}
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for p in pairs:
+        by_label.setdefault(p["criterion"], []).append(p)
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    fits: dict[str, tuple[float, dict[str, Any]]] = {}
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for label, rows in sorted(by_label.items()):
+        scored = [(float(p["p_yes"]), p["reference"] == "YES") for p in rows if p["p_yes"] is not None]
+        n_yes = sum(1 for _, y in scored if y)
+        if not scored:
+            problems.append(f"criterion {label!r}: none of its {len(rows)} labelled judge verdicts has a p_yes "
+                            "score (the judge model returned no log-probabilities); nothing to fit")
+            continue
+        if n_yes in (0, len(scored)):
+            only = "YES" if n_yes else "NO"
+            problems.append(f"criterion {label!r}: all {len(scored)} labels with a score are {only}; "
+                            "a threshold needs both YES and NO labels")
+            continue
+        threshold = fit_threshold(scored)
+        assert threshold is not None
+        config = criteria.get(label, {}).get("config") or {}
+        explicit = config.get("threshold") if isinstance(config.get("threshold"), (int, float)) else None
+        current = criteria.get(label, {}).get("threshold")
+        after = _rates([(decide(p["p_yes"], p["judge"], threshold), p["reference"])
+                        for p in rows if p["p_yes"] is not None])
+        entry = {
+            "threshold": threshold, "n_labels": len(rows), "n_scored": len(scored), "n_yes": n_yes,
+            "n_no": len(scored) - n_yes,
+            "before": _rates([(p["judge"], p["reference"]) for p in rows if p["p_yes"] is not None]),
+            "before_threshold": DEFAULT_THRESHOLD if current is None else current,
+            "after": after,
+            "file_threshold": explicit, "in_force": explicit if explicit is not None else threshold,
+        }
+        out[label] = entry
+        fits[label] = (threshold, {"against": against, "reference": ref_desc, "n_scored": len(scored),
+                                   "n_yes": n_yes, "n_no": len(scored) - n_yes, "fitted_at": when,
+                                   "balanced_accuracy": after["balanced_accuracy"]})
+    if not fits:
+        raise InputError("; ".join(problems))
+    store.save_thresholds(experiment, fits)
+    applied = None
+    if apply:
+        changed = store.redecide(experiment, {label: e["in_force"] for label, e in out.items()})
+        applied = {"n_changed": len(changed), "to_yes": sum(1 for c in changed if c["new"] == "YES"),
+                   "to_no": sum(1 for c in changed if c["new"] == "NO"), "changed": changed}
+    return {"experiment": experiment, "against": against, "reference": ref_desc, "criteria": out,
+            "problems": problems, "applied": applied}
+
+
+def _rates(pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
+    """TPR, TNR and balanced accuracy of (verdict, label) pairs; YES is the positive class."""
+    pos = [v for v, label in pairs if label == "YES"]
+    neg = [v for v, label in pairs if label == "NO"]
+    tpr = sum(1 for v in pos if v == "YES") / len(pos) if pos else None
+    tnr = sum(1 for v in neg if v == "NO") / len(neg) if neg else None
+    ba = (tpr + tnr) / 2 if tpr is not None and tnr is not None else None
+    return {"tpr": tpr, "tnr": tnr, "balanced_accuracy": ba}

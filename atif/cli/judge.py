@@ -241,13 +241,25 @@ def models_cmd(measure: bool, fmt: str) -> None:
     for row in rows:
         def figure(key: str, unit: str = "", row: dict[str, Any] = row) -> str:
             value = row.get(key)
-            return "n/a" if value is None else f"{value:g}{unit}"
+            return "n/a" if value is None else f"{value:.2f}{unit}" if not unit else f"{value:g}{unit}"
 
-        state = "installed" if row["installed"] else "not installed (pip install 'atif[local]')"
+        state = "installed" if row["installed"] else f"not installed ({row.get('install') or 'pip install atif[local]'})"
         click.echo(f"{row['model']}{'  (default)' if row['default'] else ''}: {row['size_mb']} MB, "
                    f"context {row['context']} tokens, {state}")
-        click.echo(f"  balanced accuracy {figure('balanced_accuracy')}, {figure('s_first', ' s')} first criterion, "
-                   f"{figure('s_further', ' s')} each further one ({row.get('where') or 'not measured'})")
+        if row.get("balanced_accuracy") is None and row.get("s_first") is None:
+            if row.get("reads_per_second") is not None:
+                click.echo(f"  accuracy not measured; reads {row['reads_per_second']:g} tokens/s, writes "
+                           f"{row['writes_per_second']:g} tokens/s, measured {row['when']} at load average "
+                           f"{row.get('load', '?')} on {row.get('cpus', '?')} cores ({row.get('note') or row.get('command')})")
+            else:
+                click.echo("  not measured yet (bench/judge_long)")
+        else:
+            click.echo(f"  balanced accuracy {figure('balanced_accuracy')} (TPR {figure('tpr')}, TNR {figure('tnr')}, "
+                       f"ROC AUC {figure('roc_auc')}) on {row.get('cases', '?')} held-out labelled runs, "
+                       f"threshold {row.get('threshold') or 'default'}")
+            click.echo(f"  {figure('s_first', ' s')} first criterion, {figure('s_further', ' s')} each further one")
+            click.echo(f"  measured {row.get('when') or '?'} at load average {row.get('load', '?')} on "
+                       f"{row.get('cpus', '?')} cores: {row.get('command') or row.get('where') or 'bench/judge_long'}")
         if "prompt_per_second" in row:
             click.echo(f"  here, now: reads {row['prompt_per_second']:.0f} tokens/s, "
                        f"writes {row['generated_per_second']:.1f} tokens/s")

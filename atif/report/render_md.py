@@ -111,6 +111,10 @@ def render_report_md(report: dict[str, Any]) -> str:
                     "calibration pairs (Rogan–Gladen; the interval carries the calibration's uncertainty).")
             out += ["", note]
         out += ["", f"Macro pass rate (mean over criteria): **{pct(s['macro_pass_rate'])}**", ""]
+    thresholds = report.get("thresholds") or {}
+    if thresholds:
+        out += ["Judge thresholds on p_yes (YES at or above): " + "; ".join(
+            f"{cell(label)} {t['threshold']:g} ({_threshold_origin(t)})" for label, t in thresholds.items()), ""]
     low = report.get("low_agreement") or []
     if low:
         out += [f"### Low-agreement ratings ({len(low):,} shown)", "",
@@ -299,7 +303,47 @@ def render_calibration_md(result: dict[str, Any]) -> str:
         if result["n_disagreements"] > _LISTED:
             out.append(f"\n… and {result['n_disagreements'] - _LISTED:,} more (see --format json).")
         out += ["", "</details>", ""]
+    if result.get("thresholds"):
+        out += _thresholds_md(result["thresholds"])
     return "\n".join(out).rstrip() + "\n"
+
+
+def _threshold_origin(t: dict[str, Any]) -> str:
+    if t["from"] == "file":
+        return "criteria file"
+    fitted = t.get("fitted") or {}
+    ref = fitted.get("reference") or {}
+    where = f"file {ref['file']}" if "file" in ref else f"experiment {ref.get('experiment', '?')}"
+    return (f"fitted on {fitted.get('n_yes', '?')} YES / {fitted.get('n_no', '?')} NO {fitted.get('against', '')} "
+            f"labels of {where}, {fitted.get('fitted_at', '')}")
+
+
+def _thresholds_md(fit: dict[str, Any]) -> list[str]:
+    """The ``--fit-threshold`` section: per criterion the fitted p_yes cut and the rates before and after."""
+    def rates(r: dict[str, Any]) -> str:
+        return f"{pct(r.get('tpr'))} / {pct(r.get('tnr'))} / {pct(r.get('balanced_accuracy'))}"
+
+    rows = []
+    for label, c in fit["criteria"].items():
+        force = (f"file's {c['file_threshold']:g} wins" if c["file_threshold"] is not None
+                 else f"{c['in_force']:g}")
+        rows.append([cell(label), f"{c['threshold']:g}", force, f"{c['n_yes']} / {c['n_no']}",
+                     f"{rates(c['before'])} (at {c['before_threshold']:g})", rates(c["after"])])
+    out = ["### Fitted p_yes thresholds", "",
+           "Stored with the criterion set; `atif evaluate` uses each unless the criteria file sets `threshold:`. "
+           "Rates are TPR / TNR / balanced accuracy on these same labels (in-sample).", ""]
+    out += _table(["criterion", "fitted", "in force", "labels YES / NO", "before", "after"], rows,
+                  ["l", "r", "l", "r", "r", "r"]) + [""]
+    applied = fit.get("applied")
+    if applied is not None:
+        out += [f"Re-decided stored judge verdicts: **{applied['n_changed']:,}** changed "
+                f"({applied['to_yes']:,} to YES, {applied['to_no']:,} to NO); the replaced verdicts are in "
+                "`replaced_ratings`.", ""]
+    if fit.get("written"):
+        out += [f"Wrote the thresholds into {cell(fit['written'])}.", ""]
+    for problem in fit.get("problems") or []:
+        out += [f"- not fitted: {cell(problem)}"]
+    return out
 
 
 def _corrected_cell(c: dict[str, Any] | None) -> str:

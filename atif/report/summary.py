@@ -86,6 +86,7 @@ def build_report(store: Store, experiment: str, *, by: str | None = None,
         "cohorts": [],
         "notable": _notable(store, experiment),
         "low_agreement": _low_agreement(store, experiment),
+        "thresholds": _thresholds(store, experiment),
     }
     if by is not None:
         per = _summaries(store, experiment, by, criteria)
@@ -95,6 +96,18 @@ def build_report(store: Store, experiment: str, *, by: str | None = None,
 
         apply_correction(report, calibration)
     return clean(report)
+
+
+def _thresholds(store: Store, experiment: str) -> dict[str, dict[str, Any]]:
+    """The p_yes threshold of each criterion that has one: the criteria file's, or one fitted from labels."""
+    out = {}
+    for c in store.experiment(experiment)["criteria"]:
+        if c.get("threshold") is None:
+            continue
+        explicit = c["config"].get("threshold") is not None
+        out[c["label"]] = {"threshold": c["threshold"], "from": "file" if explicit else "fitted",
+                           "fitted_threshold": c.get("fitted_threshold"), "fitted": c.get("fitted")}
+    return out
 
 
 def _summaries(store: Store, experiment: str, by: str | None,

@@ -407,9 +407,29 @@ def m006_trial_input_key(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m007_fitted_thresholds(db: duckdb.DuckDBPyConnection) -> None:
+    """A ``p_yes`` threshold fitted from labels, kept with each criterion (``atif calibrate --fit-threshold``).
+
+    ``fitted_threshold`` is used when the criteria file sets no ``threshold`` of its own;
+    ``fitted`` records where it came from (reference, counts, rates, when). Replaced ratings
+    show their ``p_yes`` too, so labels that replaced judge verdicts can fit a threshold.
+    """
+    db.execute(
+        """
+        ALTER TABLE criteria ADD COLUMN fitted_threshold DOUBLE;
+        ALTER TABLE criteria ADD COLUMN fitted JSON;
+        CREATE OR REPLACE VIEW replaced_ratings AS
+        SELECT h.trial_id, t.experiment, t.task_name, h.criterion, h.verdict, h.source, h.reasoning,
+               h.judge_model, h.cited_steps, h.created_at, h.replaced_at, h.p_yes
+        FROM rating_history h
+        JOIN trial_data t USING (trial_id);
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
-    m006_trial_input_key,
+    m006_trial_input_key, m007_fitted_thresholds,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")

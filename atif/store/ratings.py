@@ -244,7 +244,7 @@ def pending_pairs(
 ) -> list[PendingRating]:
     """Trial x criterion pairs of ``experiment`` with no rating yet (criteria from a file only)."""
     sql = """
-        SELECT t.trial_id, t.task_name, c.label, c.question, c.kind, c.config
+        SELECT t.trial_id, t.task_name, c.label, c.question, c.kind, c.config, c.fitted_threshold
         FROM trial_data t
         JOIN experiments e ON e.name = t.experiment
         JOIN criteria c ON c.criterion_set = e.criterion_set AND c.origin = 'file'
@@ -269,7 +269,7 @@ def rated_pairs(
     """Trial x criterion pairs of ``experiment`` rated by one of ``sources`` (criteria from a file only)."""
     check_sources(sources)
     sql = """
-        SELECT t.trial_id, t.task_name, c.label, c.question, c.kind, c.config
+        SELECT t.trial_id, t.task_name, c.label, c.question, c.kind, c.config, c.fitted_threshold
         FROM rating_data r
         JOIN trial_data t USING (trial_id)
         JOIN experiments e ON e.name = t.experiment
@@ -307,11 +307,15 @@ def in_shard(pairs: list[PendingRating], shard: tuple[int, int] | None) -> list[
 
 
 def _pairs(rows: list[tuple[Any, ...]]) -> list[PendingRating]:
-    return [PendingRating(r[0], r[1], r[2], r[3], r[4], _config(r[5])) for r in rows]
+    return [PendingRating(r[0], r[1], r[2], r[3], r[4], _config(r[5], r[6])) for r in rows]
 
 
-def _config(v: Any) -> dict[str, Any]:
-    return (orjson.loads(v) if isinstance(v, (str, bytes)) else v) or {}
+def _config(v: Any, fitted: float | None = None) -> dict[str, Any]:
+    """The criterion's config; a threshold fitted from labels fills ``threshold`` when the file sets none."""
+    config = dict((orjson.loads(v) if isinstance(v, (str, bytes)) else v) or {})
+    if fitted is not None and not isinstance(config.get("threshold"), (int, float)):
+        config["threshold"] = fitted
+    return config
 
 
 def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:

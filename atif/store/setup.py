@@ -18,7 +18,18 @@ from atif.errors import CriteriaError, StoreError
 from atif.store.results import UploadResult
 from atif.store.tasks import TaskSpec
 
-__all__ = ["ADDED_QUESTION", "NEW_CRITERION_SET", "CriteriaSpec", "Setup", "criteria_spec", "json_or_none", "set_up"]
+__all__ = [
+    "ADDED_QUESTION",
+    "NEW_CRITERION_SET",
+    "CriteriaSpec",
+    "Setup",
+    "criteria_spec",
+    "effective_threshold",
+    "json_or_none",
+    "redecide",
+    "save_fitted_thresholds",
+    "set_up",
+]
 
 ADDED_QUESTION = "(added from pre-computed ratings)"
 NEW_CRITERION_SET = "INSERT INTO criterion_sets (name) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM criterion_sets WHERE name = ?)"
@@ -220,3 +231,60 @@ def _user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
+
+
+def effective_threshold(config: dict[str, Any], fitted: float | None) -> float | None:
+    """The ``p_yes`` threshold a criterion is judged with: the criteria file's ``threshold`` when it
+    sets one (an explicit choice wins), else the one fitted from labels, else None (the default)."""
+    explicit = config.get("threshold")
+    return float(explicit) if isinstance(explicit, (int, float)) else fitted
+
+
+def save_fitted_thresholds(
+    db: duckdb.DuckDBPyConnection, criterion_set: str, fits: dict[str, tuple[float, dict[str, Any]]]
+) -> None:
+    """Keep each fitted threshold (and where it came from) with its criterion, in the caller's transaction.
+
+    Stored beside the file's ``config``, not in it: uploading the criteria file again (which
+    rewrites ``config``) keeps the fitted value, and the file's own ``threshold`` still wins.
+    """
+    known = {r[0] for r in db.execute("SELECT label FROM criteria WHERE criterion_set = ?", [criterion_set]).fetchall()}
+    missing = sorted(set(fits) - known)
+    if missing:
+        raise CriteriaError(f"criterion set {criterion_set!r} has no criterion {missing[0]!r}")
+    for label, (threshold, details) in fits.items():
+        db.execute("UPDATE criteria SET fitted_threshold = ?, fitted = ? WHERE criterion_set = ? AND label = ?",
+                   [threshold, json_or_none(details), criterion_set, label])
+
+
+def redecide(db: duckdb.DuckDBPyConnection, experiment: str, thresholds: dict[str, float]) -> list[dict[str, Any]]:
+    """Decide the experiment's scored judge verdicts again with ``thresholds``; the changed ones.
+
+    Only single-call judge ratings with a ``p_yes`` and a YES/NO verdict are touched (a vote of
+    several samples or models has no one score). Each changed rating keeps every field but the
+    verdict; the verdict it replaces goes to ``rating_history`` (the ``replaced_ratings`` view),
+    as any replaced rating does. Runs in the caller's transaction.
+    """
+    if not thresholds:
+        return []
+    rows = db.execute(
+        """
+        SELECT r.trial_id, r.criterion, r.verdict, r.p_yes FROM rating_data r
+        JOIN trial_data t USING (trial_id)
+        WHERE t.experiment = ? AND r.source = 'judge' AND r.p_yes IS NOT NULL AND r.verdict IN ('YES', 'NO')
+          AND r.votes IS NULL AND r.criterion IN (SELECT unnest(?::VARCHAR[]))
+        ORDER BY r.trial_id, r.criterion
+        """,
+        [experiment, list(thresholds)],
+    ).fetchall()
+    changed = []
+    for trial_id, criterion, verdict, score in rows:
+        new = "YES" if score >= thresholds[criterion] else "NO"
+        if new != verdict:
+            changed.append({"trial_id": trial_id, "criterion": criterion, "old": verdict, "new": new, "p_yes": score})
+    for c in changed:
+        db.execute("INSERT INTO rating_history BY NAME SELECT r.*, current_timestamp AS replaced_at FROM rating_data r "
+                   "WHERE r.trial_id = ? AND r.criterion = ?", [c["trial_id"], c["criterion"]])
+        db.execute("UPDATE rating_data SET verdict = ?, created_at = current_timestamp WHERE trial_id = ? AND criterion = ?",
+                   [c["new"], c["trial_id"], c["criterion"]])
+    return changed

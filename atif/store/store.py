@@ -22,7 +22,7 @@ import orjson
 
 from atif.errors import NotFoundError, StoreError
 from atif.progress import ProgressCallback
-from atif.store import migrations, ratings
+from atif.store import migrations, ratings, setup
 from atif.store.codec import decode_raw
 from atif.store.connection import connect, fetch, first_line, loads, lock_down
 from atif.store.ratings import PendingRating
@@ -457,14 +457,42 @@ class Store:
         )[0]
         row["judge_config"] = loads(row["judge_config"])
         criteria = self._rows(
-            "SELECT label, question, kind, config, position, origin FROM criteria WHERE criterion_set = ? "
-            "ORDER BY position",
+            "SELECT label, question, kind, config, position, origin, fitted_threshold, fitted FROM criteria "
+            "WHERE criterion_set = ? ORDER BY position",
             [row["criterion_set"]],
         ) if row["criterion_set"] is not None else []
         for c in criteria:
             c["config"] = loads(c["config"]) or {}
+            c["fitted"] = loads(c["fitted"])
+            c["threshold"] = setup.effective_threshold(c["config"], c["fitted_threshold"])
         row["criteria"] = criteria
         return row
+
+    def save_thresholds(self, experiment: str, fits: Mapping[str, tuple[float, Mapping[str, Any]]]) -> None:
+        """Keep fitted ``p_yes`` thresholds with the criteria of ``experiment``'s criterion set.
+
+        ``fits`` maps a criterion label to ``(threshold, details)``; the next evaluation uses the
+        threshold where the criteria file sets none (see :func:`atif.store.setup.effective_threshold`).
+        """
+        self._writable()
+        cset = self.experiment(experiment)["criterion_set"]
+        if cset is None:
+            raise NotFoundError(f"experiment {experiment!r} has no criterion set")
+        plain = {label: (float(t), dict(d)) for label, (t, d) in fits.items()}
+        with self._lock:
+            self._write(lambda: setup.save_fitted_thresholds(self._db, cset, plain), "cannot store the thresholds")
+
+    def redecide(self, experiment: str, thresholds: Mapping[str, float]) -> list[dict[str, Any]]:
+        """Re-decide ``experiment``'s scored judge verdicts with ``thresholds`` (label -> p_yes cut).
+
+        Returns the ratings whose verdict changed (``trial_id``, ``criterion``, ``old``, ``new``,
+        ``p_yes``); each replaced verdict is kept in the ``replaced_ratings`` history.
+        """
+        self._writable()
+        self._require_experiment(experiment)
+        with self._lock:
+            return self._write(lambda: setup.redecide(self._db, experiment, dict(thresholds)),
+                               "cannot re-decide the ratings")
 
     def trials(self, experiment: str) -> list[dict[str, Any]]:
         """The rows of the ``trials`` view for one experiment."""

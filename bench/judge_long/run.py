@@ -35,23 +35,43 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 FIXTURES = ROOT / "fixtures" / "long"
 RESULTS = HERE / "results.json"
+MEASURED = ROOT / "atif" / "judge" / "measured.json"
+"""What ``atif judge models`` shows per model; ``--record`` writes this run's figures there."""
 
 RESOLVED = "resolved"
 QUESTION = ("Did the agent fully resolve the user's request while following the airline policy "
             "(right actions, explicit confirmation before changes, nothing the policy forbids)?")
 FURTHER = ("confirmed",
            "Before changing any booking, did the agent list the details and get the user's explicit confirmation?")
+PROBES = {
+    # The same judgement asked the other way round: a model that says YES to everything says YES
+    # here too, so p_yes(resolved) against p_yes(failed) cancels the transcript's pull towards YES.
+    "failed": ("Did the agent fail the user's request or break the airline policy (a wrong or missing action, "
+               "a change made without the user's explicit confirmation, something the policy forbids)?"),
+    # A question with no bearing on success: how much this transcript pulls the model towards YES.
+    "baseline": "Did the agent answer the user in English?",
+}
 
 
-def _cases(split: str, limit: int | None) -> list[dict[str, Any]]:
+def _cases(split: str, limit: int | None, names: list[str] | None = None) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (FIXTURES / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [r for r in rows if split == "all" or r["split"] == split]
+    rows = [r for r in rows if (split == "all" or r["split"] == split) and (not names or r["case"] in names)]
     if limit:
         # Keep the classes balanced when cutting.
         yes = [r for r in rows if r["reward"] >= 1.0][: (limit + 1) // 2]
         no = [r for r in rows if r["reward"] < 1.0][: limit // 2]
         rows = yes + no
     return rows
+
+
+def roc_auc(scored: list[tuple[float, bool]]) -> float | None:
+    """Area under the ROC curve: the share of (solved, failed) pairs the score orders right (ties count half)."""
+    pos = [s for s, y in scored if y]
+    neg = [s for s, y in scored if not y]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return round(wins / (len(pos) * len(neg)), 3)
 
 
 def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any]:
@@ -68,9 +88,9 @@ def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from atif import Store, convert, evaluate
+    from atif import Store, convert, evaluate, upload
 
-    cases = _cases(args.split, args.limit)
+    cases = _cases(args.split, args.limit, args.case)
     work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
     try:
         raw = work / "raw"
@@ -81,29 +101,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tasks = work / "tasks.jsonl"
         tasks.write_text("".join(json.dumps({"name": c["case"], "instruction": c["instruction"]}) + "\n"
                                  for c in cases), encoding="utf-8")
-        converted = convert(sorted(raw.glob("*/run.json")), work / "out")
-        if converted.failures:
-            raise SystemExit(f"conversion failed: {converted.failures}")
+        for case in cases:
+            # Each run is converted with its case as the task name, so the judge sees the task's
+            # instruction from tasks.jsonl (the converter names a task after the file otherwise).
+            converted = convert([raw / case["case"] / "run.json"], work / "out" / case["case"], task=case["case"])
+            if converted.failures:
+                raise SystemExit(f"conversion failed: {converted.failures}")
         criteria: dict[str, Any] = {"name": "long", "judge": {"model": args.model}, "criteria": [
             {"label": RESOLVED, "question": QUESTION, "kind": "llm",
              "config": {"threshold": args.threshold} if args.threshold is not None else {}},
         ]}
         if args.further:
             criteria["criteria"].append({"label": FURTHER[0], "question": FURTHER[1], "kind": "llm", "config": {}})
+        if args.probes:
+            criteria["criteria"] += [{"label": label, "question": q, "kind": "llm", "config": {}}
+                                     for label, q in PROBES.items()]
         if args.max_input_tokens:
             criteria["judge"]["max_input_tokens"] = args.max_input_tokens
         load_before = os.getloadavg()
         with Store(work / "atif.duckdb") as store:
-            store.upload([work / "out"], "long", criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
+            if args.keep_store:
+                print(f"store: {work / 'atif.duckdb'}", file=sys.stderr)
+            upload(sorted((work / "out").iterdir()), "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
             started = time.perf_counter()
             summary = evaluate(store, "long")
             seconds = time.perf_counter() - started
             # select *: the code before p_yes existed is measured with this script too.
             cols, rows = store.query("select * from ratings order by task_name, criterion")
+            named = {r[0] for r in store.query("select distinct task_name from trials")[1]}
+        if named != {c["case"] for c in cases}:
+            raise SystemExit(f"the trials' task names {sorted(named)} are not the cases: the judge saw no instruction")
         load_after = os.getloadavg()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    ratings = [{"p_yes": None, **dict(zip(cols, r))} for r in rows]
+        if not args.keep_store:
+            shutil.rmtree(work, ignore_errors=True)
+    ratings = [{"p_yes": None, **dict(zip(cols, r, strict=True))} for r in rows]
     labels = {c["case"]: c["reward"] >= 1.0 for c in cases}
     main = {r["task_name"]: r for r in ratings if r["criterion"] == RESOLVED}
     verdicts = {case: r["verdict"] for case, r in main.items()}
@@ -126,7 +158,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "prompt_tokens_mean": mean([float(r["prompt_tokens"]) for r in main.values() if r["prompt_tokens"]]),
         "errors": sorted({r["error"] for r in ratings if r["error"]}),
         "per_case": {c: {"reward": float(labels[c]), "verdict": main[c]["verdict"] if c in main else None,
-                         "p_yes": main[c]["p_yes"] if c in main else None} for c in labels},
+                         "p_yes": main[c]["p_yes"] if c in main else None,
+                         "first_s": main[c]["latency_ms"] / 1000 if c in main and main[c]["latency_ms"] else None,
+                         "further_s": [r["latency_ms"] / 1000 for r in ratings if r["task_name"] == c
+                                       and r["criterion"] != RESOLVED and r["latency_ms"]],
+                         "prompt_tokens": main[c]["prompt_tokens"] if c in main else None,
+                         **{f"p_yes_{r['criterion']}": r["p_yes"] for r in ratings
+                            if r["task_name"] == c and r["criterion"] != RESOLVED}} for c in labels},
+        "roc_auc": roc_auc([(main[c]["p_yes"], labels[c]) for c in labels
+                            if c in main and main[c]["p_yes"] is not None]),
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(), "machine": platform.machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
@@ -147,18 +187,49 @@ def _fitted(source: str, labels: dict[str, bool], per_case: dict[str, Any]) -> d
             "fitted": _metrics(labels, verdicts)}
 
 
+def record(result: dict[str, Any], metrics: dict[str, Any], *, score: str, threshold: str, command: str) -> None:
+    """Write one model's held-out figures, timings, date and load into ``atif/judge/measured.json``."""
+    name = str(result["model"]).removeprefix("local/")
+    stored = json.loads(MEASURED.read_text(encoding="utf-8")) if MEASURED.exists() else {}
+    stored[name] = {
+        "balanced_accuracy": metrics["balanced_accuracy"], "tpr": metrics["tpr"], "tnr": metrics["tnr"],
+        "roc_auc": metrics.get("roc_auc"), "cases": metrics.get("n", result["cases"]), "split": "test",
+        "score": score, "threshold": threshold,
+        "s_first": result["s_per_verdict_first"], "s_further": result["s_per_verdict_further"],
+        "calls_per_pair": result["calls_per_pair"], "load": max(result["load_before"][0], result["load_after"][0]),
+        "cpus": result["cpus"], "when": result["when"], "command": command,
+    }
+    MEASURED.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--keep-store", action="store_true", help="Print the scratch store's path and keep it.")
+    parser.add_argument("--case", action="append", help="Only this case (repeatable), e.g. airline-t33-r0.")
+    parser.add_argument("--quick", action="store_true",
+                        help="One test case: a smoke run of the whole path for `make bench` (no accuracy).")
     parser.add_argument("--name", default="current")
     parser.add_argument("--model", default="local/qwen2.5-coder-0.5b")
     parser.add_argument("--max-input-tokens", type=int)
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--no-further", dest="further", action="store_false")
+    parser.add_argument("--probes", action="store_true",
+                        help="Also ask the negated question and a baseline question (see bench/judge_long/scores.py).")
     parser.add_argument("--fit-from", metavar="NAME", help="Apply the threshold fitted on run NAME's p_yes.")
+    parser.add_argument("--record", action="store_true",
+                        help="Write this run's test figures (fitted with --fit-from) for `atif judge models`.")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.split, args.limit = "test", 1
     result = run(args)
+    if args.record:
+        fitted = result.get("fitted") or _metrics({}, {})
+        figures = {**(fitted if args.fit_from else result), "roc_auc": result["roc_auc"], "n": result["cases"]}
+        record(result, figures, score="p_yes",
+               threshold=f"fitted on tune ({result['fitted_threshold']})" if args.fit_from else "0.5",
+               command="python -m bench.judge_long.run " + " ".join(argv if argv is not None else sys.argv[1:]))
     stored = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     stored[args.name] = result
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -31,7 +31,7 @@ VIEW_COLUMNS = {
     "criterion_metrics": ["experiment", "criterion", "n_rated", "n_yes", "n_no", "n_unscored", "yes_rate", "ci_low",
                           "ci_high"],
     "replaced_ratings": ["trial_id", "experiment", "task_name", "criterion", "verdict", "source", "reasoning",
-                         "judge_model", "cited_steps", "created_at", "replaced_at"],
+                         "judge_model", "cited_steps", "created_at", "replaced_at", "p_yes"],
     "judge_usage": ["experiment", "judge_model", "calls", "cache_hits", "unscored", "prompt_tokens",
                     "completion_tokens", "cost_usd", "mean_latency_ms"],
 }

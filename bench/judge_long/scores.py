@@ -1,0 +1,131 @@
+"""Which score's threshold transfers: fit on the tune split, measure on the held-out test split.
+
+Usage::
+
+    .venv/bin/python -m bench.judge_long.scores [--name NAME]
+
+Reads run NAME of ``results.json`` (made with ``run.py --split all --probes``: every run
+judged on the labelled question, on its negation and on a baseline question, in one server
+session) and, for each way of turning those ``p_yes`` into one score, fits the threshold on the
+``tune`` cases only (``atif.judge.score.fit_threshold``) and applies it unchanged to the
+``test`` cases. Prints balanced accuracy, TPR, TNR and ROC AUC on test, and the tune figures
+beside them; merges them into ``results.json`` under ``NAME-scores``.
+
+The scores:
+
+- ``p_yes``: the labelled question's p_yes as stored (the judge's default score);
+- ``contrastive``: logit p_yes(resolved) - logit p_yes(failed), the question against its
+  negation: a transcript that pulls the model towards YES pulls both, and the difference cancels it;
+- ``baseline``: logit p_yes(resolved) - logit p_yes(baseline), the same against a question with
+  no bearing on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.judge_long.run import FIXTURES, RESULTS, _metrics, record, roc_auc
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+SCORES = {
+    "p_yes": lambda c: c["p_yes"],
+    "contrastive": lambda c: _logit(c["p_yes"]) - _logit(c["p_yes_failed"]),
+    "baseline": lambda c: _logit(c["p_yes"]) - _logit(c["p_yes_baseline"]),
+}
+
+
+def evaluate_scores(per_case: dict[str, Any], split_of: dict[str, str]) -> dict[str, Any]:
+    from atif.judge.score import fit_threshold
+
+    out: dict[str, Any] = {}
+    for name, score in SCORES.items():
+        values: dict[str, float] = {}
+        for case, c in per_case.items():
+            try:
+                values[case] = float(score(c))
+            except (KeyError, TypeError):
+                continue
+        labels = {case: per_case[case]["reward"] >= 1.0 for case in values}
+        tune = [(values[c], labels[c]) for c in values if split_of[c] == "tune"]
+        threshold = fit_threshold(tune)
+        if threshold is None and tune:
+            continue
+        row: dict[str, Any] = {"threshold": threshold}
+        for split in ("tune", "test"):
+            cases = [c for c in values if split_of[c] == split]
+            verdicts = {c: "YES" if threshold is not None and values[c] >= threshold else "NO" for c in cases}
+            m = _metrics({c: labels[c] for c in cases}, verdicts)
+            row[split] = {"balanced_accuracy": m["balanced_accuracy"], "tpr": m["tpr"], "tnr": m["tnr"],
+                          "roc_auc": roc_auc([(values[c], labels[c]) for c in cases]), "n": len(cases),
+                          "range": [round(min(values[c] for c in cases), 3), round(max(values[c] for c in cases), 3)]
+                          if cases else None}
+        out[name] = row
+    return out
+
+
+def from_store(path: str) -> dict[str, Any]:
+    """Per-case p_yes of each criterion read from a (copy of a) run's scratch store (``run.py --keep-store``).
+
+    The case is the folder of the run's source file, so this also reads a run whose trials were
+    not named after their case.
+    """
+    import duckdb
+
+    labels = {r["case"]: r for r in map(json.loads, (FIXTURES / "labels.jsonl").read_text().splitlines())}
+    con = duckdb.connect(path, read_only=True)
+    rows = con.execute("""
+        SELECT json_extract_string(t.metadata, '$.source_path') AS src, r.criterion, r.p_yes, r.latency_ms,
+               r.prompt_tokens
+        FROM rating_data r JOIN trial_data t USING (trial_id) WHERE r.p_yes IS NOT NULL""").fetchall()
+    per_case: dict[str, Any] = {}
+    for src, criterion, score, latency, tokens in rows:
+        case = Path(src).parent.name
+        c = per_case.setdefault(case, {"reward": labels[case]["reward"]})
+        if criterion == "resolved":
+            c.update(p_yes=score, first_s=latency / 1000, prompt_tokens=tokens)
+        else:
+            c[f"p_yes_{criterion}"] = score
+            c.setdefault("further_s", []).append(latency / 1000)
+    return {"per_case": per_case}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default="probes-all")
+    parser.add_argument("--store", help="Read the per-case scores from this scratch store (copy) into run NAME first.")
+    parser.add_argument("--record", choices=sorted(SCORES),
+                        help="Write this score's test figures (and the run's timings) for `atif judge models`.")
+    args = parser.parse_args(argv)
+    stored = json.loads(RESULTS.read_text(encoding="utf-8"))
+    if args.store:
+        stored[args.name] = {**stored.get(args.name, {}), **from_store(args.store)}
+    split_of = {r["case"]: r["split"] for r in map(json.loads, (FIXTURES / "labels.jsonl").read_text().splitlines())}
+    result = evaluate_scores(stored[args.name]["per_case"], split_of)
+    stored[f"{args.name}-scores"] = result
+    RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if args.record:
+        if "load_before" not in stored[args.name]:
+            raise SystemExit(f"run {args.name} has no timings or load (read with --store): nothing to record")
+        row = result[args.record]
+        record(stored[args.name], row["test"], score=args.record, threshold=f"fitted on tune ({row['threshold']:.4g})",
+               command=f"python -m bench.judge_long.run --split all --probes --no-further --name {args.name} && "
+                       f"python -m bench.judge_long.scores --name {args.name} --record {args.record}")
+    for name, row in result.items():
+        t, s = row["tune"], row["test"]
+        print(f"{name:12s} threshold {row['threshold']}: test BA {s['balanced_accuracy']} TPR {s['tpr']} "
+              f"TNR {s['tnr']} AUC {s['roc_auc']} range {s['range']} | tune BA {t['balanced_accuracy']} "
+              f"AUC {t['roc_auc']} range {t['range']}", file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
