@@ -8,10 +8,12 @@ ones, to retry them, and with ``rejudge`` every judge, function and match rating
   where the model takes it, and the prompt fitted to the model's input budget;
 - ``function`` and ``match`` criteria are decided locally (:mod:`atif.judge.checks`).
 
-Every answer is committed as it arrives (store writes go ahead of reads), so a killed run loses
-only the calls in flight and the answers of its last fraction of a second. A content-addressed
+Every answer is committed within a fraction of a second of its arrival (in batches, store
+writes ahead of reads; a worker goes on to its next pair meanwhile), so a killed run loses only
+the calls in flight and the answers of its last fraction of a second. A content-addressed
 cache (model, api_base, rendered messages, parameters, prompt version) makes a re-run free:
-nothing already answered is asked again. Ratings from people or given with the
+nothing already answered is asked again. The run reads the cache's keys once: a prompt whose key
+is not among them is sent at once, without a store round trip. Ratings from people or given with the
 trials (``human``, ``precomputed``) are never judged. Progress goes to an ``on_progress``
 callback as :class:`atif.progress.Progress` events (stage ``judging``), one after each pair.
 """
@@ -19,6 +21,7 @@ callback as :class:`atif.progress.Progress` events (stage ``judging``), one afte
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import threading
 import time
@@ -55,6 +58,8 @@ __all__ = ["aevaluate", "evaluate"]
 
 _SHRINK = 0.6
 _PREFETCH = 16
+_WRITE_LINGER = 0.2
+"""Seconds a write batch gathers answers before its commit: DuckDB pays per commit, not per row."""
 _LOCAL_WARNING = (
     "warning: judging with {model}, a tiny local model: fine for trying atif, not for decisions. "
     "Set judge.model (or --judge-model) to a capable model for real evaluations."
@@ -132,6 +137,9 @@ class _Run(Voting):
         self.checks: dict[str, FunctionCheck] = {}
         self.setup: JudgeSetup | None = None
         self.store_thread = StoreThread()
+        self.known_keys: set[str] | None = None
+        self.writes: set[asyncio.Future[Any]] = set()
+        self.write_error: BaseException | None = None
 
     def _items(self) -> tuple[list[_Item], JudgeConfig]:
         exp = self.store.experiment(self.experiment)
@@ -261,13 +269,17 @@ class _Run(Voting):
         for _ in range(workers):
             queue.put_nowait(None)
         store, thread = self.store, self.store_thread
-        self.writer = Batcher(lambda writes: thread.call(WRITE, lambda: write_batch(store, writes)))
+        self.writer = Batcher(lambda writes: thread.call(WRITE, lambda: write_batch(store, writes)),
+                              linger=_WRITE_LINGER)
         self.cache_reader = Batcher(lambda keys: thread.call(READ, lambda: cache_batch(store, keys)))
         # Small read batches: a write waits at most for the read under way.
         self.trial_reader = Batcher(lambda ids: thread.call(READ, lambda: [_trial_data(r) for r in trial_batch(store, ids)]),
                                     limit=_PREFETCH)
         self.trial_order = list(dict.fromkeys(i.trial_id for i in items))
         self.trial_index = {tid: n for n, tid in enumerate(self.trial_order)}
+        if self.setup is not None and not self.rejudge and any(i.kind == "llm" for i in items):
+            model = self.setup.model
+            self.known_keys = await thread.call(READ, lambda: store.cache_keys(model))
         tasks = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
         try:
             await asyncio.gather(*tasks)
@@ -279,6 +291,10 @@ class _Run(Voting):
         finally:
             for batcher in (self.trial_reader, self.cache_reader, self.writer):
                 await batcher.close()
+            if self.writes:
+                await asyncio.wait(self.writes)
+        if self.write_error is not None:
+            raise self.write_error
 
     async def _worker(self, queue: asyncio.Queue[_Item | None]) -> None:
         while True:
@@ -286,6 +302,8 @@ class _Run(Voting):
             if item is None:
                 return
             try:
+                if self.write_error is not None:
+                    raise self.write_error
                 if self.abort:
                     self.summary.not_started += 1
                     continue
@@ -317,8 +335,29 @@ class _Run(Voting):
                   "replace": item.replace, "cached": False, "truncated": False, **fields}
         if rating.get("cited_steps") is not None:
             rating["cited_steps"] = list(rating["cited_steps"])
-        stored = await self.writer.submit((rating, cache))
-        self._count(stored, verdict, source, fields)
+        # The worker goes on to its next pair; the rating is counted once it is committed.
+        future = self.writer.submit((rating, cache))
+        if cache is not None and self.known_keys is not None:
+            self.known_keys.add(cache["cache_key"])
+        self.writes.add(future)
+        future.add_done_callback(functools.partial(self._saved, verdict, source, fields))
+
+    def _saved(self, verdict: str, source: str, fields: dict[str, Any], future: asyncio.Future[Any]) -> None:
+        self.writes.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self.write_error = self.write_error or error
+            return
+        self._count(future.result(), verdict, source, fields)
+
+    async def _cached(self, key: str) -> dict[str, Any] | None:
+        """The cache entry of ``key``; a key the store did not have at the start is not looked up."""
+        if self.known_keys is not None and key not in self.known_keys:
+            return None
+        hit: dict[str, Any] | None = await self.cache_reader.submit(key)
+        return hit
 
     def _count(self, stored: bool, verdict: str, source: str, fields: dict[str, Any]) -> None:
         s = self.summary
@@ -412,7 +451,7 @@ class _Run(Voting):
             mode = setup.mode
             key = setup.cache_key(fitted.messages)
             if not self.rejudge:
-                hit = await self.cache_reader.submit(key)
+                hit = await self._cached(key)
                 if hit is not None:
                     # The cached score meets today's threshold: a fitted threshold needs no new calls.
                     score = hit.get("p_yes")

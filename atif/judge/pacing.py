@@ -3,7 +3,8 @@
 :class:`Pacer` keeps to a requests-per-minute limit. :class:`Batcher` turns many small store
 requests into one call each: DuckDB pays per statement, not per row, so the judge's reads and
 writes go in batches, each one call for everything that queued up while the previous batch
-ran (no request waits for more to arrive). The ``*_batch`` functions are those calls.
+ran (no request waits for more to arrive, unless the batcher is told to ``linger``). The
+``*_batch`` functions are those calls.
 :class:`StoreThread` runs them off the event loop on one thread, writes first: an answer is
 committed as soon as the store is free, never behind reads queued before it.
 """
@@ -11,6 +12,7 @@ committed as soon as the store is free, never behind reads queued before it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
@@ -99,10 +101,14 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class Batcher:
     """Runs ``call([args...])`` for whatever requests queued up meanwhile; each request gets its own result."""
 
-    def __init__(self, call: Callable[[list[Any]], Awaitable[list[Any]]], limit: int = 256) -> None:
+    def __init__(self, call: Callable[[list[Any]], Awaitable[list[Any]]], limit: int = 256,
+                 linger: float = 0.0) -> None:
         self.call = call
         self.limit = limit
+        self.linger = linger
+        """Seconds a batch waits for more requests after its first (cut short by :meth:`close`)."""
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closing = asyncio.Event()
         self.task = asyncio.create_task(self._loop())
 
     def submit(self, arg: Any) -> asyncio.Future[Any]:
@@ -113,6 +119,7 @@ class Batcher:
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""
+        self.closing.set()
         self.queue.put_nowait(None)
         await asyncio.gather(self.task, return_exceptions=True)
 
@@ -123,6 +130,9 @@ class Batcher:
             if first is None:
                 return
             batch = [first]
+            if self.linger and not self.closing.is_set() and self.queue.qsize() < self.limit - 1:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.closing.wait(), self.linger)
             while len(batch) < self.limit and not self.queue.empty():
                 nxt = self.queue.get_nowait()
                 if nxt is None:

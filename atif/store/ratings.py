@@ -21,6 +21,7 @@ __all__ = [
     "PRECEDENCE",
     "RATING_FIELDS",
     "PendingRating",
+    "cache_keys",
     "cache_row",
     "check_shard",
     "check_sources",
@@ -143,6 +144,12 @@ def write_ratings(
         db.execute(_values_sql("INSERT", "rating_data", RATING_FIELDS, len(chunk)),
                    [v for r in chunk for v in r[:-1]])
     return kept
+
+
+def cache_keys(db: duckdb.DuckDBPyConnection, model: str | None) -> set[str]:
+    """The judge cache keys of answers by ``model`` or by no model (one query, keys only)."""
+    rows = db.execute("SELECT cache_key FROM judge_cache WHERE model = ? OR model IS NULL", [model]).fetchall()
+    return {r[0] for r in rows}
 
 
 def write_cache(db: duckdb.DuckDBPyConnection, entries: list[tuple[Any, ...]]) -> None:
