@@ -36,22 +36,28 @@ _STOP = 2
 
 
 class Pacer:
-    """At most ``rpm`` requests per minute, evenly spaced."""
+    """At most ``rpm`` requests per minute, evenly spaced.
 
-    def __init__(self, rpm: float | None) -> None:
+    ``clock`` and ``sleep`` default to the running event loop's clock and :func:`asyncio.sleep`;
+    a test passes its own to see the slots given without waiting for them.
+    """
+
+    def __init__(self, rpm: float | None, *, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
         self.interval = 60.0 / rpm if rpm else 0.0
         self.next = 0.0
+        self.clock = clock
+        self.sleep = sleep or asyncio.sleep
 
     async def wait(self) -> None:
         """Return when the next request may leave."""
         if not self.interval:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.clock() if self.clock is not None else asyncio.get_running_loop().time()
         slot = max(now, self.next)
         self.next = slot + self.interval
         if slot > now:
-            await asyncio.sleep(slot - now)
+            await self.sleep(slot - now)
 
 
 class StoreThread:
