@@ -165,7 +165,7 @@ def _write_facts(model: str, facts: ModelFacts) -> None:
         os.replace(tmp, path)
 
 
-_FACTS: dict[tuple[str, str], ModelFacts] = {}
+_FACTS: dict[tuple[str, str, str], ModelFacts] = {}
 
 
 def model_facts(model: str) -> ModelFacts:
@@ -174,7 +174,8 @@ def model_facts(model: str) -> ModelFacts:
     Asking litellm imports it (seconds); the memo lets a run that sends nothing skip that.
     """
     source = _facts_source()
-    found = _FACTS.get((source, model))
+    memo = (source, str(_facts_path()), model)
+    found = _FACTS.get(memo)
     if found is not None:
         return found
     stored = (_read_facts().get("models") or {}).get(model)
@@ -185,7 +186,7 @@ def model_facts(model: str) -> ModelFacts:
         found = ModelFacts(_model_info(model) is not None, _litellm_max_input_tokens(model),
                            _litellm_structured_support(model))
         _write_facts(model, found)
-    _FACTS[(source, model)] = found
+    _FACTS[memo] = found
     return found
 
 
