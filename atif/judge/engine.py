@@ -5,7 +5,8 @@ ones, to retry them, and with ``rejudge`` every judge, function and match rating
 
 - ``llm`` criteria are asked of the judge model through litellm (:mod:`atif.judge.client`) with
   bounded concurrency, an optional requests-per-minute pace, tenacity retries, structured output
-  where the model takes it, and the prompt fitted to the model's input budget;
+  where the model takes it, and the prompt fitted to the model's input budget; with ``workers``
+  above 1 the calls are shared with helper processes (:mod:`atif.judge.pool`);
 - ``function`` and ``match`` criteria are decided locally (:mod:`atif.judge.checks`).
 
 Every answer is committed within a fraction of a second of its arrival (in batches, store
@@ -36,6 +37,7 @@ from atif.judge.context import StepView, TrialContext, trial_context
 from atif.judge.criteria import JudgeConfig
 from atif.judge.fit import Fitted, fit, quick_fits
 from atif.judge.pacing import READ, WRITE, Batcher, Pacer, StoreThread, cache_batch, trial_batch, write_batch
+from atif.judge.pool import CallPool
 from atif.judge.score import decide, p_yes
 from atif.judge.setup import (
     JudgeSetup,
@@ -58,7 +60,7 @@ __all__ = ["aevaluate", "evaluate"]
 
 _SHRINK = 0.6
 _PREFETCH = 16
-_WRITE_LINGER = 0.2
+_WRITE_LINGER = 0.5
 """Seconds a write batch gathers answers before its commit: DuckDB pays per commit, not per row."""
 _LOCAL_WARNING = (
     "warning: judging with {model}, a tiny local model: fine for trying atif, not for decisions. "
@@ -114,7 +116,7 @@ def _trial_data(record: Any) -> Any:
 class _Run(Voting):
     def __init__(self, store: Store, experiment: str, *, labels: Sequence[str] | None, rejudge: bool,
                  model: str | None, api_base: str | None, max_cost: float | None, concurrency: int | None,
-                 on_progress: ProgressCallback | None) -> None:
+                 on_progress: ProgressCallback | None, workers: int = 1) -> None:
         self.store = store
         self.experiment = experiment
         self.labels = list(labels) if labels is not None else None
@@ -138,6 +140,9 @@ class _Run(Voting):
         self.setup: JudgeSetup | None = None
         self.store_thread = StoreThread()
         self.known_keys: set[str] | None = None
+        self.workers = workers
+        self.pool: CallPool | None = None
+        self.rpm: float | None = None
         self.writes: set[asyncio.Future[Any]] = set()
         self.write_error: BaseException | None = None
 
@@ -242,6 +247,7 @@ class _Run(Voting):
                 print(f"local judge ready in {time.perf_counter() - started:.1f} s"
                       + (f" (server log: {log()})" if callable(log) else ""), file=sys.stderr)
                 # One llama.cpp slot: parallel requests only queue and spoil its cache of the transcript.
+                self.workers = 1  # one llama.cpp server: more callers only queue
                 await self._work(items, concurrency=self.concurrency_override or 1, rpm=cfg.rpm,
                                  retries=cfg.max_retries)
             return
@@ -259,6 +265,7 @@ class _Run(Voting):
                     retries: int = 4) -> None:
         self.slots = asyncio.Semaphore(concurrency)
         self.pacer = Pacer(rpm)
+        self.rpm = rpm
         self.retries = retries
         self.downgrade_lock = asyncio.Lock()
         self.budget = asyncio.Condition()
@@ -291,6 +298,8 @@ class _Run(Voting):
         finally:
             for batcher in (self.trial_reader, self.cache_reader, self.writer):
                 await batcher.close()
+            if self.pool is not None:
+                await self.pool.close()
             if self.writes:
                 await asyncio.wait(self.writes)
         if self.write_error is not None:
@@ -567,10 +576,30 @@ class _Run(Voting):
             self.summary.retries += 1
 
         async with self.slots:
-            outcome = await client.complete(request, retries=self.retries, on_retry=on_retry,
-                                            before_attempt=self.pacer.wait)
+            if self.workers > 1:
+                if self.pool is None:
+                    # Started on the first call: a run that sends nothing starts no process.
+                    self.pool = CallPool(self.workers, self.rpm, self._local_call)
+                outcome, retried = await self.pool.complete(request, self.retries)
+                self.summary.retries += retried
+            else:
+                outcome = await client.complete(request, retries=self.retries, on_retry=on_retry,
+                                                before_attempt=self.pacer.wait)
         self.summary.calls += outcome.attempts
         return outcome
+
+    async def _local_call(self, request: dict[str, Any], retries: int, pacer: Pacer) -> tuple[Any, int]:
+        """One call made in this process for the pool: its outcome and the retries it took."""
+        from atif.judge import client
+
+        retried = 0
+
+        def on_retry(kind: str, seconds: float) -> None:
+            nonlocal retried
+            retried += 1
+
+        outcome = await client.complete(request, retries=retries, on_retry=on_retry, before_attempt=pacer.wait)
+        return outcome, retried
 
     async def _record_answer(self, item: _Item, data: _TrialData, setup: JudgeSetup, key: str, fitted: Fitted,
                              answer: Any) -> None:
@@ -617,16 +646,18 @@ def _source(kind: str) -> str:
 
 async def aevaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = None, rejudge: bool = False,
                     model: str | None = None, api_base: str | None = None, max_cost: float | None = None,
-                    concurrency: int | None = None, on_progress: ProgressCallback | None = None) -> EvaluationSummary:
+                    concurrency: int | None = None, on_progress: ProgressCallback | None = None,
+                    workers: int = 1) -> EvaluationSummary:
     """The coroutine behind :func:`evaluate`, for callers already inside an event loop."""
     run = _Run(store, experiment, labels=labels, rejudge=rejudge, model=model, api_base=api_base,
-               max_cost=max_cost, concurrency=concurrency, on_progress=on_progress)
+               max_cost=max_cost, concurrency=concurrency, on_progress=on_progress, workers=max(1, workers))
     return await run.run()
 
 
 def evaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = None, rejudge: bool = False,
              model: str | None = None, api_base: str | None = None, max_cost: float | None = None,
-             concurrency: int | None = None, on_progress: ProgressCallback | None = None) -> EvaluationSummary:
+             concurrency: int | None = None, on_progress: ProgressCallback | None = None,
+             workers: int = 1) -> EvaluationSummary:
     """Rate every trial x criterion of ``experiment`` that has no rating yet; return what was done.
 
     ``labels`` limits the run to some criteria; ``rejudge`` takes up existing judge, function and
@@ -634,9 +665,13 @@ def evaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = No
     touched). ``model``, ``api_base`` and ``concurrency`` override the criteria file's judge
     block. ``max_cost`` (USD) stops starting calls before the estimated spend would exceed it.
     ``on_progress`` receives a :class:`~atif.progress.Progress` (stage ``judging``) after each pair.
+    ``workers`` above 1 shares the judge calls with ``workers - 1`` helper processes (litellm's
+    CPU per call caps one process at about a hundred calls a second); ``concurrency`` stays the
+    number of calls in flight in all.
     """
     kwargs: dict[str, Any] = {"labels": labels, "rejudge": rejudge, "model": model, "api_base": api_base,
-                              "max_cost": max_cost, "concurrency": concurrency, "on_progress": on_progress}
+                              "max_cost": max_cost, "concurrency": concurrency, "on_progress": on_progress,
+                              "workers": workers}
     try:
         asyncio.get_running_loop()
     except RuntimeError:
