@@ -60,7 +60,7 @@ __all__ = ["aevaluate", "evaluate"]
 
 _SHRINK = 0.6
 _PREFETCH = 16
-_WRITE_LINGER = 0.5
+_WRITE_LINGER = 0.2
 """Seconds a write batch gathers answers before its commit: DuckDB pays per commit, not per row."""
 _LOCAL_WARNING = (
     "warning: judging with {model}, a tiny local model: fine for trying atif, not for decisions. "
