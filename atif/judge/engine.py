@@ -61,7 +61,8 @@ __all__ = ["aevaluate", "evaluate"]
 _SHRINK = 0.6
 _PREFETCH = 16
 _WRITE_LINGER = 0.2
-"""Seconds a write batch gathers answers before its commit: DuckDB pays per commit, not per row."""
+"""Seconds a write batch gathers answers and commits them in (the commit's own time included):
+DuckDB pays per commit, not per row."""
 _LOCAL_WARNING = (
     "warning: judging with {model}, a tiny local model: fine for trying atif, not for decisions. "
     "Set judge.model (or --judge-model) to a capable model for real evaluations."

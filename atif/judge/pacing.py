@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -112,7 +113,9 @@ class Batcher:
         self.call = call
         self.limit = limit
         self.linger = linger
-        """Seconds a batch waits for more requests after its first (cut short by :meth:`close`)."""
+        """Seconds a batch may wait for more requests after its first, less the last call's duration
+        (cut short by :meth:`close`)."""
+        self.last_call = 0.0
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closing = asyncio.Event()
         self.task = asyncio.create_task(self._loop())
@@ -136,19 +139,25 @@ class Batcher:
             if first is None:
                 return
             batch = [first]
-            if self.linger and not self.closing.is_set() and self.queue.qsize() < self.limit - 1:
+            # Gather for what is left of ``linger`` once the last call's own time is counted: a slow
+            # store (a busy machine) batches by itself, and an answer still waits at most about
+            # ``linger`` plus one call before it is committed.
+            wait = self.linger - self.last_call
+            if wait > 0 and not self.closing.is_set() and self.queue.qsize() < self.limit - 1:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.closing.wait(), self.linger)
+                    await asyncio.wait_for(self.closing.wait(), wait)
             while len(batch) < self.limit and not self.queue.empty():
                 nxt = self.queue.get_nowait()
                 if nxt is None:
                     stop = True
                     break
                 batch.append(nxt)
+            started = time.monotonic()
             try:
                 results = await self.call([arg for arg, _ in batch])
             except Exception as exc:  # noqa: BLE001
                 results = [exc] * len(batch)
+            self.last_call = time.monotonic() - started
             for (_, future), result in zip(batch, results, strict=False):
                 if future.done():
                     continue
