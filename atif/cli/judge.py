@@ -9,7 +9,7 @@ import click
 
 from atif.cli._common import EXIT_FAILURE, db_option, emit_json, open_store
 from atif.cli._progress import progress_bar
-from atif.cli._workers import ShardType, run_workers
+from atif.cli._workers import ShardType
 
 
 def _labels(values: tuple[str, ...]) -> list[str] | None:
@@ -33,7 +33,8 @@ def _labels(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--shard", type=ShardType(), metavar="I/N",
               help="Judge only shard I of N of the pairs (split by pair hash): one shard per machine.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, metavar="N",
-              help="Judge with N processes, one shard each; then take up what a failed one left.")
+              help="Make the judge calls from N processes (litellm's CPU per call caps one at ~100 calls/s); "
+                   "--concurrency stays the calls in flight in all.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format of the summary.")
 @db_option
@@ -59,22 +60,14 @@ def evaluate_cmd(experiment: str, criteria: tuple[str, ...], rejudge: bool, mode
       atif evaluate -e nightly --judge-model openai/gpt-4o-mini --max-cost 2.50
       atif evaluate -e nightly --judge-model openai/qwen2.5-7b --judge-api-base http://127.0.0.1:8000/v1
       atif evaluate -e nightly --shard 2/3        # machine 2 of 3 (a team store)
-      atif evaluate -e nightly --workers 4        # four processes on this machine
+      atif evaluate -e nightly --concurrency 64 --workers 2   # calls from two processes
     """
     from atif import evaluate
 
-    if workers > 1:
-        if shard is not None:
-            raise click.UsageError("--workers splits the pairs itself: give --shard or --workers, not both")
-        run_workers(workers, ["-e", experiment, *(f"--criteria={c}" for c in criteria),
-                              *(["--rejudge"] if rejudge else []), *(["--judge-model", model] if model else []),
-                              *(["--judge-api-base", api_base] if api_base else []),
-                              *(["--max-cost", str(max_cost / workers)] if max_cost is not None else []),
-                              *(["--concurrency", str(concurrency)] if concurrency else []), "--db", db_path])
     with open_store(db_path, shard=shard) as store, progress_bar(fmt == "text", transient=False) as on_progress:
         summary = evaluate(store, experiment, labels=_labels(criteria), rejudge=rejudge, model=model,
                            api_base=api_base, max_cost=max_cost, concurrency=concurrency,
-                           on_progress=on_progress)
+                           on_progress=on_progress, workers=workers)
     if fmt == "json":
         emit_json(summary.to_dict())
     else:

@@ -11,6 +11,7 @@ Modules:
 - :mod:`~atif.judge.client`: the only module that imports litellm, and only when a call is made;
 - :mod:`~atif.judge.setup`: how a run asks its judge (prompts, output mode, budget, local routing);
 - :mod:`~atif.judge.pacing`: request pacing and batched store access;
+- :mod:`~atif.judge.pool`: judge calls shared with helper processes (``--workers``);
 - :mod:`~atif.judge.render`: the exact prompt of one trial x criterion, without sending it;
 - :mod:`~atif.judge.summary`: :class:`EvaluationSummary`, what a run did;
 - :mod:`~atif.judge.votes`: repeated samples and panels of models, and their majority;

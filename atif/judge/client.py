@@ -7,14 +7,22 @@ set it) so litellm reads its bundled price list instead of fetching one from the
 Retries belong to tenacity, not litellm (``num_retries=0``, ``max_retries=0``): exponential
 backoff with full jitter on rate limits (honouring ``Retry-After``), 5xx answers, timeouts and
 connection errors; none on bad requests, authentication errors or context-window overflow.
+
+What litellm says about a model (its input budget, whether it takes a JSON schema, whether its
+tokenizer is known) is kept in ``ATIF_HOME/model-facts.json``, keyed by litellm's version and
+price-list source: a run whose every answer is cached then needs no litellm at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import importlib.metadata
+import json
 import math
 import os
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,11 +33,13 @@ __all__ = [
     "Answer",
     "Failure",
     "FailureKind",
+    "ModelFacts",
     "complete",
     "count_tokens_fn",
     "estimate_cost",
     "litellm_module",
     "max_input_tokens",
+    "model_facts",
     "structured_support",
 ]
 
@@ -106,8 +116,81 @@ def _model_info(model: str) -> dict[str, Any] | None:
     return dict(info) if info else None
 
 
-def max_input_tokens(model: str) -> int | None:
-    """The model's input budget according to litellm, or None when it does not know the model."""
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What litellm knows of one model string, as the judge uses it."""
+
+    known: bool
+    """litellm has the model in its list (so it has a tokenizer and maybe a price for it)."""
+    max_input_tokens: int | None
+    """Its input budget, None when litellm does not say."""
+    structured: Literal["json_schema", "json", "text"]
+    """The best structured-output mode it takes."""
+
+
+def _facts_source() -> str:
+    """Which litellm answers the facts: its version and whether it reads its bundled price list."""
+    try:
+        version = importlib.metadata.version("litellm")
+    except importlib.metadata.PackageNotFoundError:
+        version = "none"
+    return f"{version}|{os.environ.get('LITELLM_LOCAL_MODEL_COST_MAP', 'True')}"
+
+
+def _facts_path() -> Any:
+    from atif.judge.weights import atif_home
+
+    return atif_home() / "model-facts.json"
+
+
+def _read_facts() -> dict[str, Any]:
+    try:
+        data = json.loads(_facts_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("source") == _facts_source() else {}
+
+
+def _write_facts(model: str, facts: ModelFacts) -> None:
+    """Add ``model``'s facts to the memo file (a failed write only costs a litellm import later)."""
+    data = _read_facts()
+    models = dict(data.get("models") or {})
+    models[model] = {"known": facts.known, "max_input_tokens": facts.max_input_tokens, "structured": facts.structured}
+    path = _facts_path()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model-facts.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"source": _facts_source(), "models": models}, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+
+_FACTS: dict[tuple[str, str, str], ModelFacts] = {}
+
+
+def model_facts(model: str) -> ModelFacts:
+    """litellm's facts about ``model``: from the memo file when this litellm answered them before.
+
+    Asking litellm imports it (seconds); the memo lets a run that sends nothing skip that.
+    """
+    source = _facts_source()
+    memo = (source, str(_facts_path()), model)
+    found = _FACTS.get(memo)
+    if found is not None:
+        return found
+    stored = (_read_facts().get("models") or {}).get(model)
+    if isinstance(stored, dict) and stored.get("structured") in ("json_schema", "json", "text"):
+        limit = stored.get("max_input_tokens")
+        found = ModelFacts(bool(stored.get("known")), limit if isinstance(limit, int) else None, stored["structured"])
+    else:
+        found = ModelFacts(_model_info(model) is not None, _litellm_max_input_tokens(model),
+                           _litellm_structured_support(model))
+        _write_facts(model, found)
+    _FACTS[memo] = found
+    return found
+
+
+def _litellm_max_input_tokens(model: str) -> int | None:
     info = _model_info(model)
     if not info:
         return None
@@ -118,18 +201,26 @@ def max_input_tokens(model: str) -> int | None:
     return None
 
 
+def max_input_tokens(model: str) -> int | None:
+    """The model's input budget according to litellm, or None when it does not know the model."""
+    return model_facts(model).max_input_tokens
+
+
 def _chars_estimate(messages: Sequence[dict[str, Any]]) -> int:
     # About four characters per token in English prose and code; four tokens of framing per message.
     return sum(len(str(m.get("content") or "")) // 4 + 4 for m in messages) + 3
 
 
 def count_tokens_fn(model: str) -> Callable[[Sequence[dict[str, Any]]], int]:
-    """A token counter for ``model``: litellm's tokenizer when it knows the model, else chars / 4."""
-    if _model_info(model) is None:
+    """A token counter for ``model``: litellm's tokenizer when it knows the model, else chars / 4.
+
+    litellm is imported on the first count, not before: most prompts fit by their byte size alone.
+    """
+    if not model_facts(model).known:
         return _chars_estimate
-    litellm = litellm_module()
 
     def count(messages: Sequence[dict[str, Any]]) -> int:
+        litellm = litellm_module()
         try:
             return int(litellm.token_counter(model=model, messages=list(messages)))
         except Exception:  # noqa: BLE001 (litellm raises anything)
@@ -140,6 +231,10 @@ def count_tokens_fn(model: str) -> Callable[[Sequence[dict[str, Any]]], int]:
 
 def structured_support(model: str) -> Literal["json_schema", "json", "text"]:
     """The best way ``model`` takes a structured answer: a JSON schema, JSON mode, or plain text."""
+    return model_facts(model).structured
+
+
+def _litellm_structured_support(model: str) -> Literal["json_schema", "json", "text"]:
     litellm = litellm_module()
     try:
         schema = bool(litellm.supports_response_schema(model=model))

@@ -5,13 +5,16 @@ ones, to retry them, and with ``rejudge`` every judge, function and match rating
 
 - ``llm`` criteria are asked of the judge model through litellm (:mod:`atif.judge.client`) with
   bounded concurrency, an optional requests-per-minute pace, tenacity retries, structured output
-  where the model takes it, and the prompt fitted to the model's input budget;
+  where the model takes it, and the prompt fitted to the model's input budget; with ``workers``
+  above 1 the calls are shared with helper processes (:mod:`atif.judge.pool`);
 - ``function`` and ``match`` criteria are decided locally (:mod:`atif.judge.checks`).
 
-Every answer is committed as it arrives (store writes go ahead of reads), so a killed run loses
-only the calls in flight and the answers of its last fraction of a second. A content-addressed
+Every answer is committed within a fraction of a second of its arrival (in batches, store
+writes ahead of reads; a worker goes on to its next pair meanwhile), so a killed run loses only
+the calls in flight and the answers of its last fraction of a second. A content-addressed
 cache (model, api_base, rendered messages, parameters, prompt version) makes a re-run free:
-nothing already answered is asked again. Ratings from people or given with the
+nothing already answered is asked again. The run reads the cache's keys once: a prompt whose key
+is not among them is sent at once, without a store round trip. Ratings from people or given with the
 trials (``human``, ``precomputed``) are never judged. Progress goes to an ``on_progress``
 callback as :class:`atif.progress.Progress` events (stage ``judging``), one after each pair.
 """
@@ -19,6 +22,7 @@ callback as :class:`atif.progress.Progress` events (stage ``judging``), one afte
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import threading
 import time
@@ -33,6 +37,7 @@ from atif.judge.context import StepView, TrialContext, trial_context
 from atif.judge.criteria import JudgeConfig
 from atif.judge.fit import Fitted, fit, quick_fits
 from atif.judge.pacing import READ, WRITE, Batcher, Pacer, StoreThread, cache_batch, trial_batch, write_batch
+from atif.judge.pool import CallPool
 from atif.judge.score import decide, p_yes
 from atif.judge.setup import (
     JudgeSetup,
@@ -55,6 +60,9 @@ __all__ = ["aevaluate", "evaluate"]
 
 _SHRINK = 0.6
 _PREFETCH = 16
+_WRITE_LINGER = 0.2
+"""Seconds a write batch gathers answers and commits them in (the commit's own time included):
+DuckDB pays per commit, not per row."""
 _LOCAL_WARNING = (
     "warning: judging with {model}, a tiny local model: fine for trying atif, not for decisions. "
     "Set judge.model (or --judge-model) to a capable model for real evaluations."
@@ -109,7 +117,7 @@ def _trial_data(record: Any) -> Any:
 class _Run(Voting):
     def __init__(self, store: Store, experiment: str, *, labels: Sequence[str] | None, rejudge: bool,
                  model: str | None, api_base: str | None, max_cost: float | None, concurrency: int | None,
-                 on_progress: ProgressCallback | None) -> None:
+                 on_progress: ProgressCallback | None, workers: int = 1) -> None:
         self.store = store
         self.experiment = experiment
         self.labels = list(labels) if labels is not None else None
@@ -132,6 +140,12 @@ class _Run(Voting):
         self.checks: dict[str, FunctionCheck] = {}
         self.setup: JudgeSetup | None = None
         self.store_thread = StoreThread()
+        self.known_keys: set[str] | None = None
+        self.workers = workers
+        self.pool: CallPool | None = None
+        self.rpm: float | None = None
+        self.writes: set[asyncio.Future[Any]] = set()
+        self.write_error: BaseException | None = None
 
     def _items(self) -> tuple[list[_Item], JudgeConfig]:
         exp = self.store.experiment(self.experiment)
@@ -234,6 +248,7 @@ class _Run(Voting):
                 print(f"local judge ready in {time.perf_counter() - started:.1f} s"
                       + (f" (server log: {log()})" if callable(log) else ""), file=sys.stderr)
                 # One llama.cpp slot: parallel requests only queue and spoil its cache of the transcript.
+                self.workers = 1  # one llama.cpp server: more callers only queue
                 await self._work(items, concurrency=self.concurrency_override or 1, rpm=cfg.rpm,
                                  retries=cfg.max_retries)
             return
@@ -251,6 +266,7 @@ class _Run(Voting):
                     retries: int = 4) -> None:
         self.slots = asyncio.Semaphore(concurrency)
         self.pacer = Pacer(rpm)
+        self.rpm = rpm
         self.retries = retries
         self.downgrade_lock = asyncio.Lock()
         self.budget = asyncio.Condition()
@@ -261,13 +277,17 @@ class _Run(Voting):
         for _ in range(workers):
             queue.put_nowait(None)
         store, thread = self.store, self.store_thread
-        self.writer = Batcher(lambda writes: thread.call(WRITE, lambda: write_batch(store, writes)))
+        self.writer = Batcher(lambda writes: thread.call(WRITE, lambda: write_batch(store, writes)),
+                              linger=_WRITE_LINGER)
         self.cache_reader = Batcher(lambda keys: thread.call(READ, lambda: cache_batch(store, keys)))
         # Small read batches: a write waits at most for the read under way.
         self.trial_reader = Batcher(lambda ids: thread.call(READ, lambda: [_trial_data(r) for r in trial_batch(store, ids)]),
                                     limit=_PREFETCH)
         self.trial_order = list(dict.fromkeys(i.trial_id for i in items))
         self.trial_index = {tid: n for n, tid in enumerate(self.trial_order)}
+        if self.setup is not None and not self.rejudge and any(i.kind == "llm" for i in items):
+            model = self.setup.model
+            self.known_keys = await thread.call(READ, lambda: store.cache_keys(model))
         tasks = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
         try:
             await asyncio.gather(*tasks)
@@ -279,6 +299,12 @@ class _Run(Voting):
         finally:
             for batcher in (self.trial_reader, self.cache_reader, self.writer):
                 await batcher.close()
+            if self.pool is not None:
+                await self.pool.close()
+            if self.writes:
+                await asyncio.wait(self.writes)
+        if self.write_error is not None:
+            raise self.write_error
 
     async def _worker(self, queue: asyncio.Queue[_Item | None]) -> None:
         while True:
@@ -286,6 +312,8 @@ class _Run(Voting):
             if item is None:
                 return
             try:
+                if self.write_error is not None:
+                    raise self.write_error
                 if self.abort:
                     self.summary.not_started += 1
                     continue
@@ -317,8 +345,29 @@ class _Run(Voting):
                   "replace": item.replace, "cached": False, "truncated": False, **fields}
         if rating.get("cited_steps") is not None:
             rating["cited_steps"] = list(rating["cited_steps"])
-        stored = await self.writer.submit((rating, cache))
-        self._count(stored, verdict, source, fields)
+        # The worker goes on to its next pair; the rating is counted once it is committed.
+        future = self.writer.submit((rating, cache))
+        if cache is not None and self.known_keys is not None:
+            self.known_keys.add(cache["cache_key"])
+        self.writes.add(future)
+        future.add_done_callback(functools.partial(self._saved, verdict, source, fields))
+
+    def _saved(self, verdict: str, source: str, fields: dict[str, Any], future: asyncio.Future[Any]) -> None:
+        self.writes.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self.write_error = self.write_error or error
+            return
+        self._count(future.result(), verdict, source, fields)
+
+    async def _cached(self, key: str) -> dict[str, Any] | None:
+        """The cache entry of ``key``; a key the store did not have at the start is not looked up."""
+        if self.known_keys is not None and key not in self.known_keys:
+            return None
+        hit: dict[str, Any] | None = await self.cache_reader.submit(key)
+        return hit
 
     def _count(self, stored: bool, verdict: str, source: str, fields: dict[str, Any]) -> None:
         s = self.summary
@@ -412,7 +461,7 @@ class _Run(Voting):
             mode = setup.mode
             key = setup.cache_key(fitted.messages)
             if not self.rejudge:
-                hit = await self.cache_reader.submit(key)
+                hit = await self._cached(key)
                 if hit is not None:
                     # The cached score meets today's threshold: a fitted threshold needs no new calls.
                     score = hit.get("p_yes")
@@ -528,10 +577,30 @@ class _Run(Voting):
             self.summary.retries += 1
 
         async with self.slots:
-            outcome = await client.complete(request, retries=self.retries, on_retry=on_retry,
-                                            before_attempt=self.pacer.wait)
+            if self.workers > 1:
+                if self.pool is None:
+                    # Started on the first call: a run that sends nothing starts no process.
+                    self.pool = CallPool(self.workers, self.rpm, self._local_call)
+                outcome, retried = await self.pool.complete(request, self.retries)
+                self.summary.retries += retried
+            else:
+                outcome = await client.complete(request, retries=self.retries, on_retry=on_retry,
+                                                before_attempt=self.pacer.wait)
         self.summary.calls += outcome.attempts
         return outcome
+
+    async def _local_call(self, request: dict[str, Any], retries: int, pacer: Pacer) -> tuple[Any, int]:
+        """One call made in this process for the pool: its outcome and the retries it took."""
+        from atif.judge import client
+
+        retried = 0
+
+        def on_retry(kind: str, seconds: float) -> None:
+            nonlocal retried
+            retried += 1
+
+        outcome = await client.complete(request, retries=retries, on_retry=on_retry, before_attempt=pacer.wait)
+        return outcome, retried
 
     async def _record_answer(self, item: _Item, data: _TrialData, setup: JudgeSetup, key: str, fitted: Fitted,
                              answer: Any) -> None:
@@ -578,16 +647,18 @@ def _source(kind: str) -> str:
 
 async def aevaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = None, rejudge: bool = False,
                     model: str | None = None, api_base: str | None = None, max_cost: float | None = None,
-                    concurrency: int | None = None, on_progress: ProgressCallback | None = None) -> EvaluationSummary:
+                    concurrency: int | None = None, on_progress: ProgressCallback | None = None,
+                    workers: int = 1) -> EvaluationSummary:
     """The coroutine behind :func:`evaluate`, for callers already inside an event loop."""
     run = _Run(store, experiment, labels=labels, rejudge=rejudge, model=model, api_base=api_base,
-               max_cost=max_cost, concurrency=concurrency, on_progress=on_progress)
+               max_cost=max_cost, concurrency=concurrency, on_progress=on_progress, workers=max(1, workers))
     return await run.run()
 
 
 def evaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = None, rejudge: bool = False,
              model: str | None = None, api_base: str | None = None, max_cost: float | None = None,
-             concurrency: int | None = None, on_progress: ProgressCallback | None = None) -> EvaluationSummary:
+             concurrency: int | None = None, on_progress: ProgressCallback | None = None,
+             workers: int = 1) -> EvaluationSummary:
     """Rate every trial x criterion of ``experiment`` that has no rating yet; return what was done.
 
     ``labels`` limits the run to some criteria; ``rejudge`` takes up existing judge, function and
@@ -595,9 +666,13 @@ def evaluate(store: Store, experiment: str, *, labels: Sequence[str] | None = No
     touched). ``model``, ``api_base`` and ``concurrency`` override the criteria file's judge
     block. ``max_cost`` (USD) stops starting calls before the estimated spend would exceed it.
     ``on_progress`` receives a :class:`~atif.progress.Progress` (stage ``judging``) after each pair.
+    ``workers`` above 1 shares the judge calls with ``workers - 1`` helper processes (litellm's
+    CPU per call caps one process at about a hundred calls a second); ``concurrency`` stays the
+    number of calls in flight in all.
     """
     kwargs: dict[str, Any] = {"labels": labels, "rejudge": rejudge, "model": model, "api_base": api_base,
-                              "max_cost": max_cost, "concurrency": concurrency, "on_progress": on_progress}
+                              "max_cost": max_cost, "concurrency": concurrency, "on_progress": on_progress,
+                              "workers": workers}
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -3,7 +3,8 @@
 :class:`Pacer` keeps to a requests-per-minute limit. :class:`Batcher` turns many small store
 requests into one call each: DuckDB pays per statement, not per row, so the judge's reads and
 writes go in batches, each one call for everything that queued up while the previous batch
-ran (no request waits for more to arrive). The ``*_batch`` functions are those calls.
+ran (no request waits for more to arrive, unless the batcher is told to ``linger``). The
+``*_batch`` functions are those calls.
 :class:`StoreThread` runs them off the event loop on one thread, writes first: an answer is
 committed as soon as the store is free, never behind reads queued before it.
 """
@@ -11,9 +12,11 @@ committed as soon as the store is free, never behind reads queued before it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,22 +37,28 @@ _STOP = 2
 
 
 class Pacer:
-    """At most ``rpm`` requests per minute, evenly spaced."""
+    """At most ``rpm`` requests per minute, evenly spaced.
 
-    def __init__(self, rpm: float | None) -> None:
+    ``clock`` and ``sleep`` default to the running event loop's clock and :func:`asyncio.sleep`;
+    a test passes its own to see the slots given without waiting for them.
+    """
+
+    def __init__(self, rpm: float | None, *, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
         self.interval = 60.0 / rpm if rpm else 0.0
         self.next = 0.0
+        self.clock = clock
+        self.sleep = sleep or asyncio.sleep
 
     async def wait(self) -> None:
         """Return when the next request may leave."""
         if not self.interval:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.clock() if self.clock is not None else asyncio.get_running_loop().time()
         slot = max(now, self.next)
         self.next = slot + self.interval
         if slot > now:
-            await asyncio.sleep(slot - now)
+            await self.sleep(slot - now)
 
 
 class StoreThread:
@@ -99,10 +108,16 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class Batcher:
     """Runs ``call([args...])`` for whatever requests queued up meanwhile; each request gets its own result."""
 
-    def __init__(self, call: Callable[[list[Any]], Awaitable[list[Any]]], limit: int = 256) -> None:
+    def __init__(self, call: Callable[[list[Any]], Awaitable[list[Any]]], limit: int = 256,
+                 linger: float = 0.0) -> None:
         self.call = call
         self.limit = limit
+        self.linger = linger
+        """Seconds a batch may wait for more requests after its first, less the last call's duration
+        (cut short by :meth:`close`)."""
+        self.last_call = 0.0
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closing = asyncio.Event()
         self.task = asyncio.create_task(self._loop())
 
     def submit(self, arg: Any) -> asyncio.Future[Any]:
@@ -113,6 +128,7 @@ class Batcher:
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""
+        self.closing.set()
         self.queue.put_nowait(None)
         await asyncio.gather(self.task, return_exceptions=True)
 
@@ -123,16 +139,25 @@ class Batcher:
             if first is None:
                 return
             batch = [first]
+            # Gather for what is left of ``linger`` once the last call's own time is counted: a slow
+            # store (a busy machine) batches by itself, and an answer still waits at most about
+            # ``linger`` plus one call before it is committed.
+            wait = self.linger - self.last_call
+            if wait > 0 and not self.closing.is_set() and self.queue.qsize() < self.limit - 1:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.closing.wait(), wait)
             while len(batch) < self.limit and not self.queue.empty():
                 nxt = self.queue.get_nowait()
                 if nxt is None:
                     stop = True
                     break
                 batch.append(nxt)
+            started = time.monotonic()
             try:
                 results = await self.call([arg for arg, _ in batch])
             except Exception as exc:  # noqa: BLE001
                 results = [exc] * len(batch)
+            self.last_call = time.monotonic() - started
             for (_, future), result in zip(batch, results, strict=False):
                 if future.done():
                     continue

@@ -21,6 +21,7 @@ __all__ = [
     "PRECEDENCE",
     "RATING_FIELDS",
     "PendingRating",
+    "cache_keys",
     "cache_row",
     "check_shard",
     "check_sources",
@@ -51,6 +52,13 @@ _DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False}
 _PAIRS = "(SELECT unnest(?::VARCHAR[]) AS trial_id, unnest(?::VARCHAR[]) AS criterion)"
 # DuckDB pays per statement, not per row: rows go in multi-row statements of this many.
 _CHUNK = 256
+# Column types of rating_data and judge_cache: new rows go in as one typed list per column,
+# which DuckDB converts in bulk (a VALUES list binds each value on its own, about 20x slower).
+_TYPES: dict[str, str] = {
+    "cited_steps": "INTEGER[]", "prompt_tokens": "BIGINT", "completion_tokens": "BIGINT", "cached_tokens": "BIGINT",
+    "cost_usd": "DOUBLE", "latency_ms": "DOUBLE", "agreement": "DOUBLE", "p_yes": "DOUBLE", "cached": "BOOLEAN",
+    "truncated": "BOOLEAN",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +147,14 @@ def write_ratings(
         db.execute(f"DELETE FROM rating_data USING {_PAIRS} k "
                    "WHERE rating_data.trial_id = k.trial_id AND rating_data.criterion = k.criterion",
                    [[k[0] for k in chunk], [k[1] for k in chunk]])
-    for chunk in _chunks(insert):
-        db.execute(_values_sql("INSERT", "rating_data", RATING_FIELDS, len(chunk)),
-                   [v for r in chunk for v in r[:-1]])
+    _insert(db, "rating_data", RATING_FIELDS, [r[:-1] for r in insert])
     return kept
+
+
+def cache_keys(db: duckdb.DuckDBPyConnection, model: str | None) -> set[str]:
+    """The judge cache keys of answers by ``model`` or by no model (one query, keys only)."""
+    rows = db.execute("SELECT cache_key FROM judge_cache WHERE model = ? OR model IS NULL", [model]).fetchall()
+    return {r[0] for r in rows}
 
 
 def write_cache(db: duckdb.DuckDBPyConnection, entries: list[tuple[Any, ...]]) -> None:
@@ -158,10 +170,17 @@ def write_cache(db: duckdb.DuckDBPyConnection, entries: list[tuple[Any, ...]]) -
     replaced = [e[0] for e in entries if e[-1] and e[0] in stored]
     for chunk in _chunks(replaced):
         db.execute("DELETE FROM judge_cache WHERE cache_key IN ?", [list(chunk)])
-    new = [e for e in entries if e[-1] or e[0] not in stored]
-    for chunk in _chunks(new):
-        db.execute(_values_sql("INSERT", "judge_cache", CACHE_FIELDS[:-1], len(chunk)),
-                   [v for e in chunk for v in e[:-1]])
+    new = [e[:-1] for e in entries if e[-1] or e[0] not in stored]
+    _insert(db, "judge_cache", CACHE_FIELDS[:-1], new)
+
+
+def _insert(db: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (values in ``columns`` order) in one statement: one typed list per column."""
+    if not rows:
+        return
+    selects = ", ".join(f"unnest(${n}::{_TYPES.get(c, 'VARCHAR')}[])" for n, c in enumerate(columns, start=1))
+    db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}",
+               [[row[i] for row in rows] for i in range(len(columns))])
 
 
 def _plan(
@@ -320,8 +339,3 @@ def _config(v: Any, fitted: float | None = None) -> dict[str, Any]:
 
 def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-
-
-def _values_sql(verb: str, table: str, columns: Sequence[str], n: int) -> str:
-    row = "(" + ", ".join("?" * len(columns)) + ")"
-    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * n)

@@ -352,6 +352,11 @@ class Store:
             ).fetchall()
         return {row[0]: dict(zip(fields, row, strict=False)) for row in rows}
 
+    def cache_keys(self, model: str | None) -> set[str]:
+        """Every judge cache key stored for ``model`` (and for no model): a run looks up only these."""
+        with self._lock:
+            return ratings.cache_keys(self._db, model)
+
     def cache_put(
         self,
         key: str,

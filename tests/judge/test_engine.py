@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import sys
 import time
@@ -18,7 +17,7 @@ import respx
 
 from atif import upload
 from atif.errors import JudgeError, NotFoundError, TemplateError
-from atif.judge import client
+from atif.judge import client, engine, pacing
 from atif.judge.engine import evaluate
 from atif.store import Store
 
@@ -534,24 +533,60 @@ def test_local_model_runs_its_server_and_uses_the_small_prompt(tmp_path: Path, a
     assert run(db).cached == 4 and route.call_count == 4
 
 
-def test_requests_per_minute_are_paced(tmp_path: Path, api: respx.MockRouter) -> None:
+def test_requests_per_minute_are_paced(tmp_path: Path, api: respx.MockRouter,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     trials = [{"task_name": f"t{i}", "trajectory": trajectory(f"t{i}")} for i in range(5)]
     db = build_store(tmp_path, LLM[:1], trials=trials, judge={"rpm": 300, "concurrency": 5})
-    stamps: list[float] = []
+    # A pacer on a clock that stands still: the waits it asks for are the slots it gives, whatever
+    # the machine's load does to wall time.
+    waits: list[float] = []
+    granted: list[int] = []
+    sent: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    class Counted(pacing.Pacer):
+        async def wait(self) -> None:
+            await super().wait()
+            granted.append(1)
+
+    def paced(rpm: float | None) -> pacing.Pacer:
+        return Counted(rpm, clock=lambda: 0.0, sleep=sleep)
 
     def record(request: httpx.Request) -> httpx.Response:
-        stamps.append(time.perf_counter())
+        sent.append(len(granted))
         return completion()
 
+    monkeypatch.setattr(engine, "Pacer", paced)
     api.post(CHAT).mock(side_effect=record)
-    # litellm's first call loads more of itself; warm it so the requests leave when paced.
-    asyncio.run(client.complete({"model": MODEL, "api_base": API, "api_key": "x",
-                                 "messages": [{"role": "user", "content": "warm"}]}, retries=0))
-    stamps.clear()
-    run(db)
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    # 300 a minute: one every 0.2 s (with slack for a busy machine delaying a send).
-    assert len(stamps) == 5 and stamps[-1] - stamps[0] >= 0.6 and min(gaps) >= 0.1
+    summary = run(db)
+    assert summary.judged == 5 and summary.calls == 5
+    # 300 a minute: one request at once, the other four 0.2, 0.4, 0.6 and 0.8 s later ...
+    assert sorted(waits) == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    # ... and none leaves before the pacer let it go.
+    assert len(granted) == 5 and all(n >= k for k, n in enumerate(sent, start=1))
+
+
+def test_pacer_waits_only_for_what_is_left_of_a_slot() -> None:
+    now = [100.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def go() -> None:
+        pacer = pacing.Pacer(120, clock=lambda: now[0], sleep=sleep)
+        await pacer.wait()          # the first leaves at once
+        now[0] += 0.2
+        await pacer.wait()          # 0.5 s apart: 0.3 s left to wait
+        now[0] += 2.0
+        await pacer.wait()          # a late request waits for nothing
+        await pacing.Pacer(None, clock=lambda: now[0], sleep=sleep).wait()  # no limit, no wait
+
+    asyncio.run(go())
+    assert waits == pytest.approx([0.3])
 
 
 def test_injected_instructions_reach_the_model_only_as_framed_data(tmp_path: Path, api: respx.MockRouter) -> None:

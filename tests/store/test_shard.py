@@ -35,7 +35,6 @@ def test_a_shard_outside_its_range_is_refused(tmp_path: Path, shard: tuple[int, 
 @pytest.mark.parametrize(("args", "message"), [
     (["--shard", "x"], "is not I/N"),
     (["--shard", "4/3"], "needs 1 <= I <= N"),
-    (["--shard", "1/2", "--workers", "2"], "not both"),
 ])
 def test_bad_shard_options_are_usage_errors(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["evaluate", "-e", "exp", *args])
