@@ -49,6 +49,7 @@ CACHE_FIELDS = (
 )
 VERDICTS = ("YES", "NO", "UNSCORED")
 _DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False}
+_VOTES = RATING_FIELDS.index("votes")
 _PAIRS = "(SELECT unnest(?::VARCHAR[]) AS trial_id, unnest(?::VARCHAR[]) AS criterion)"
 # DuckDB pays per statement, not per row: rows go in multi-row statements of this many.
 _CHUNK = 256
@@ -93,6 +94,9 @@ def rating_row(row: Mapping[str, Any]) -> list[Any]:
     values = [row.get(name, _DEFAULTS.get(name)) for name in RATING_FIELDS]
     cited = values[4]
     values[4] = list(cited) if cited is not None else None
+    votes = values[_VOTES]
+    if votes is not None and not isinstance(votes, str):  # a JSON column, inserted as its text
+        values[_VOTES] = orjson.dumps(votes).decode()
     values.append(row.get("replace"))
     return values
 

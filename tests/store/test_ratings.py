@@ -248,3 +248,14 @@ def test_rated_pairs_by_source_verdict_and_label(store: Store) -> None:
         store.rated_pairs("exp", sources=["oracle"])
     with pytest.raises(NotFoundError):
         store.rated_pairs("nope")
+
+
+@pytest.mark.parametrize("given", [[{"sample": 0, "verdict": "YES"}, {"sample": 1, "verdict": "NO"}],
+                                   '[{"sample": 0, "verdict": "YES"}, {"sample": 1, "verdict": "NO"}]'])
+def test_votes_given_as_a_list_or_as_json_text_are_stored_as_the_same_json(store: Store, given: Any) -> None:
+    t = _trial(store, "task-0")
+    assert store.save_ratings([{"trial_id": t, "criterion": "safe", "verdict": "UNSCORED", "source": "judge",
+                                "votes": given, "agreement": 0.5}]) == [True]
+    row = store.read_one("SELECT votes::VARCHAR, json_extract_string(votes, '$[1].verdict') FROM ratings "
+                         "WHERE trial_id = ? AND criterion = 'safe'", [t])
+    assert row[1] == "NO" and row[0].replace(" ", "") == '[{"sample":0,"verdict":"YES"},{"sample":1,"verdict":"NO"}]'
