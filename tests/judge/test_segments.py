@@ -267,3 +267,27 @@ def test_summary_text_is_built_from_neutralised_steps() -> None:
     ctx = trial_context({"trial_id": "t", "task_name": "alpha", "trajectory": traj})
     head = summary_view(ctx.views, 4, 5)
     assert "<<<" not in head.message
+
+
+@pytest.mark.integration
+def test_segments_against_a_real_local_server(tmp_path: Path) -> None:
+    from tests.integration.test_judge_server import JudgeServer, answer
+
+    def decide(body: dict[str, Any]) -> Any:
+        text = body["messages"][-1]["content"]
+        rating = "NO" if "This part holds steps 1-" in text else "YES"
+        return answer(json.dumps({"reasoning": f"Seen: {rating}.", "rating": rating, "cited_steps": []}))
+
+    with JudgeServer(decide) as server:
+        db = build_store(tmp_path, ONE, judge={**BUDGET, "api_base": server.api_base, "model": "openai/house",
+                                               "long": "segments", "combine": "final"},
+                         trials=[LONG])
+        run(db)
+        r = ratings(db)[("alpha", "done")]
+        votes = json.loads(r["votes"])
+        assert r["segmented"] is True and votes[-1]["segment"] == "final"
+        assert len(server.requests) == len(votes) >= 3
+        assert [v["verdict"] for v in votes[:-1]] == ["NO"] + ["YES"] * (len(votes) - 2)
+        assert "Part 1 (steps 1-" in server.requests[-1]["messages"][-1]["content"]
+        run(db)  # nothing new to judge: no request
+        assert len(server.requests) == len(votes)
