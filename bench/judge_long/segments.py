@@ -14,9 +14,12 @@ rating's ``votes``, so the ``any``, ``all`` and ``last`` rules are scored from t
 stored verdict. Both variants see the same input budget (``--max-input-tokens``).
 
 Prints, and writes ``segments.json`` beside this file: balanced accuracy, TPR, TNR (YES is the
-positive class, reward 1.0 the truth), seconds per verdict (wall time of the run over pairs),
-calls per pair, segments per pair, and the load average before and after. Full size: the test
-split (10 runs); ``--quick``: 2 runs (one solved, one not) for ``make bench``.
+positive class, reward 1.0 the truth), seconds per verdict (the judge's latency per pair: for a
+segmented pair, the sum of its calls), calls per pair, segments per pair, the wall time of each
+variant and the load average before and after. Full size: the test
+split (10 runs); ``--quick``: 2 runs (one solved, one not) for ``make bench``. ``--rescore DB``
+scores the store of a run that was stopped (its path is printed at the start; the ratings of the
+pairs judged so far are committed), over the pairs both variants finished.
 """
 
 from __future__ import annotations
@@ -54,20 +57,67 @@ def _variant(store: Any, out: Path, tasks: Path, name: str, judge: dict[str, Any
             "load_after": os.getloadavg()}
 
 
-def _score(name: str, labels: dict[str, bool], verdicts: dict[str, str], run: dict[str, Any],
+def _score(name: str, labels: dict[str, bool], verdicts: dict[str, str], ratings: list[dict[str, Any]],
            segments: float | None = None) -> dict[str, Any]:
-    pairs = max(1, len(run["ratings"]))
-    return {"variant": name, **_metrics(labels, verdicts), "s_per_verdict": round(run["seconds"] / pairs, 1),
-            "calls_per_pair": round(run["calls"] / pairs, 2), "segments_per_pair": segments,
-            "load_before": [round(x, 2) for x in run["load_before"]],
-            "load_after": [round(x, 2) for x in run["load_after"]]}
+    """One variant's row; seconds and calls come from the ratings (a rating's latency sums its calls)."""
+    latency = [r["latency_ms"] / 1000 for r in ratings if r["latency_ms"] is not None]
+    calls = [len([v for v in json.loads(r["votes"])]) if r.get("segmented") and r.get("votes") else 1
+             for r in ratings]
+    return {"variant": name, "pairs": len(ratings), **_metrics(labels, verdicts),
+            "s_per_verdict": round(sum(latency) / len(latency), 1) if latency else None,
+            "calls_per_pair": round(sum(calls) / len(calls), 2) if calls else None,
+            "segments_per_pair": segments}
+
+
+def summarise(cases: list[dict[str, Any]], elide: list[dict[str, Any]], seg: list[dict[str, Any]]) -> dict[str, Any]:
+    """The table: elision against each combine rule, over the pairs both variants judged."""
+    from atif.judge.segments import combine
+
+    done = {r["task_name"] for r in elide} & {r["task_name"] for r in seg}
+    labels = {c["case"]: c["reward"] >= 1.0 for c in cases if c["case"] in done}
+    elide = [r for r in elide if r["task_name"] in done]
+    seg = [r for r in seg if r["task_name"] in done]
+    rows = [_score("elide", labels, {r["task_name"]: r["verdict"] for r in elide}, elide)]
+    votes = {r["task_name"]: [v for v in json.loads(r["votes"] or "[]") if v.get("segment") != "final"]
+             for r in seg}
+    n_segments = [len(v) for v in votes.values() if v]
+    mean_segments = round(sum(n_segments) / len(n_segments), 2) if n_segments else None
+    whole = {r["task_name"]: r["verdict"] for r in seg if not r["segmented"]}
+    for rule in ("any", "all", "last"):
+        verdicts = {case: combine(rule, vs)[0] if vs else whole.get(case, "UNSCORED") for case, vs in votes.items()}
+        # The same segment calls without the final pass: its call and seconds are not counted.
+        rows.append({**_score(f"segments, {rule} (same calls)", labels, verdicts, seg, mean_segments),
+                     "s_per_verdict": None, "calls_per_pair": mean_segments})
+    rows.append(_score("segments, final", labels, {r["task_name"]: r["verdict"] for r in seg}, seg, mean_segments))
+    return {"pairs": len(labels), "segmented_pairs": sum(1 for r in seg if r["segmented"]), "rows": rows,
+            "errors": sorted({r["error"] for r in elide + seg if r["error"]}),
+            "per_case": {c: {"reward": float(labels[c]),
+                             "elide": next((r["verdict"] for r in elide if r["task_name"] == c), None),
+                             "segments": [v["verdict"] for v in votes.get(c, [])],
+                             "final": next((r["verdict"] for r in seg if r["task_name"] == c), None)}
+                         for c in labels}}
+
+
+def _read(db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from atif import Store
+
+    with Store(db) as store:  # writable: a stopped run's log is replayed on opening
+        out = []
+        for name in ("elide", "segments"):
+            cols, rows = store.query("select * from ratings where experiment = ? order by task_name", [name])
+            out.append([dict(zip(cols, r, strict=True)) for r in rows])
+    return out[0], out[1]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from atif import Store, convert
-    from atif.judge.segments import combine
 
     cases = _cases(args.split, 2 if args.quick else args.limit)
+    if args.rescore:
+        elide, seg = _read(Path(args.rescore))
+        return {"split": args.split, "cases": len(cases), "model": args.model, "max_input_tokens": args.max_input_tokens,
+                "overlap": args.overlap, "rescored": args.rescore, **summarise(cases, elide, seg),
+                "cpus": os.cpu_count(), "load": list(os.getloadavg())}
     work = Path(tempfile.mkdtemp(prefix="atif-judge-segments-"))
     try:
         raw = work / "raw"
@@ -83,32 +133,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         judge: dict[str, Any] = {"model": args.model}
         if args.max_input_tokens:
             judge["max_input_tokens"] = args.max_input_tokens
+        print(f"store: {work / 'atif.duckdb'} (ratings are committed as they come)", file=sys.stderr)
         with Store(work / "atif.duckdb") as store:
             elide = _variant(store, work / "out", tasks, "elide", {**judge, "long": "elide"})
             seg = _variant(store, work / "out", tasks, "segments",
                            {**judge, "long": "segments", "combine": "final", "overlap": args.overlap})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    labels = {c["case"]: c["reward"] >= 1.0 for c in cases}
-    rows = [_score("elide", labels, {r["task_name"]: r["verdict"] for r in elide["ratings"]}, elide)]
-    votes = {r["task_name"]: [v for v in json.loads(r["votes"] or "[]") if v.get("segment") != "final"]
-             for r in seg["ratings"]}
-    n_segments = [len(v) for v in votes.values() if v]
-    mean_segments = round(sum(n_segments) / len(n_segments), 2) if n_segments else None
-    whole = {r["task_name"]: r["verdict"] for r in seg["ratings"] if not r["segmented"]}
-    for rule in ("any", "all", "last"):
-        verdicts = {case: combine(rule, vs)[0] if vs else whole.get(case, "UNSCORED") for case, vs in votes.items()}
-        rows.append(_score(f"segments, {rule} (from the same calls)", labels, verdicts, seg, mean_segments))
-    rows.append(_score("segments, final", labels, {r["task_name"]: r["verdict"] for r in seg["ratings"]}, seg,
-                       mean_segments))
     return {"split": args.split, "cases": len(cases), "model": args.model, "max_input_tokens": args.max_input_tokens,
-            "overlap": args.overlap, "segmented_pairs": sum(1 for r in seg["ratings"] if r["segmented"]),
-            "rows": rows, "errors": sorted({r["error"] for r in elide["ratings"] + seg["ratings"] if r["error"]}),
-            "per_case": {c: {"reward": float(labels[c]),
-                             "elide": next((r["verdict"] for r in elide["ratings"] if r["task_name"] == c), None),
-                             "segments": [v["verdict"] for v in votes.get(c, [])],
-                             "final": next((r["verdict"] for r in seg["ratings"] if r["task_name"] == c), None)}
-                         for c in labels},
+            "overlap": args.overlap, **summarise(cases, elide["ratings"], seg["ratings"]),
+            "wall_seconds": {"elide": round(elide["seconds"], 1), "segments": round(seg["seconds"], 1)},
+            "load": {"elide": [elide["load_before"], elide["load_after"]],
+                     "segments": [seg["load_before"], seg["load_after"]]},
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
@@ -120,13 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="local/qwen2.5-coder-0.5b")
     parser.add_argument("--max-input-tokens", type=int)
     parser.add_argument("--overlap", type=int, default=2)
+    parser.add_argument("--rescore", metavar="DB", help="Score the store of an earlier (or stopped) run instead.")
     args = parser.parse_args(argv)
     result = run(args)
     if not args.quick:
         OUT.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k != "per_case"}, indent=2))
     for row in result["rows"]:
-        print(" | ".join(str(row[k]) for k in ("variant", "balanced_accuracy", "tpr", "tnr", "s_per_verdict",
+        print(" | ".join(str(row[k]) for k in ("variant", "pairs", "balanced_accuracy", "tpr", "tnr", "s_per_verdict",
                                                 "calls_per_pair", "segments_per_pair")), file=sys.stderr)
 
 
