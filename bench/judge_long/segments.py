@@ -51,8 +51,7 @@ def _variant(store: Any, out: Path, tasks: Path, name: str, judge: dict[str, Any
     started = time.perf_counter()
     summary = evaluate(store, name)
     seconds = time.perf_counter() - started
-    cols, rows = store.query("select * from ratings where experiment = ? order by task_name", [name])
-    ratings = [dict(zip(cols, r, strict=True)) for r in rows]
+    ratings = _ratings(store, name)
     return {"ratings": ratings, "seconds": seconds, "calls": summary.calls, "load_before": load,
             "load_after": os.getloadavg()}
 
@@ -102,11 +101,20 @@ def _read(db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from atif import Store
 
     with Store(db) as store:  # writable: a stopped run's log is replayed on opening
-        out = []
-        for name in ("elide", "segments"):
-            cols, rows = store.query("select * from ratings where experiment = ? order by task_name", [name])
-            out.append([dict(zip(cols, r, strict=True)) for r in rows])
-    return out[0], out[1]
+        return _ratings(store, "elide"), _ratings(store, "segments")
+
+
+def _ratings(store: Any, experiment: str) -> list[dict[str, Any]]:
+    """The experiment's ratings, each named by its case (the folder its run was read from)."""
+    cols, rows = store.query("select r.*, t.metadata as trial_metadata from ratings r join trials t "
+                             "using (trial_id) where r.experiment = ?", [experiment])
+    out = []
+    for row in rows:
+        r = dict(zip(cols, row, strict=True))
+        source = json.loads(r.pop("trial_metadata") or "{}").get("source_path") or ""
+        r["task_name"] = Path(source).parent.name or r["task_name"]
+        out.append(r)
+    return sorted(out, key=lambda r: r["task_name"])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -142,9 +142,13 @@ def bench(files: dict[str, Path], first: str, second: str) -> dict[str, Any]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     out = json.loads(proc.stdout)
+    # The command names a run by its model or file; the variants are named here.
+    for run, name in zip(out["runs"], (first, second), strict=True):
+        run["name"] = name
     out["process_seconds"] = seconds
     out["load_before"], out["load_after"] = list(load), list(os.getloadavg())
     out["command"] = " ".join(["atif", *cmd[1:]])
+    (HERE / f"raw-{first}.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return out
 
 
@@ -164,22 +168,25 @@ def _row(name: str, run: dict[str, Any]) -> dict[str, Any]:
             "calls": run["n_calls"], "run_seconds": run["seconds"]}
 
 
-def score(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def score(a: dict[str, Any], b: dict[str, Any] | None) -> dict[str, Any]:
     from atif.report.stats import mcnemar_exact
 
-    rows = {r["name"]: _row(r["name"], r) for r in (*a["runs"], *b["runs"])}
-    right = {r["name"]: _right(r) for r in (*a["runs"], *b["runs"])}
-    tests = {f"{x} vs {y}": None for x, y in (("today", "today-s3"), ("library", "library-s3"),
-                                               ("today", "library"), ("today-s3", "library-s3"))}
+    outs = [a] if b is None else [a, b]
+    runs = [r for out in outs for r in out["runs"]]
+    rows = {r["name"]: _row(r["name"], r) for r in runs}
+    right = {r["name"]: _right(r) for r in runs}
+    tests: dict[str, Any] = {f"{x} vs {y}": None for x, y in (("today", "today-s3"), ("library", "library-s3"),
+                                                              ("today", "library"), ("today-s3", "library-s3"))
+                             if x in right and y in right}
     for pair in tests:
         x, y = pair.split(" vs ")
         only_x = sum(1 for k in right[x] if right[x][k] and not right[y][k])
         only_y = sum(1 for k in right[x] if right[y][k] and not right[x][k])
         tests[pair] = {"only_first_right": only_x, "only_second_right": only_y, "mcnemar_p": mcnemar_exact(only_x, only_y)}
-    return {"rows": [rows[v] for v in VARIANTS], "mcnemar": tests,
-            "commands": [a["command"], b["command"]], "process_seconds": [a["process_seconds"], b["process_seconds"]],
-            "load": [a["load_before"], a["load_after"], b["load_before"], b["load_after"]],
-            "problems": a["problems"] + b["problems"]}
+    return {"rows": [rows[v] for v in VARIANTS if v in rows], "mcnemar": tests,
+            "commands": [o["command"] for o in outs], "process_seconds": [o["process_seconds"] for o in outs],
+            "load": [[o["load_before"], o["load_after"]] for o in outs],
+            "problems": [p for o in outs for p in o["problems"]]}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -206,15 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--dry-run", action="store_true", help="Write the files and upload; judge nothing.")
     parser.add_argument("--write", action="store_true", help="Store results.json and the README table.")
+    parser.add_argument("--today-only", action="store_true", help="Only today / today-s3 (one command).")
+    parser.add_argument("--from-raw", action="store_true",
+                        help="Score the commands' saved outputs (raw-today.json, raw-library.json) again.")
     args = parser.parse_args(argv)
     cases, tasks = load_cases("library" if args.quick else args.cases)
+    if args.from_raw:
+        saved = [json.loads((HERE / f"raw-{n}.json").read_text(encoding="utf-8"))
+                 for n in ("today", "library") if (HERE / f"raw-{n}.json").exists()]
+        return _finish(args, cases, saved[0], saved[1] if len(saved) > 1 else None)
     with tempfile.TemporaryDirectory(prefix="atif-judge-quality-") as tmp:
         files = prepare(cases, tasks, Path(tmp), args.model)
         if args.dry_run:
             print(f"{len(cases)} cases uploaded; criteria files: {', '.join(VARIANTS)}")
             return 0
         first = bench(files, "today", "today-s3")
-        second = bench(files, "library", "library-s3")
+        second = None if args.today_only else bench(files, "library", "library-s3")
+    return _finish(args, cases, first, second)
+
+
+def _finish(args: argparse.Namespace, cases: list[dict[str, Any]], first: dict[str, Any],
+            second: dict[str, Any] | None) -> int:
     result = {"cases": [c["id"] for c in cases], "model": args.model, **score(first, second),
               "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cpus": os.cpu_count()}
     text = table(result)
