@@ -184,8 +184,8 @@ def score(a: dict[str, Any], b: dict[str, Any] | None) -> dict[str, Any]:
         only_y = sum(1 for k in right[x] if right[y][k] and not right[x][k])
         tests[pair] = {"only_first_right": only_x, "only_second_right": only_y, "mcnemar_p": mcnemar_exact(only_x, only_y)}
     return {"rows": [rows[v] for v in VARIANTS if v in rows], "mcnemar": tests,
-            "commands": [o["command"] for o in outs], "process_seconds": [o["process_seconds"] for o in outs],
-            "load": [[o["load_before"], o["load_after"]] for o in outs],
+            "commands": [o.get("command") for o in outs], "process_seconds": [o.get("process_seconds") for o in outs],
+            "load": [[o.get("load_before"), o.get("load_after")] for o in outs],
             "problems": [p for o in outs for p in o["problems"]]}
 
 
@@ -193,7 +193,7 @@ def table(result: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "–" if x is None else f"{100 * x:.0f}%"
 
-    lines = ["| variant | cases | accuracy | kappa | TPR | TNR | TP | FP | FN | TN | UNSCORED | s / call | calls |",
+    lines = ["| variant | cases | accuracy | kappa | TPR | TNR | TP | FP | FN | TN | UNSCORED | s / verdict | judged |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         kappa = "–" if r["kappa"] is None else f"{r['kappa']:.2f}"
