@@ -8,7 +8,9 @@ left out, never fatal.
 
 Each configuration runs in a scratch store (a temporary DuckDB file) so the benchmark never
 writes the user's store: the labelled trials are copied there with the criteria file, and
-:func:`atif.judge.engine.evaluate` judges them as any run would (cache, retries, budget). What
+:func:`atif.judge.engine.evaluate` judges them as any run would (cache, retries, budget). Only
+the labelled pairs are judged: a trial labelled on some criteria is not asked the others (the
+scratch store holds a ``precomputed`` placeholder for those, which a judge run never touches). What
 comes back per case is the verdict, its cost and latency; scoring and comparing them is
 :mod:`atif.report.benchmark`'s job.
 """
@@ -159,10 +161,16 @@ def run_bench(store: Store, cases: list[BenchCase], criteria: CriteriaFile, *, n
             result = scratch.ingest(items, "bench", criteria=spec, create_missing_tasks=True)
             if not result.ok:
                 raise InputError(f"the labelled trials could not be copied for the benchmark: {result}")
-            summary = evaluate(scratch, "bench", max_cost=max_cost)
-            run.model = run.model or summary.model
             by_key = {(r["task_name"], r["epoch"]): r["trial_id"]
                       for r in scratch.read("SELECT trial_id, task_name, epoch FROM trials")}
+            labelled = {(by_key.get((c.task_name, c.epoch)), c.criterion) for c in cases}
+            skip = [{"trial_id": tid, "criterion": label, "verdict": "UNSCORED", "source": "precomputed",
+                     "error": "not in the labelled set"}
+                    for tid in by_key.values() for label in sorted(labels) if (tid, label) not in labelled]
+            if skip:
+                scratch.save_ratings(skip)
+            summary = evaluate(scratch, "bench", max_cost=max_cost)
+            run.model = run.model or summary.model
             rated = {(r["trial_id"], r["criterion"]): r for r in scratch.ratings("bench")}
         run.seconds = time.perf_counter() - started
     for c in cases:

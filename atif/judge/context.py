@@ -159,7 +159,8 @@ class StepView:
     step_id: int | None
     """The ATIF step id (None for an elision marker)."""
     source: str
-    """``system``, ``user``, ``agent``, or ``elided``."""
+    """``system``, ``user``, ``agent``, ``elided``, or ``summary`` (atif's note on the steps judged
+    in other segments)."""
     message: str = ""
     reasoning: str | None = None
     tool_calls: list[dict[str, str]] = field(default_factory=list)
@@ -246,6 +247,9 @@ def step_views(trajectory: Mapping[str, Any] | None) -> list[StepView]:
 def _header(v: StepView) -> str:
     if v.elided_steps:
         return ""
+    if v.source == "summary":
+        # Written by atif from already neutralised step text (segmented judging).
+        return "<<<summary by atif>>>"
     where = f"{v.subagent} step" if v.subagent else "step"
     bits = [f"{where} {v.step_id if v.step_id is not None else '?'}", v.source]
     if v.model_name and v.source == "agent":

@@ -8,6 +8,12 @@
       api_base: http://127.0.0.1:8000/v1
       concurrency: 16
       rpm: 600
+      long: segments               # over-budget transcripts: elide (default) or judge in segments
+      combine: all                 # segment verdicts: any, all, last or final (an LLM pass)
+      overlap: 2                   # steps each segment repeats from the one before
+      panel:                       # several judges; an entry may carry its own endpoint
+        - local/qwen2.5-coder-0.5b
+        - {model: openai/x, api_base: http://127.0.0.1:8001/v1, api_key_env: X_KEY}
     criteria:
       - label: task-complete
         question: Did the agent complete the requested task?
@@ -27,7 +33,28 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from atif._yaml import parse_yaml
 from atif.errors import CriteriaError
 
-__all__ = ["CriteriaFile", "Criterion", "JudgeConfig", "load_criteria", "parse_criteria"]
+__all__ = ["CriteriaFile", "Criterion", "JudgeConfig", "PanelMember", "load_criteria", "parse_criteria"]
+
+Long = Literal["elide", "segments"]
+Combine = Literal["any", "all", "last", "final"]
+
+
+class PanelMember(BaseModel):
+    """A panel model with its own endpoint (a plain string entry is a model on the run's endpoint)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    model: str = Field(min_length=1)
+    """A litellm model string."""
+    api_base: str | None = None
+    """Base URL of the server that answers for this model (default: the judge block's ``api_base``)."""
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of the environment variable holding this endpoint's API key (the key itself is never stored)."""
+    params: dict[str, Any] | None = None
+    """Extra litellm parameters for this model's calls (``top_p``, ``extra_headers``, ...)."""
+
+
+PanelEntry = str | PanelMember
 
 
 class JudgeConfig(BaseModel):
@@ -57,8 +84,25 @@ class JudgeConfig(BaseModel):
     """How to ask for the verdict: JSON schema, JSON mode, or plain text."""
     samples: int = Field(default=1, ge=1, le=25)
     """Ask each model this many times; the stored verdict is the majority (temperature 0.7 when 0 was set)."""
-    panel: list[str] | None = Field(default=None, min_length=1)
-    """Several judge models (litellm strings) asked the same question; the majority of their votes wins."""
+    panel: list[PanelEntry] | None = Field(default=None, min_length=1)
+    """Several judge models asked the same question; the majority of their votes wins. An entry is a
+    litellm string or ``{model, api_base, api_key_env, params}`` for a model on its own endpoint."""
+    long: Long = "elide"
+    """A transcript over the input budget: ``elide`` its middle, or judge it in overlapping ``segments``."""
+    combine: Combine = "all"
+    """``segments``: how segment verdicts make the rating: ``any`` YES, ``all`` YES, the ``last``
+    segment's, or ``final`` (one more call that reads every segment's verdict and reasoning)."""
+    overlap: int = Field(default=2, ge=0, le=50)
+    """``segments``: steps each segment repeats from the end of the one before."""
+
+    @model_validator(mode="after")
+    def _panel_model(self) -> JudgeConfig:
+        # A panel without a model: the first member is the run's own judge (on the block's endpoint).
+        if self.panel and not self.model:
+            first = self.panel[0]
+            self.model = first if isinstance(first, str) else first.model
+            self.__pydantic_fields_set__.discard("model")  # derived, not configured: not stored
+        return self
 
 
 class Criterion(BaseModel):
@@ -72,8 +116,14 @@ class Criterion(BaseModel):
     """``use``: parameters of the built-in."""
     samples: int | None = Field(default=None, ge=1, le=25)
     """``llm``: samples per model for this criterion (overrides the judge block's)."""
-    panel: list[str] | None = Field(default=None, min_length=1)
+    panel: list[PanelEntry] | None = Field(default=None, min_length=1)
     """``llm``: panel of judge models for this criterion (overrides the judge block's)."""
+    long: Long | None = None
+    """``llm``: ``elide`` or ``segments`` for this criterion (overrides the judge block's)."""
+    combine: Combine | None = None
+    """``llm``: how segment verdicts combine for this criterion (overrides the judge block's)."""
+    overlap: int | None = Field(default=None, ge=0, le=50)
+    """``llm``: segment overlap in steps for this criterion (overrides the judge block's)."""
 
     label: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     """Short id (letters, digits, ``_ . : -``)."""
@@ -130,13 +180,18 @@ class Criterion(BaseModel):
             raise ValueError("a function criterion needs `module` (a Python file)")
         if self.kind != "llm" and (self.samples is not None or self.panel is not None):
             raise ValueError("`samples` and `panel` apply to llm criteria only")
+        if self.kind != "llm" and any(v is not None for v in (self.long, self.combine, self.overlap)):
+            raise ValueError("`long`, `combine` and `overlap` apply to llm criteria only")
         if self.kind == "match" and self.reference is None:
             raise ValueError("a match criterion needs `reference` (the expected tool calls)")
         return self
 
     def config(self) -> dict[str, Any]:
         """Kind-specific settings, as stored with the criterion."""
-        votes = {k: v for k, v in (("samples", self.samples), ("panel", self.panel), ("threshold", self.threshold))
+        panel = [p if isinstance(p, str) else p.model_dump(exclude_none=True) for p in self.panel] \
+            if self.panel is not None else None
+        votes = {k: v for k, v in (("samples", self.samples), ("panel", panel), ("threshold", self.threshold),
+                                   ("long", self.long), ("combine", self.combine), ("overlap", self.overlap))
                  if v is not None}
         if self.use is not None:
             return {"builtin": self.use, "params": dict(self.params or {})} if self.kind == "function" else \

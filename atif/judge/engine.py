@@ -39,6 +39,7 @@ from atif.judge.fit import Fitted, fit, quick_fits
 from atif.judge.pacing import READ, WRITE, Batcher, Pacer, StoreThread, cache_batch, trial_batch, write_batch
 from atif.judge.pool import CallPool
 from atif.judge.score import decide, p_yes
+from atif.judge.segments import Segmenting
 from atif.judge.setup import (
     JudgeSetup,
     build_setup,
@@ -114,7 +115,7 @@ def _trial_data(record: Any) -> Any:
     return _TrialData(trial_context(record), _check_trial(record), record.get("trajectory_bytes"))
 
 
-class _Run(Voting):
+class _Run(Voting, Segmenting):
     def __init__(self, store: Store, experiment: str, *, labels: Sequence[str] | None, rejudge: bool,
                  model: str | None, api_base: str | None, max_cost: float | None, concurrency: int | None,
                  on_progress: ProgressCallback | None, workers: int = 1) -> None:
@@ -200,8 +201,6 @@ class _Run(Voting):
         started = time.perf_counter()
         items, cfg = self._items()
         self.cfg = cfg
-        if cfg.panel and not cfg.model:
-            cfg.model = cfg.panel[0]
         self.summary.total = len(items)
         for item in items:
             self.remaining[item.trial_id] += 1
@@ -418,7 +417,7 @@ class _Run(Voting):
             samples, panel = self._voting(item)
             if samples > 1 or panel:
                 await self._judge_votes(item, data, samples, panel or [self.setup.model])  # type: ignore[union-attr]
-            else:
+            elif not await self._judge_segments(item, data):
                 await self._judge(item, data)
 
     async def _save_check(self, item: _Item, result: CheckResult, source: str) -> None:

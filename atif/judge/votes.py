@@ -5,9 +5,15 @@ block says 0, since identical calls at temperature 0 would only repeat one answe
 ``panel: [model, ...]`` asks several models. Each answer is one vote; the stored verdict is the
 majority of the scored votes, with every vote kept in the rating (``votes``) and the fraction
 of scored votes that agree with the majority (``agreement``). A tie, or no scored vote at all,
-is ``UNSCORED`` with the reason; a vote that failed (a model that refused every call) is kept
-with its error and does not count. Every sample has its own cache entry (sample 0 shares the
-single call's key) and its own cost; the rating holds their sums.
+is ``UNSCORED`` with the reason; a vote that failed (a model that refused every call, an
+endpoint that does not answer) is kept with its error and does not count. Every sample has its
+own cache entry (sample 0 shares the single call's key) and its own cost; the rating holds their
+sums.
+
+A panel entry may carry its own endpoint: ``{model, api_base, api_key_env, params}`` sends that
+model's calls to ``api_base`` with the key read from the environment variable ``api_key_env``
+and ``params`` added to each litellm call. Its votes name the ``api_base``; its cache entries
+are its own (the endpoint and the extra parameters are part of the key).
 
 :class:`Voting` holds the judge run's side of it (a base of the engine's run, kept apart so
 the engine's single-call path stays as it is).
@@ -19,17 +25,19 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from atif.errors import CriteriaError, JudgeError
+from atif.judge.criteria import PanelMember
 from atif.judge.fit import fit
 from atif.judge.pacing import WRITE
 from atif.judge.setup import JudgeSetup, build_setup, is_local
 from atif.judge.verdict import parse_verdict
 
-__all__ = ["SAMPLE_TEMPERATURE", "Tally", "Voting", "sample_key", "tally"]
+__all__ = ["SAMPLE_TEMPERATURE", "Tally", "Voting", "panel_members", "sample_key", "tally"]
 
 SAMPLE_TEMPERATURE = 0.7
 """Temperature of repeated samples when the judge block asks for 0."""
@@ -72,42 +80,84 @@ def tally(votes: Sequence[dict[str, Any]]) -> Tally:
     return Tally(verdict, max(yes, no) / (yes + no), None, winner)
 
 
+def panel_members(panel: Sequence[Any]) -> list[PanelMember]:
+    """Panel entries as stored (model strings, or ``{model, api_base, ...}`` mappings) as :class:`PanelMember`."""
+    out = []
+    for entry in panel:
+        if isinstance(entry, PanelMember):
+            out.append(entry)
+        elif isinstance(entry, str):
+            out.append(PanelMember(model=entry))
+        else:
+            out.append(PanelMember.model_validate(entry))
+    return out
+
+
+def _with_params(key: str, params: dict[str, Any] | None) -> str:
+    """A cache key that also covers a panel entry's extra litellm parameters."""
+    if not params:
+        return key
+    return hashlib.sha256(f"{key}#{json.dumps(params, sort_keys=True, default=str)}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """A panel entry ready to ask: its setup and extra litellm parameters."""
+
+    setup: JudgeSetup
+    params: dict[str, Any] | None
+    api_base: str | None
+    """The entry's own endpoint (None when it uses the run's)."""
+
+
 class Voting:
     """How the judge run asks samples and panels; mixed into :class:`atif.judge.engine._Run`."""
 
-    def _voting(self: Any, item: Any) -> tuple[int, list[str] | None]:
+    def _voting(self: Any, item: Any) -> tuple[int, list[PanelMember] | None]:
         """Samples per model and the panel of models for one llm criterion (the criterion's own first)."""
         samples = int(item.config.get("samples") or self.cfg.samples)
         panel = item.config.get("panel") or self.cfg.panel
-        return samples, list(panel) if panel else None
+        return samples, panel_members(panel) if panel else None
 
-    def _panel_setup(self: Any, model: str, samples: int) -> JudgeSetup:
-        """The setup that asks ``model`` (the run's own, or one built for a panel member), cached per run."""
-        setups: dict[tuple[str, int], JudgeSetup] = self.__dict__.setdefault("panel_setups", {})
-        if (model, samples) not in setups:
+    def _panel_setup(self: Any, entry: PanelMember, samples: int) -> _Member:
+        """How to ask ``entry`` (the run's own setup, or one built for a panel member), cached per run."""
+        members: dict[str, _Member] = self.__dict__.setdefault("panel_setups", {})
+        ident = json.dumps([entry.model_dump(), samples], sort_keys=True, default=str)
+        if ident not in members:
             base = self.setup
             assert base is not None
-            if model == base.model:
+            own = entry.api_base is None and entry.api_key_env is None
+            if entry.model == base.model and own:
                 setup = base
             else:
-                if is_local(model):
-                    raise JudgeError(f"panel model {model}: the offline model can only be the run's own judge")
-                setup = build_setup(self.cfg.model_copy(update={"model": model}))
+                if is_local(entry.model):
+                    raise JudgeError(f"panel model {entry.model}: the offline model can only be the run's own judge")
+                api_key = None
+                if entry.api_key_env:
+                    api_key = os.environ.get(entry.api_key_env)
+                    if not api_key:
+                        raise JudgeError(f"panel model {entry.model}: environment variable {entry.api_key_env} "
+                                         "is not set")
+                cfg = self.cfg.model_copy(update={"model": entry.model,
+                                                  "api_base": entry.api_base or self.cfg.api_base})
+                setup = build_setup(cfg, api_key=api_key)
             if samples > 1 and setup.temperature == 0:
                 setup = dataclasses.replace(setup, temperature=SAMPLE_TEMPERATURE)
-            setups[(model, samples)] = setup
-        return setups[(model, samples)]
+            members[ident] = _Member(setup, entry.params, entry.api_base)
+        return members[ident]
 
-    async def _judge_votes(self: Any, item: Any, data: Any, samples: int, panel: list[str]) -> None:
+    async def _judge_votes(self: Any, item: Any, data: Any, samples: int, panel: Sequence[Any]) -> None:
         """Ask every panel model ``samples`` times and store the majority with every vote."""
         votes: list[dict[str, Any]] = []
-        for model in panel:
+        for entry in panel_members(panel):
+            where = {"api_base": entry.api_base} if entry.api_base else {}
             try:
-                setup = self._panel_setup(model, samples)
+                member = self._panel_setup(entry, samples)
             except (JudgeError, CriteriaError) as exc:
-                votes += [{"model": model, "sample": i, "verdict": "UNSCORED", "error": str(exc)} for i in range(samples)]
+                votes += [{"model": entry.model, **where, "sample": i, "verdict": "UNSCORED", "error": str(exc)}
+                          for i in range(samples)]
                 continue
-            votes += await asyncio.gather(*(self._vote(item, data, setup, i) for i in range(samples)))
+            votes += await asyncio.gather(*(self._vote(item, data, member, i) for i in range(samples)))
         if self.abort:
             self.summary.not_started += 1
             return
@@ -119,9 +169,11 @@ class Voting:
             values = [v[key] for v in scored if v.get(key) is not None]
             return sum(values) if values else None
 
-        shown = [{k: v[k] for k in ("model", "sample", "verdict", "error") if v.get(k) is not None} for v in votes]
+        shown = [{k: v[k] for k in ("model", "api_base", "sample", "verdict", "error") if v.get(k) is not None}
+                 for v in votes]
         await self._save(item, result.verdict, "judge", reasoning=chosen.get("reasoning"),
-                         cited_steps=chosen.get("cited_steps"), judge_model=", ".join(dict.fromkeys(panel)),
+                         cited_steps=chosen.get("cited_steps"),
+                         judge_model=", ".join(dict.fromkeys(m.model for m in panel_members(panel))),
                          cost_usd=total("cost_usd"), latency_ms=total("latency_ms"),
                          prompt_tokens=total("prompt_tokens"), completion_tokens=total("completion_tokens"),
                          cached_tokens=total("cached_tokens"), cached=all(v.get("cached") for v in votes),
@@ -130,16 +182,19 @@ class Voting:
                          error=result.error, raw_output=chosen.get("raw_output"),
                          votes=json.dumps(shown), agreement=result.agreement)
 
-    async def _vote(self: Any, item: Any, data: Any, setup: JudgeSetup, sample: int) -> dict[str, Any]:
+    async def _vote(self: Any, item: Any, data: Any, member: _Member, sample: int) -> dict[str, Any]:
         """One sample of one model: from the cache, or asked; a failure is a vote with its error."""
+        setup = member.setup
         vote: dict[str, Any] = {"model": setup.model, "sample": sample, "verdict": "UNSCORED"}
+        if member.api_base:
+            vote["api_base"] = member.api_base
         criterion = {"label": item.criterion, "question": item.question, "kind": item.kind}
         fitted = fit(data.ctx.views, lambda views: setup.messages(data.ctx, criterion, views), setup.count,
                      setup.budget, frame_id=data.ctx.frame_id)
         vote["truncated"] = fitted.truncated
         if not fitted.fits:
             return {**vote, "error": f"the prompt does not fit {setup.model}'s input budget of {setup.budget} tokens"}
-        key = sample_key(setup.cache_key(fitted.messages), sample)
+        key = sample_key(_with_params(setup.cache_key(fitted.messages), member.params), sample)
         vote["cache_key"] = key
         if not self.rejudge:
             hit = await self.cache_reader.submit(key)
@@ -157,11 +212,12 @@ class Voting:
 
         outcome = None
         try:
-            outcome = await self._call(setup.request(fitted.messages))
+            outcome = await self._call({**setup.request(fitted.messages), **(member.params or {})})
         finally:
             await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
         if not isinstance(outcome, Answer):
-            return {**vote, "error": f"{outcome.kind}: {outcome.message}"[:300]}
+            where = f" at {member.api_base}" if member.api_base else ""
+            return {**vote, "error": f"{outcome.kind}{where}: {outcome.message}"[:300]}
         verdict = parse_verdict(outcome.content, valid_steps=data.ctx.step_ids or None)
         usage = {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
                  "cached_tokens": outcome.cached_tokens}

