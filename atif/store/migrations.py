@@ -428,11 +428,17 @@ def m007_fitted_thresholds(db: duckdb.DuckDBPyConnection) -> None:
 
 
 def m008_rating_segmented(db: duckdb.DuckDBPyConnection) -> None:
-    """``segmented``: the judge read the trajectory in overlapping segments and combined their verdicts."""
+    """``segmented``: the judge read the trajectory in overlapping segments and combined their verdicts.
+
+    No column default (DuckLake cannot add a column with one): earlier ratings are set to false here,
+    new ones get false from the store's rating defaults.
+    """
     db.execute(
         """
-        ALTER TABLE rating_data ADD COLUMN segmented BOOLEAN DEFAULT false;
-        ALTER TABLE rating_history ADD COLUMN segmented BOOLEAN DEFAULT false;
+        ALTER TABLE rating_data ADD COLUMN segmented BOOLEAN;
+        ALTER TABLE rating_history ADD COLUMN segmented BOOLEAN;
+        UPDATE rating_data SET segmented = false WHERE segmented IS NULL;
+        UPDATE rating_history SET segmented = false WHERE segmented IS NULL;
         CREATE OR REPLACE VIEW ratings AS
         SELECT r.trial_id, t.experiment, t.task_name, r.criterion, r.verdict, r.source, r.reasoning,
                r.judge_model, r.cost_usd, r.cached, r.truncated, r.error, r.cited_steps,
