@@ -24,7 +24,7 @@ test: $(BIN)/python
 # `make bench`: every bench module at its --quick size (under 15 minutes on 2 cores);
 # `make bench FULL=1`: the documented full sizes (hours). Figures: bench/README.md.
 bench: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,local,serve,browser]'
 	$(BIN)/python -m bench.run_all $(if $(FULL),--full,)
 
 lint: $(BIN)/python

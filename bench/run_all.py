@@ -18,6 +18,7 @@ wall time, and the exit status is 1 when any module failed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -43,6 +44,10 @@ MODULES = (
 QUICK_TIMEOUT_S = 300
 """A quick run that takes longer than this is stopped and reported as failed."""
 
+LOCAL_MODEL = {"judge_quality.run": 600, "judge_long.run": 600}
+"""Modules that run the offline judge model (the ``local`` extra): their quick timeout, longer
+because a verdict of the 0.5B model takes seconds to a minute on 2 cores."""
+
 
 def source_of(module: str) -> Path:
     """The file of ``bench.<module>``."""
@@ -61,9 +66,10 @@ def run(module: str, full: bool) -> tuple[str, float]:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, timeout=None if full else QUICK_TIMEOUT_S, check=False)
+        limit = None if full else LOCAL_MODEL.get(module, QUICK_TIMEOUT_S)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, timeout=limit, check=False)
     except subprocess.TimeoutExpired:
-        return f"FAILED (over {QUICK_TIMEOUT_S} s)", time.perf_counter() - t
+        return f"FAILED (over {limit} s)", time.perf_counter() - t
     status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
     return status, time.perf_counter() - t
 
@@ -82,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     for module in args.modules or MODULES:
         if not source_of(module).exists():
             summary.append((module, "skipped: no such file", 0.0))
+            continue
+        if module in LOCAL_MODEL and importlib.util.find_spec("xllamacpp") is None:
+            print(f"\n===== bench.{module}: skipped, it runs the offline judge (pip install -e '.[local]') =====")
+            summary.append((module, "skipped: no local extra", 0.0))
             continue
         if not args.full and not accepts_quick(module):
             print(f"\n===== bench.{module}: skipped, it has no --quick size yet (run it alone or with --full) =====")

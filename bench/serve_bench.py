@@ -20,6 +20,7 @@ The goal of issue 16 is under 1 s for each. Run from the repository root::
 
     python -m bench.serve_bench            # 100,000 trials per experiment
     python -m bench.serve_bench 20000      # fewer
+    python -m bench.serve_bench --quick    # 10,000 trials per experiment (make bench)
 """
 
 from __future__ import annotations
@@ -204,4 +205,5 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    sizes = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(sizes[0]) if sizes else 10_000 if "--quick" in sys.argv[1:] else 100_000)
