@@ -478,21 +478,12 @@ class _Run(Voting, Segmenting):
             if self.abort:
                 self.summary.not_started += 1
                 return
-            estimate = self._estimate(fitted)
-            if estimate is not None and not await self._reserve(estimate):
-                if not self.summary.stopped:
-                    self.summary.stopped = (f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left "
-                                            "are judged by the next run")
+            outcome = await self._paid_call(fitted, setup.request(fitted.messages))
+            if outcome is None:  # over --max-cost
                 self.summary.not_started += 1
                 self._progress()
                 return
             from atif.judge.client import Answer
-
-            outcome = None
-            try:
-                outcome = await self._call(setup.request(fitted.messages))
-            finally:
-                await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
 
             if isinstance(outcome, Answer):
                 await self._record_answer(item, data, setup, key, fitted, outcome)
@@ -531,6 +522,23 @@ class _Run(Voting, Segmenting):
             await self._save(item, "UNSCORED", "judge", judge_model=setup.model, truncated=fitted.truncated,
                              prompt_version=setup.prompt_version, error=error)
             return
+
+    async def _paid_call(self, fitted: Fitted, request: dict[str, Any]) -> Any:
+        """Send ``request`` within the ``--max-cost`` budget: the client's answer or failure, or
+        None when the budget cannot take the call (the run's ``stopped`` reason then says so)."""
+        estimate = self._estimate(fitted)
+        if estimate is not None and not await self._reserve(estimate):
+            self.summary.stopped = self.summary.stopped or (
+                f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left are judged by the next run")
+            return None
+        from atif.judge.client import Answer
+
+        outcome = None
+        try:
+            outcome = await self._call(request)
+        finally:
+            await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
+        return outcome
 
     def _estimate(self, fitted: Fitted) -> float | None:
         if self.max_cost is None or self.setup is None:

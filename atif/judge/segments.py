@@ -315,18 +315,11 @@ class Segmenting:
         if self.abort:
             return {**vote, "error": "the run was stopped"}
         fitted = Fitted([], segment.messages, segment.tokens, segment.truncated, True)
-        estimate = self._estimate(fitted)
-        if estimate is not None and not await self._reserve(estimate):
-            self.summary.stopped = self.summary.stopped or (
-                f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left are judged by the next run")
+        outcome = await self._paid_call(fitted, setup.request(segment.messages))
+        if outcome is None:
             return {**vote, "error": "--max-cost reached"}
         from atif.judge.client import Answer
 
-        outcome = None
-        try:
-            outcome = await self._call(setup.request(segment.messages))
-        finally:
-            await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
         if not isinstance(outcome, Answer):
             if outcome.kind in ("auth", "not_found") and self.abort is None:
                 self.abort = f"the judge model refused the request: {outcome.message}"

@@ -203,18 +203,11 @@ class Voting:
                         "cited_steps": hit.get("cited_steps"), "raw_output": hit.get("raw_output"), "cached": True}
         if self.abort:
             return {**vote, "error": "the run was stopped"}
-        estimate = self._estimate(fitted)
-        if estimate is not None and not await self._reserve(estimate):
-            self.summary.stopped = self.summary.stopped or (
-                f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left are judged by the next run")
+        outcome = await self._paid_call(fitted, {**setup.request(fitted.messages), **(member.params or {})})
+        if outcome is None:
             return {**vote, "error": "--max-cost reached"}
         from atif.judge.client import Answer
 
-        outcome = None
-        try:
-            outcome = await self._call({**setup.request(fitted.messages), **(member.params or {})})
-        finally:
-            await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
         if not isinstance(outcome, Answer):
             where = f" at {member.api_base}" if member.api_base else ""
             return {**vote, "error": f"{outcome.kind}{where}: {outcome.message}"[:300]}
