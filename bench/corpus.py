@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import random
 import string
+import subprocess
+import textwrap
 import uuid
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,39 @@ def generate(out: Path, n: int, *, trials_file: bool = True, seed: int = 2026120
     if trials_file:
         (out / "trials.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     return files
+
+
+HARBOR_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from harbor.models.trajectories import Trajectory
+    files = [Path(line) for line in Path(sys.argv[1]).read_text().splitlines()]
+    t0, c0 = time.perf_counter(), time.process_time()
+    bad = 0
+    for f in files:
+        try:
+            Trajectory.model_validate_json(f.read_bytes())
+        except Exception:
+            bad += 1
+    print(time.perf_counter() - t0, time.process_time() - c0, bad)
+    """
+)
+"""The reference of the validate and upload benches: Harbor's own model over the same files, in one
+warm Python 3.12 process with ``harbor==0.25.0`` (imports not counted)."""
+
+
+def harbor_time(python: str, files: list[Path], work: Path) -> tuple[float, float] | None:
+    """Wall and CPU seconds Harbor needs to read and validate every file, or None without Harbor."""
+    if not python or not Path(python).exists():
+        return None
+    listing = work / "files.txt"
+    listing.write_text("\n".join(str(f) for f in files))
+    proc = subprocess.run([python, "-c", HARBOR_SCRIPT, str(listing)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"  harbor failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return None
+    wall, cpu, bad = proc.stdout.split()
+    if int(bad):
+        print(f"  harbor rejected {bad} files")
+    return float(wall), float(cpu)

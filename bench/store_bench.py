@@ -52,7 +52,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -62,20 +61,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import generate  # noqa: E402
-
-HARBOR_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from harbor.models.trajectories import Trajectory
-    files = [Path(line) for line in Path(sys.argv[1]).read_text().splitlines()]
-    t0, c0 = time.perf_counter(), time.process_time()
-    for f in files:
-        Trajectory.model_validate_json(f.read_bytes())
-    print(time.perf_counter() - t0, time.process_time() - c0)
-    """
-)
+from bench.corpus import generate, harbor_time  # noqa: E402
 
 ATIF_CLI = [sys.executable, "-c", "from atif.cli import main; main()"]
 
@@ -86,20 +72,6 @@ RSS_WRAPPER = (
     "stderr=subprocess.PIPE); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
     "sys.stderr.write(p.stderr.decode()[-2000:])"
 )
-
-
-def harbor_time(python: str, files: list[Path], work: Path) -> tuple[float, float] | None:
-    """Wall and CPU seconds Harbor needs to read and validate every file, or None without Harbor."""
-    if not python or not Path(python).exists():
-        return None
-    listing = work / "files.txt"
-    listing.write_text("\n".join(str(f) for f in files))
-    proc = subprocess.run([python, "-c", HARBOR_SCRIPT, str(listing)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        print(f"  harbor failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return None
-    wall, cpu = proc.stdout.split()
-    return float(wall), float(cpu)
 
 
 def cli_upload(src: Path, db: Path, workers: int | None, batch_size: int) -> tuple[float, dict[str, Any]]:

@@ -40,31 +40,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import generate  # noqa: E402
-
-HARBOR_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from harbor.models.trajectories import Trajectory
-    files = [Path(line) for line in Path(sys.argv[1]).read_text().splitlines()]
-    t0 = time.perf_counter()
-    bad = 0
-    for f in files:
-        try:
-            Trajectory.model_validate_json(f.read_bytes())
-        except Exception:
-            bad += 1
-    print(time.perf_counter() - t0, bad)
-    """
-)
+from bench.corpus import generate, harbor_time  # noqa: E402
 
 
 def run_process(cmd: list[str]) -> float:
@@ -85,21 +67,6 @@ def peak_rss(cmd: list[str]) -> float:
     )
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True, cwd=ROOT)
     return int(out.stdout.split()[-1]) / 1024
-
-
-def harbor_time(python: str, files: list[Path], work: Path) -> float | None:
-    if not python or not Path(python).exists():
-        return None
-    listing = work / "files.txt"
-    listing.write_text("\n".join(str(f) for f in files))
-    proc = subprocess.run([python, "-c", HARBOR_SCRIPT, str(listing)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        print(f"  harbor failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return None
-    secs, bad = proc.stdout.split()
-    if int(bad):
-        print(f"  harbor rejected {bad} files")
-    return float(secs)
 
 
 def library_time(files: list[Path]) -> float:
@@ -137,7 +104,7 @@ def main() -> None:
         for _ in range(args.repeat):
             ht = harbor_time(args.harbor_python, files, work)
             if ht is not None:
-                h.append(ht)
+                h.append(ht[0])
             cli_auto.append(run_process([*atif_cli, target]))
             cli_one.append(run_process([*atif_cli, "--workers", "1", target]))
             lib.append(library_time(files))
