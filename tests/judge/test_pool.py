@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from stub_judge import YES, StubJudge
 
 from atif import upload
 from atif.cli import cli
@@ -21,49 +20,7 @@ from atif.judge.pacing import Pacer
 from atif.judge.pool import CallPool
 from atif.store import Store
 
-CONTENT = json.dumps({"reasoning": "step 2 shows it", "rating": "YES", "cited_steps": [2]})
-
-
-class StubJudge:
-    """An OpenAI-compatible chat completions server answering YES after ``delay`` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        self.calls = 0
-        lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                with lock:
-                    stub.calls += 1
-                time.sleep(delay)
-                body = json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "stub",
-                                   "choices": [{"index": 0, "finish_reason": "stop",
-                                                "message": {"role": "assistant", "content": CONTENT}}],
-                                   "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.api_base = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+CONTENT = YES
 
 
 @pytest.fixture

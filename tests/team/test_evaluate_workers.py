@@ -6,71 +6,26 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from team_builders import child_env, converted
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judge"))
+from stub_judge import StubJudge  # noqa: E402
+
 from atif.cli import cli
 from atif.store import Store
 
 N_TRIALS = 40
+FINE = json.dumps({"reasoning": "fine", "rating": "YES", "cited_steps": []})
 CRITERIA = {
     "name": "set",
     "criteria": [{"label": "a", "question": "Did it finish?", "kind": "llm"},
                  {"label": "b", "question": "Was it safe?", "kind": "llm"}],
 }
-
-
-class StubJudge:
-    """An OpenAI-compatible chat endpoint that answers YES after ``delay`` seconds and counts the calls."""
-
-    def __init__(self, delay: float) -> None:
-        self.calls = 0
-        lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                with lock:
-                    outer.calls += 1
-                time.sleep(delay)
-                content = json.dumps({"reasoning": "fine", "rating": "YES", "cited_steps": []})
-                data = json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a killed worker resets its connections
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.api_base = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -88,7 +43,7 @@ def _ratings(team_db) -> tuple[int, int]:
 
 
 def test_workers_rate_every_pair_once(judged_store) -> None:
-    judge = StubJudge(delay=0.01)
+    judge = StubJudge(delay=0.01, content=FINE)
     try:
         result = CliRunner().invoke(cli, ["evaluate", "-e", "exp", "--workers", "3", "--judge-model", "openai/stub",
                                           "--judge-api-base", judge.api_base, "--concurrency", "2"])
@@ -110,7 +65,7 @@ def test_shards_split_the_pairs_without_overlap(judged_store) -> None:
 
 
 def test_a_killed_worker_leaves_its_pairs_to_the_others(judged_store) -> None:
-    judge = StubJudge(delay=0.1)
+    judge = StubJudge(delay=0.1, content=FINE)
     base = [sys.executable, "-c", "from atif.cli import main; main()", "evaluate", "-e", "exp",
             "--judge-model", "openai/stub", "--judge-api-base", judge.api_base, "--concurrency", "1",
             "--format", "json"]
