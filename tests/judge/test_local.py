@@ -342,9 +342,34 @@ def test_start_serves_loopback_with_a_key_and_stops(
 def test_default_threads_leave_a_core_free(
     monkeypatch: pytest.MonkeyPatch, cores: int | None, threads: int
 ) -> None:
+    monkeypatch.delenv("ATIF_LOCAL_THREADS", raising=False)
     monkeypatch.setattr(local.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(local, "idle_cores", lambda: 1.2)  # one core busy elsewhere
     assert default_threads() == threads
     assert LocalServer().n_threads == threads
+
+
+@pytest.mark.parametrize(("idle", "threads"), [(2.0, 2), (1.8, 2), (1.7, 1), (0.3, 1), (None, 1)])
+def test_two_idle_cores_get_two_threads(monkeypatch: pytest.MonkeyPatch, idle: float | None, threads: int) -> None:
+    monkeypatch.delenv("ATIF_LOCAL_THREADS", raising=False)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(local, "idle_cores", lambda: idle)
+    assert default_threads() == threads
+
+
+def test_local_threads_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATIF_LOCAL_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("ATIF_LOCAL_THREADS", "many")
+    with pytest.raises(JudgeError, match="ATIF_LOCAL_THREADS"):
+        default_threads()
+
+
+def test_idle_cores_reads_the_machine() -> None:
+    idle = local.idle_cores(0.05)
+    if idle is None:
+        pytest.skip("no /proc/stat here")
+    assert 0.0 <= idle <= (local.os.cpu_count() or 1) + 1e-9
 
 
 def test_each_server_gets_its_own_key() -> None:
