@@ -87,26 +87,34 @@ def _metrics(labels: dict[str, bool], verdicts: dict[str, str]) -> dict[str, Any
             "unscored": unscored}
 
 
+def prepare(cases: list[dict[str, Any]], work: Path) -> tuple[list[Path], Path]:
+    """Convert each case's run into ``work`` with the case as its task name, so the judge sees the
+    task's instruction from the tasks file written beside (the converter names a task after the
+    file otherwise); the converted folders to upload and the tasks file."""
+    from atif import convert
+
+    tasks = work / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps({"name": c["case"], "instruction": c["instruction"]}) + "\n"
+                             for c in cases), encoding="utf-8")
+    outs = []
+    for case in cases:
+        raw = work / "raw" / case["case"]
+        raw.mkdir(parents=True)
+        shutil.copy(FIXTURES / f"{case['case']}.json", raw / "run.json")
+        converted = convert([raw / "run.json"], work / "out" / case["case"], task=case["case"])
+        if converted.failures:
+            raise SystemExit(f"conversion failed: {converted.failures}")
+        outs.append(work / "out" / case["case"])
+    return sorted(outs), tasks
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from atif import Store, convert, evaluate, upload
+    from atif import Store, evaluate, upload
 
     cases = _cases(args.split, args.limit, args.case)
     work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
     try:
-        raw = work / "raw"
-        for case in cases:
-            # The folder names the task: one task per case.
-            (raw / case["case"]).mkdir(parents=True)
-            shutil.copy(FIXTURES / f"{case['case']}.json", raw / case["case"] / "run.json")
-        tasks = work / "tasks.jsonl"
-        tasks.write_text("".join(json.dumps({"name": c["case"], "instruction": c["instruction"]}) + "\n"
-                                 for c in cases), encoding="utf-8")
-        for case in cases:
-            # Each run is converted with its case as the task name, so the judge sees the task's
-            # instruction from tasks.jsonl (the converter names a task after the file otherwise).
-            converted = convert([raw / case["case"] / "run.json"], work / "out" / case["case"], task=case["case"])
-            if converted.failures:
-                raise SystemExit(f"conversion failed: {converted.failures}")
+        outs, tasks = prepare(cases, work)
         criteria: dict[str, Any] = {"name": "long", "judge": {"model": args.model}, "criteria": [
             {"label": RESOLVED, "question": QUESTION, "kind": "llm",
              "config": {"threshold": args.threshold} if args.threshold is not None else {}},
@@ -122,7 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with Store(work / "atif.duckdb") as store:
             if args.keep_store:
                 print(f"store: {work / 'atif.duckdb'}", file=sys.stderr)
-            upload(sorted((work / "out").iterdir()), "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
+            upload(outs, "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
             started = time.perf_counter()
             summary = evaluate(store, "long")
             seconds = time.perf_counter() - started

@@ -34,17 +34,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.judge_long.run import FIXTURES, QUESTION, RESOLVED, _cases, _metrics
+from bench.judge_long.run import QUESTION, RESOLVED, _cases, _metrics, prepare
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "segments.json"
 
 
-def _variant(store: Any, out: Path, tasks: Path, name: str, judge: dict[str, Any]) -> dict[str, Any]:
+def _variant(store: Any, outs: list[Path], tasks: Path, name: str, judge: dict[str, Any]) -> dict[str, Any]:
     from atif import evaluate, upload
 
     criteria = {"name": name, "judge": judge, "criteria": [{"label": RESOLVED, "question": QUESTION, "kind": "llm"}]}
-    result = upload([out], name, criteria=criteria, tasks_file=tasks, create_missing_tasks=True, store=store)
+    result = upload(outs, name, criteria=criteria, tasks_file=tasks, create_missing_tasks=True, store=store)
     if not result.ok:
         raise SystemExit(f"upload failed: {result}")
     load = os.getloadavg()
@@ -118,7 +118,7 @@ def _ratings(store: Any, experiment: str) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from atif import Store, convert
+    from atif import Store
 
     cases = _cases(args.split, 2 if args.quick else args.limit)
     if args.rescore:
@@ -128,23 +128,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "cpus": os.cpu_count(), "load": list(os.getloadavg())}
     work = Path(tempfile.mkdtemp(prefix="atif-judge-segments-"))
     try:
-        raw = work / "raw"
-        for case in cases:
-            (raw / case["case"]).mkdir(parents=True)
-            shutil.copy(FIXTURES / f"{case['case']}.json", raw / case["case"] / "run.json")
-        tasks = work / "tasks.jsonl"
-        tasks.write_text("".join(json.dumps({"name": c["case"], "instruction": c["instruction"]}) + "\n"
-                                 for c in cases), encoding="utf-8")
-        converted = convert(sorted(raw.glob("*/run.json")), work / "out")
-        if converted.failures:
-            raise SystemExit(f"conversion failed: {converted.failures}")
+        outs, tasks = prepare(cases, work)
         judge: dict[str, Any] = {"model": args.model}
         if args.max_input_tokens:
             judge["max_input_tokens"] = args.max_input_tokens
         print(f"store: {work / 'atif.duckdb'} (ratings are committed as they come)", file=sys.stderr)
         with Store(work / "atif.duckdb") as store:
-            elide = _variant(store, work / "out", tasks, "elide", {**judge, "long": "elide"})
-            seg = _variant(store, work / "out", tasks, "segments",
+            elide = _variant(store, outs, tasks, "elide", {**judge, "long": "elide"})
+            seg = _variant(store, outs, tasks, "segments",
                            {**judge, "long": "segments", "combine": "final", "overlap": args.overlap})
     finally:
         shutil.rmtree(work, ignore_errors=True)
