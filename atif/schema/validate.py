@@ -19,6 +19,7 @@ import typing
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from math import isfinite as _isfinite
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_args, get_origin
 
@@ -27,11 +28,11 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 # pydantic needs typing_extensions.TypedDict before Python 3.12
-from typing_extensions import TypedDict
+from typing_extensions import TypeAliasType, TypedDict
 
 from atif.errors import ValidationError
 from atif.schema.issues import Issue, escape_pointer
-from atif.schema.jsonio import load_json, max_file_bytes, read_file, too_large
+from atif.schema.jsonio import load_json, max_file_bytes, overflow_issue, parse_json, read_file, too_large
 from atif.schema.models import (
     AUDIO_MEDIA_TYPES,
     IMAGE_MEDIA_TYPES,
@@ -173,10 +174,10 @@ def validate(
     """
     limit = max_file_bytes() if max_bytes is None else max_bytes
     source: str | None = None
-    file_dir: Path | None = None
     issues: list[Issue] = []
+    raw: bytes | bytearray | memoryview | None = None
     if isinstance(obj, (str, os.PathLike)):
-        source, file_dir = str(obj), Path(obj).parent
+        source = str(obj)
         data, issues = read_file(obj, limit)
         if data is None:
             return ValidationReport(source=source, issues=issues)
@@ -184,11 +185,22 @@ def validate(
     if isinstance(obj, (bytes, bytearray, memoryview)):
         if len(obj) > limit:
             return ValidationReport(source=source, issues=[too_large(len(obj), limit)])
-        doc, issues = load_json(obj, source=source)
+        raw = obj
+        doc, issues = parse_json(obj, source=source)
     elif isinstance(obj, pydantic.BaseModel):
         doc = obj.model_dump(mode="json", exclude_none=True)
     else:
         doc = obj
+    if doc is None and issues:
+        return ValidationReport(source=source, issues=issues)
+    # The fast path: one compiled check that also sees every float finite. When it passes, the
+    # document has no shape issue and no number literal that overflowed, so the JSON reading
+    # policy's own search for such literals is not needed; the rules then run on its output.
+    coerced = _finite_shape(doc) if type(doc) is dict else None
+    if coerced is None and raw is not None:
+        overflow = overflow_issue(doc, raw)
+        if overflow is not None:
+            return ValidationReport(source=source, issues=[overflow])
     report = ValidationReport(source=source, issues=issues, document=doc)
     if not report.valid:
         return report
@@ -198,9 +210,14 @@ def validate(
         )
         report.issues.append(Issue("", "json.not-object", f"expected an ATIF trajectory object, got {kind}"))
         return report
-    checker = _Checker(mode=mode, base_dir=Path(base_dir) if base_dir else file_dir)
-    report.version = checker.run(doc, version)
-    report.issues.extend(sorted(checker.issues, key=_document_order))
+    checker = _Checker(mode=mode, base_dir=Path(base_dir) if base_dir else None, source=source)
+    report.version = checker.run(doc, version, coerced)
+    if checker.infinite and raw is not None:
+        overflow = overflow_issue(doc, raw)
+        if overflow is not None:
+            return ValidationReport(source=source, issues=[overflow])
+    if checker.issues:
+        report.issues.extend(sorted(checker.issues, key=_document_order))
     return report
 
 
@@ -249,35 +266,55 @@ def validate_files(
 # pydantic-core then checks the parsed JSON as plain dicts (no model instances), about
 # twice as fast as models, and the rule pass reads those dicts. Same types,
 # same constraints, same lax coercion as the models (and as Harbor's).
-_TYPED_DICTS: dict[type, Any] = {}
+#
+# A second set of twins, the *finite* ones, differs only in what it refuses: a float that is
+# not finite, anywhere (``Any`` becomes a JSON value of finite floats) but in a ``list[float]``,
+# which the rule pass checks (``_Checker.infinite``). Where it accepts a document, it returns
+# what the first set returns; it is the fast path of :func:`validate`.
+_TYPED_DICTS: dict[tuple[type, bool], Any] = {}
+
+_FiniteFloat = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+_FiniteJson = TypeAliasType(  # type: ignore[misc]
+    "_FiniteJson",
+    Union[  # noqa: UP007 - a recursive alias needs the explicit form
+        str, bool, int, _FiniteFloat, None, list["_FiniteJson"], dict[str, "_FiniteJson"]  # type: ignore[misc]
+    ],
+)
 
 
-def _typed_dict(model: type[BaseModel]) -> Any:
-    if model in _TYPED_DICTS:
-        return _TYPED_DICTS[model]
-    name = model.__name__ + "Dict"
-    _TYPED_DICTS[model] = name  # a forward reference while the model refers to itself
+def _typed_dict(model: type[BaseModel], finite: bool = False) -> Any:
+    key = (model, finite)
+    if key in _TYPED_DICTS:
+        return _TYPED_DICTS[key]
+    name = model.__name__ + ("FiniteDict" if finite else "Dict")
+    _TYPED_DICTS[key] = name  # a forward reference while the model refers to itself
     fields: dict[str, Any] = {}
     for fname, f in model.model_fields.items():
-        ann = _twin(f.annotation)
+        ann = _twin(f.annotation, finite)
         if f.metadata:
             ann = Annotated[(ann, *f.metadata)]
         fields[fname] = Required[ann] if f.is_required() else NotRequired[ann]
     td = TypedDict(name, fields)  # type: ignore[misc]
     td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     globals()[name] = td
-    _TYPED_DICTS[model] = td
+    _TYPED_DICTS[key] = td
     return td
 
 
-def _twin(tp: Any) -> Any:
+def _twin(tp: Any, finite: bool) -> Any:
+    if finite and tp is Any:
+        return _FiniteJson
+    if finite and tp is float:
+        return _FiniteFloat
+    if finite and tp == list[float]:
+        return tp  # long lists (logprobs): the rule pass sums them instead, ten times cheaper
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        found = _typed_dict(tp)
+        found = _typed_dict(tp, finite)
         return typing.ForwardRef(found) if isinstance(found, str) else found
     origin = get_origin(tp)
     if origin is None or origin is Literal:
         return tp
-    args = tuple(_twin(a) for a in get_args(tp))
+    args = tuple(_twin(a, finite) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         return Union[args]  # noqa: UP007 - built from a runtime tuple
     if origin is Annotated:
@@ -286,6 +323,15 @@ def _twin(tp: Any) -> Any:
 
 
 _SHAPE = TypeAdapter(_typed_dict(Trajectory))
+_FINITE_SHAPE = TypeAdapter(_typed_dict(Trajectory, finite=True))
+
+
+def _finite_shape(doc: dict[str, Any]) -> Any:
+    """The coerced document when it has no shape issue and every float in it is finite, else None."""
+    try:
+        return _FINITE_SHAPE.validate_python(doc)
+    except pydantic.ValidationError:
+        return None
 
 
 def _document_order(issue: Issue) -> tuple[tuple[int, int | str], ...]:
@@ -387,20 +433,29 @@ def _num(v: Any) -> float | None:
 class _Checker:
     """One pass over a parsed document for every cross-field rule."""
 
-    def __init__(self, *, mode: Mode, base_dir: Path | None) -> None:
+    def __init__(self, *, mode: Mode, base_dir: Path | None, source: str | None = None) -> None:
         self.mode = mode
         self.base_dir = base_dir
+        self.source = source  # a file's references resolve against its folder (made only when needed)
         self.issues: list[Issue] = []
+        self.shaped = False
+        """Whether the rules read the shape check's output (every ``list[float]`` a list of floats)."""
+        self.infinite = False
+        """Whether a ``list[float]`` (which the fast path's shape check leaves to this pass) may hold
+        an infinity."""
 
     def add(self, path: tuple[Any, ...], code: str, message: str,
             severity: Literal["error", "warning"] = "error") -> None:
         self.issues.append(Issue(_ptr("", *path), code, message, severity))
 
-    def run(self, doc: dict[str, Any], version: str | None) -> str:
-        coerced, issues = _shape_issues(doc)
-        self.issues.extend(issues)
+    def run(self, doc: dict[str, Any], version: str | None, coerced: Any = None) -> str:
+        """The rules over ``doc``; ``coerced`` is its shape-checked form when the fast path made it."""
+        if coerced is None:
+            coerced, issues = _shape_issues(doc)
+            self.issues.extend(issues)
         if coerced is not None:
             doc = coerced  # rules read the same coerced values Harbor's validators see
+            self.shaped = True
         return self.trajectory(doc, (), version)
 
     def gate(self, path: tuple[Any, ...], added: str, what: str) -> None:
@@ -574,6 +629,9 @@ class _Checker:
                     if v < 0:
                         self.add(mp + (f,), "metrics.negative", f"`{f}` is negative ({v})")
                     sums[f] = sums.get(f, 0.0) + v
+            logprobs = metrics.get("logprobs")
+            if logprobs and self.shaped and not _isfinite(sum(logprobs)):
+                self.infinite = True  # or a sum too large: the caller then looks for the literal
             if old:
                 if metrics.get("completion_token_ids") is not None:
                     self.gate(mp + ("completion_token_ids",), "ATIF-v1.3", "`completion_token_ids`")
@@ -667,6 +725,8 @@ class _Checker:
                          f"`{f}` is {fm[f]} but the steps' {step_field} add up to {sums[step_field]:g}", "warning")
 
     def file_ref(self, p: tuple[Any, ...], ref: str) -> None:
+        if self.base_dir is None and self.source is not None:
+            self.base_dir = Path(self.source).parent
         if self.base_dir is None or "://" in ref or not ref:
             return
         target = Path(ref) if os.path.isabs(ref) else self.base_dir / ref

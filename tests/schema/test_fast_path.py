@@ -1,0 +1,79 @@
+"""The fast path of validation: one compiled shape check that also proves every float finite.
+
+It may only ever skip work whose outcome it proves: where it accepts a document it must return
+exactly what the full shape check returns, and it must refuse every document with an infinity
+that the JSON reading policy would have to report.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from atif.schema import validate
+
+V = importlib.import_module("atif.schema.validate")
+CASES = Path(__file__).resolve().parents[2] / "fixtures" / "conformance" / "cases.jsonl"
+DOCS = [orjson.loads(line)["doc"] for line in CASES.read_bytes().splitlines()]
+KITCHEN = next(orjson.loads(line)["doc"] for line in CASES.read_bytes().splitlines()
+               if orjson.loads(line)["id"] == "base/kitchen-sink")
+
+
+def test_where_the_fast_check_accepts_it_returns_what_the_full_check_returns() -> None:
+    accepted = 0
+    for doc in DOCS:
+        fast = V._finite_shape(doc)
+        coerced, issues = V._shape_issues(doc)
+        if fast is not None:
+            accepted += 1
+            assert not issues and fast == coerced
+            assert orjson.dumps(fast) == orjson.dumps(coerced)  # same types too (1 stays 1, 1.0 stays 1.0)
+    assert accepted > 150
+
+
+def _with_inf(where: str) -> dict[str, Any]:
+    doc = copy.deepcopy(KITCHEN)
+    inf = float("inf")
+    agent_step = next(s for s in doc["steps"] if s["source"] == "agent" and s.get("metrics"))
+    if where == "root extra":
+        doc["extra"] = {"deep": [{"x": [1, -inf]}]}
+    elif where == "tool arguments":
+        next(s for s in doc["steps"] if s.get("tool_calls"))["tool_calls"][0]["arguments"] = {"n": inf}
+    elif where == "cost":
+        agent_step["metrics"]["cost_usd"] = inf
+    elif where == "final cost":
+        doc["final_metrics"]["total_cost_usd"] = -inf
+    elif where == "reasoning effort":
+        agent_step["reasoning_effort"] = inf
+    elif where == "tool definitions":
+        doc["agent"]["tool_definitions"] = [{"type": "function", "default": inf}]
+    elif where == "metrics extra":
+        agent_step["metrics"]["extra"] = {"t": inf}
+    return doc
+
+
+@pytest.mark.parametrize("where", ["root extra", "tool arguments", "cost", "final cost", "reasoning effort",
+                                   "tool definitions", "metrics extra"])
+def test_an_infinity_anywhere_leaves_the_fast_path(where: str) -> None:
+    assert V._finite_shape(KITCHEN) is not None
+    assert V._finite_shape(_with_inf(where)) is None
+
+
+def test_an_infinity_in_logprobs_is_left_to_the_rule_pass_which_flags_it() -> None:
+    doc = copy.deepcopy(KITCHEN)
+    step = next(s for s in doc["steps"] if s.get("metrics", {}).get("logprobs"))
+    step["metrics"]["logprobs"][-1] = float("-inf")
+    coerced = V._finite_shape(doc)
+    assert coerced is not None
+    checker = V._Checker(mode="strict", base_dir=None)
+    checker.run(doc, None, coerced)
+    assert checker.infinite
+    # and from bytes it is the reading policy's error, at its pointer
+    raw = orjson.dumps(KITCHEN).replace(b'"logprobs":[', b'"logprobs":[-1e999,', 1)
+    report = validate(raw)
+    assert [(i.code, i.path.rsplit("/", 2)[-2:]) for i in report.issues] == [("json.non-finite", ["logprobs", "0"])]
