@@ -274,10 +274,21 @@ def validate_files(
 _TYPED_DICTS: dict[tuple[type, bool], Any] = {}
 
 _FiniteFloat = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+# A JSON value with finite floats. Strict members tried left to right match each value by its
+# exact type and return it unchanged (what ``Any`` returns), at half the cost of a smart union.
 _FiniteJson = TypeAliasType(  # type: ignore[misc]
     "_FiniteJson",
-    Union[  # noqa: UP007 - a recursive alias needs the explicit form
-        str, bool, int, _FiniteFloat, None, list["_FiniteJson"], dict[str, "_FiniteJson"]  # type: ignore[misc]
+    Annotated[
+        Union[  # noqa: UP007 - a recursive alias needs the explicit form
+            Annotated[str, pydantic.Strict()],
+            Annotated[bool, pydantic.Strict()],
+            Annotated[int, pydantic.Strict()],
+            Annotated[float, pydantic.Strict(), pydantic.Field(allow_inf_nan=False)],
+            None,
+            Annotated[list["_FiniteJson"], pydantic.Strict()],  # type: ignore[misc]
+            Annotated[dict[Annotated[str, pydantic.Strict()], "_FiniteJson"], pydantic.Strict()],  # type: ignore[misc]
+        ],
+        pydantic.Field(union_mode="left_to_right"),
     ],
 )
 

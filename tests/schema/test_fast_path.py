@@ -77,3 +77,21 @@ def test_an_infinity_in_logprobs_is_left_to_the_rule_pass_which_flags_it() -> No
     raw = orjson.dumps(KITCHEN).replace(b'"logprobs":[', b'"logprobs":[-1e999,', 1)
     report = validate(raw)
     assert [(i.code, i.path.rsplit("/", 2)[-2:]) for i in report.issues] == [("json.non-finite", ["logprobs", "0"])]
+
+
+def test_custom_data_comes_back_unchanged_value_for_value() -> None:
+    doc = copy.deepcopy(KITCHEN)
+    doc["extra"] = {"t": True, "f": False, "one": 1, "onef": 1.0, "big": 2**70, "none": None, "s": "1",
+                    "nested": [[1, True, 0.5, {"k": [False, None, "x"]}], {}], "e": []}
+    fast = V._finite_shape(doc)
+    assert fast is not None
+    assert repr(fast["extra"]) == repr(doc["extra"])  # True stays True, 1 stays 1, 1.0 stays 1.0
+    assert [type(v) for v in fast["extra"]["nested"][0]] == [int, bool, float, dict]
+
+
+def test_what_json_cannot_hold_leaves_the_fast_path_for_the_full_check() -> None:
+    for odd in ({1: "int key"}, ("a", "tuple"), {"x": {1, 2}}):
+        doc = copy.deepcopy(KITCHEN)
+        doc["extra"] = {"odd": odd}
+        assert V._finite_shape(doc) is None
+        assert validate(doc).valid  # `extra` holds anything for the full check, as for Harbor
