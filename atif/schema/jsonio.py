@@ -78,8 +78,10 @@ def read_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> tup
             return None, [Issue("", "file.unreadable", "is a directory, not a file")]
         if st.st_size > limit:
             return None, [too_large(st.st_size, limit)]
-        data = _read_upto(fd, st.st_size + 1)
-        if len(data) > st.st_size:  # it grew since fstat(): still held to the limit
+        data = os.read(fd, st.st_size + 1)
+        if data and (len(data) != st.st_size or not stat.S_ISREG(st.st_mode)):
+            # A regular file of the size fstat() gave is read whole by one read(); anything else
+            # (it grew or shrank meanwhile, a pipe) is read to its end, still held to the limit.
             data += _read_upto(fd, limit + 1 - len(data))
     except OSError as exc:
         return None, [Issue("", "file.unreadable", exc.strerror or str(exc))]

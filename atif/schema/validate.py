@@ -228,9 +228,9 @@ def validate(
     return report
 
 
-def _validate_lean(args: tuple[str, str | None, Mode]) -> ValidationReport:
+def _validate_lean(args: tuple[str, str | None, Mode, int]) -> ValidationReport:
     """One file's report without its document: what a batch keeps or sends between processes."""
-    report = validate(args[0], args[1], args[2])
+    report = validate(args[0], args[1], args[2], max_bytes=args[3])
     report.document = None
     return report
 
@@ -261,7 +261,8 @@ def validate_files(
             for p in paths:
                 yield validate(p, version, mode)
             return
-        args = [(str(p), version, mode) for p in paths]
+        limit = max_file_bytes()
+        args = [(str(p), version, mode, limit) for p in paths]
         chunk = max(1, min(32, len(args) // (n * 8) or 1))
         yield from map_ordered(_validate_lean, args, n, chunk_size=chunk)
     finally:
