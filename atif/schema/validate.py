@@ -439,6 +439,10 @@ def as_int(v: Any) -> int | None:
     return None
 
 
+_fromisoformat = datetime.fromisoformat
+_NO_CALLS: frozenset[str] = frozenset()
+
+
 def _parse_time(v: str) -> datetime | None:
     try:
         return datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: FURB162 - exactly Harbor's check
@@ -597,85 +601,90 @@ class _Checker:
         embedded_ids: set[str],
     ) -> datetime | None:
         # The common case (a valid, coerced step of the latest version) takes the fewest branches.
-        sid = step.get("step_id")
+        get = step.get
+        sid = get("step_id")
         if sid != i + 1:
             sid = as_int(sid)
             if sid is not None and sid >= 1 and sid != i + 1:
                 self.add(p + ("step_id",), "step.id-sequence",
                          f"expected step_id {i + 1} (sequential from 1), got {sid}")
-        source = step.get("source")
+        source = get("source")
         if source != "agent" and source in ("system", "user"):
             for f in AGENT_ONLY_FIELDS:
-                if step.get(f) is not None:
+                if get(f) is not None:
                     self.add(p + (f,), "step.agent-only-field",
                              f"`{f}` is only allowed on agent steps, but source is {source!r}")
         old = self.vidx < _LATEST_IDX
         if old:
-            if source == "system" and step.get("observation") is not None:
+            if source == "system" and get("observation") is not None:
                 self.gate(p + ("observation",), "ATIF-v1.2", "an observation on a system step")
-            if step.get("is_copied_context") is not None:
+            if get("is_copied_context") is not None:
                 self.gate(p + ("is_copied_context",), "ATIF-v1.5", "`is_copied_context`")
-        llm_calls = step.get("llm_call_count")
+        llm_calls = get("llm_call_count")
         if llm_calls is not None:
             if old:
                 self.gate(p + ("llm_call_count",), "ATIF-v1.7", "`llm_call_count`")
             if source == "agent" and as_int(llm_calls) == 0 and not isinstance(llm_calls, bool):
                 for f in ("metrics", "reasoning_content"):
-                    if step.get(f) is not None:
-                        self.add(_tp(p, f), "step.llm-call-count-zero",
+                    if get(f) is not None:
+                        self.add(p + (f,), "step.llm-call-count-zero",
                                  f"`{f}` must be absent when llm_call_count is 0 (a deterministic dispatch)")
-        ts = step.get("timestamp")
-        if isinstance(ts, str):
-            t = _parse_time(ts)
+        ts = get("timestamp")
+        if type(ts) is str or isinstance(ts, str):
+            try:
+                t: datetime | None = _fromisoformat(ts.replace("Z", "+00:00"))  # exactly Harbor's check
+            except ValueError:
+                t = None
             if t is None:
-                self.add(_tp(p, "timestamp"), "timestamp.invalid", f"{ts!r} is not an ISO 8601 timestamp")
+                self.add(p + ("timestamp",), "timestamp.invalid", f"{ts!r} is not an ISO 8601 timestamp")
             else:
                 if prev_time is not None and (t.tzinfo is None) == (prev_time.tzinfo is None) and t < prev_time:
-                    self.add(_tp(p, "timestamp"), "timestamp.backwards",
+                    self.add(p + ("timestamp",), "timestamp.backwards",
                              f"{ts} is earlier than the previous step", "warning")
                 prev_time = t
-        message = step.get("message")
-        if isinstance(message, list):
-            self.parts(message, _tp(p, "message"))
-        call_ids: set[str] = set()
-        calls = step.get("tool_calls")
-        if isinstance(calls, list):
+        message = get("message")
+        if type(message) is not str and isinstance(message, list):
+            self.parts(message, p + ("message",))
+        calls = get("tool_calls")
+        call_ids: set[str] | frozenset[str] = _NO_CALLS
+        if calls and isinstance(calls, list):
+            call_ids = set()
             for j, call in enumerate(calls):
                 if not isinstance(call, dict):
                     continue
-                cp = p + ("tool_calls", j)
                 cid = call.get("tool_call_id")
                 if isinstance(cid, str):
                     if cid in seen_calls:
-                        self.add(_tp(cp, "tool_call_id"), "toolcall.duplicate-id",
+                        self.add(p + ("tool_calls", j, "tool_call_id"), "toolcall.duplicate-id",
                                  f"tool_call_id {cid!r} is already used at {_ptr('', *seen_calls[cid])}")
                     else:
-                        seen_calls[cid] = cp
+                        seen_calls[cid] = p + ("tool_calls", j)
                     call_ids.add(cid)
                 if old and call.get("extra") is not None:
-                    self.gate(cp + ("extra",), "ATIF-v1.7", "tool-call `extra`")
-        obs = step.get("observation")
-        if isinstance(obs, dict) and isinstance(obs.get("results"), list):
-            for j, res in enumerate(obs["results"]):
-                if isinstance(res, dict):
-                    self.result(res, p + ("observation", "results", j), call_ids, step.get("step_id"),
-                                embedded_ids)
-        metrics = step.get("metrics")
-        if isinstance(metrics, dict):
-            mp = p + ("metrics",)
+                    self.gate(p + ("tool_calls", j, "extra"), "ATIF-v1.7", "tool-call `extra`")
+        obs = get("observation")
+        if obs is not None and isinstance(obs, dict):
+            results = obs.get("results")
+            if isinstance(results, list):
+                for j, res in enumerate(results):
+                    if isinstance(res, dict):
+                        self.result(res, p + ("observation", "results", j), call_ids, get("step_id"), embedded_ids)
+        metrics = get("metrics")
+        if metrics is not None and isinstance(metrics, dict):
+            mget = metrics.get
             for f in _METRIC_FIELDS:
-                v = metrics.get(f)
+                v = mget(f)
                 if v is not None and type(v) in _NUMBER_TYPES:
                     if v < 0:
-                        self.add(mp + (f,), "metrics.negative", f"`{f}` is negative ({v})")
+                        self.add(p + ("metrics", f), "metrics.negative", f"`{f}` is negative ({v})")
                     sums[f] = sums.get(f, 0.0) + v
             if self.fast and not self.unproven:
                 self.unproven = not _number_lists_proven(metrics)
             if old:
-                if metrics.get("completion_token_ids") is not None:
-                    self.gate(mp + ("completion_token_ids",), "ATIF-v1.3", "`completion_token_ids`")
-                if metrics.get("prompt_token_ids") is not None:
-                    self.gate(mp + ("prompt_token_ids",), "ATIF-v1.4", "`prompt_token_ids`")
+                if mget("completion_token_ids") is not None:
+                    self.gate(p + ("metrics", "completion_token_ids"), "ATIF-v1.3", "`completion_token_ids`")
+                if mget("prompt_token_ids") is not None:
+                    self.gate(p + ("metrics", "prompt_token_ids"), "ATIF-v1.4", "`prompt_token_ids`")
         return prev_time
 
     def result(
