@@ -17,6 +17,7 @@ import os
 import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from math import isfinite as _isfinite
@@ -443,13 +444,6 @@ _fromisoformat = datetime.fromisoformat
 _NO_CALLS: frozenset[str] = frozenset()
 
 
-def _parse_time(v: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: FURB162 - exactly Harbor's check
-    except ValueError:
-        return None
-
-
 def _number_lists_proven(metrics: dict[str, Any]) -> bool:
     """Whether the number lists of one step's metrics are what the full shape check accepts as they are.
 
@@ -646,9 +640,10 @@ class _Checker:
         if type(message) is not str and isinstance(message, list):
             self.parts(message, p + ("message",))
         calls = get("tool_calls")
-        call_ids: set[str] | frozenset[str] = _NO_CALLS
+        call_ids: AbstractSet[str] = _NO_CALLS
         if calls and isinstance(calls, list):
-            call_ids = set()
+            ids: set[str] = set()
+            call_ids = ids
             for j, call in enumerate(calls):
                 if not isinstance(call, dict):
                     continue
@@ -659,7 +654,7 @@ class _Checker:
                                  f"tool_call_id {cid!r} is already used at {_ptr('', *seen_calls[cid])}")
                     else:
                         seen_calls[cid] = p + ("tool_calls", j)
-                    call_ids.add(cid)
+                    ids.add(cid)
                 if old and call.get("extra") is not None:
                     self.gate(p + ("tool_calls", j, "extra"), "ATIF-v1.7", "tool-call `extra`")
         obs = get("observation")
@@ -688,7 +683,8 @@ class _Checker:
         return prev_time
 
     def result(
-        self, res: dict[str, Any], rp: tuple[Any, ...], call_ids: set[str], step_id: Any, embedded_ids: set[str]
+        self, res: dict[str, Any], rp: tuple[Any, ...], call_ids: AbstractSet[str], step_id: Any,
+        embedded_ids: set[str],
     ) -> None:
         scid = res.get("source_call_id")
         if isinstance(scid, str) and scid not in call_ids:
