@@ -108,3 +108,22 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
     assert err == "Error: RuntimeError: something broke (rerun with --debug for the traceback)\n"
     with pytest.raises(RuntimeError):
         run(cli, ["--debug", "validate", str(f)])
+
+
+def test_a_folder_lists_the_json_files_rglob_finds_in_the_same_order(tmp_path: Path) -> None:
+    from atif.cli.validate import _json_files
+
+    root = tmp_path / "run"
+    (root / "b" / "deep").mkdir(parents=True)
+    (root / "a").mkdir()
+    (root / "dir.json").mkdir()  # a folder named like a file: entered, not listed
+    (root / "dir.json" / "in.json").write_text("{}")
+    for rel in ("z.json", "a/1.json", "a/10.json", "a/2.json", "b/deep/x.json", ".hidden.json", "a/note.txt",
+                "a/UPPER.JSON", "b/.json"):
+        (root / rel).write_text("{}")
+    (root / "a" / "link.json").symlink_to(root / "z.json")  # a link to a file: listed
+    (root / "a" / "dangling.json").symlink_to(root / "missing.json")  # a link to nothing: not
+    (root / "linked").symlink_to(root / "b", target_is_directory=True)  # a linked folder: not entered
+    expected = sorted(str(f) for f in root.rglob("*.json") if f.is_file())
+    assert sorted(_json_files(str(root))) == expected
+    assert len(expected) == 9
