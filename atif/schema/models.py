@@ -28,7 +28,8 @@ __all__ = [
     "Trajectory",
 ]
 
-_CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+# defer_build: `atif validate` reads only the fields (for its TypedDict twins), never builds a model.
+_CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True, defer_build=True)
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 AUDIO_MEDIA_TYPES = (

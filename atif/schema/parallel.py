@@ -8,11 +8,14 @@ A pool starts only when it can pay for itself: more than one usable core and eno
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+# multiprocessing and concurrent.futures are imported by the pool itself: a run in one process
+# (small batches, --workers 1) starts without them.
 
 __all__ = ["ENV_WORKERS", "MIN_ITEMS_PER_WORKER", "OrderedPool", "map_ordered", "usable_cores", "worker_count"]
 
@@ -72,6 +75,9 @@ class OrderedPool:
     """
 
     def __init__(self, workers: int, *, start_method: str | None = None, preload: Sequence[str] = ()) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         methods = multiprocessing.get_all_start_methods()
         method = start_method if start_method in methods else ("fork" if "fork" in methods else None)
         ctx = multiprocessing.get_context(method)

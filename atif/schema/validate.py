@@ -12,6 +12,7 @@ Every issue carries a JSON-pointer path, a stable code and a message.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import types
@@ -345,14 +346,20 @@ def _twin(tp: Any, finite: bool) -> Any:
     return origin[args] if len(args) > 1 else origin[args[0]]
 
 
-_SHAPE = TypeAdapter(_typed_dict(Trajectory))
 _FINITE_SHAPE = TypeAdapter(_typed_dict(Trajectory, finite=True))
+_validate_finite = _FINITE_SHAPE.validator.validate_python
+
+
+@functools.cache
+def _full_shape() -> TypeAdapter[Any]:
+    """The full shape check, built on first use: a batch of valid files never needs it."""
+    return TypeAdapter(_typed_dict(Trajectory))
 
 
 def _finite_shape(doc: dict[str, Any]) -> Any:
     """The coerced document when it has no shape issue and every float in it is finite, else None."""
     try:
-        return _FINITE_SHAPE.validate_python(doc)
+        return _validate_finite(doc)
     except pydantic.ValidationError:
         return None
 
@@ -365,7 +372,7 @@ def _document_order(issue: Issue) -> tuple[tuple[int, int | str], ...]:
 def _shape_issues(doc: dict[str, Any]) -> tuple[Any, list[Issue]]:
     """Shape-check a parsed document: ``(coerced document or None, issues)``."""
     try:
-        return _SHAPE.validate_python(doc), []
+        return _full_shape().validate_python(doc), []
     except pydantic.ValidationError as exc:
         return None, _convert_pydantic(exc.errors(include_url=False), doc)
 
