@@ -265,7 +265,9 @@ def validate_files(
             return
         limit = max_file_bytes()
         args = [(str(p), version, mode, limit) for p in paths]
-        chunk = max(1, min(32, len(args) // (n * 8) or 1))
+        # Chunks of up to 128 files: each costs the parent a round trip through the pool (a third
+        # of its time at 32), and at most 4 per worker are in flight, so memory stays bounded.
+        chunk = max(1, min(128, len(args) // (n * 8) or 1))
         yield from map_ordered(_validate_lean, args, n, chunk_size=chunk)
     finally:
         if collecting:
