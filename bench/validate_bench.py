@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -49,14 +50,16 @@ sys.path.insert(0, str(ROOT))
 from bench.corpus import generate, harbor_time  # noqa: E402
 
 
-def run_process(cmd: list[str]) -> float:
-    """Wall seconds of one command, as a user waits for it."""
+def run_process(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (the process and its workers) of one command, as a user waits for it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False)
     wall = time.perf_counter() - t0
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{cmd[3:5]} failed: {proc.stderr.decode()[-2000:]}")
-    return wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[3:5]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def peak_rss(cmd: list[str]) -> float:
@@ -69,25 +72,32 @@ def peak_rss(cmd: list[str]) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
-def library_time(files: list[Path]) -> float:
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the workers of a pool)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def library_time(files: list[Path], workers: int | None) -> tuple[float, float]:
+    """Wall and CPU seconds of ``atif.validate_files`` over ``files`` in this (warm) process."""
     from atif import validate_files
 
-    t0 = time.perf_counter()
-    n = sum(1 for r in validate_files(files, workers=1) if r.valid)
-    dt = time.perf_counter() - t0
+    c0, t0 = _cpu(), time.perf_counter()
+    n = sum(1 for r in validate_files(files, workers=workers) if r.valid)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     assert n == len(files), f"{len(files) - n} files invalid"
-    return dt
+    return wall, cpu
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--files", type=int, default=5000)
-    p.add_argument("--quick", action="store_true", help="500 files, one repeat (for make bench)")
+    p.add_argument("--quick", action="store_true", help="500 files, three repeats (for make bench)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--harbor-python", default=os.environ.get("ATIF_HARBOR_PYTHON", ".harbor-venv/bin/python"))
     args = p.parse_args()
     if args.quick:
-        args.files, args.repeat = 500, 1
+        args.files, args.repeat = 500, 3
     atif_cli = [sys.executable, "-c", "from atif.cli import main; main()", "validate", "-q"]
     with tempfile.TemporaryDirectory(prefix="atif-validate-bench-") as tmp:
         work = Path(tmp)
@@ -97,26 +107,32 @@ def main() -> None:
         print(f"corpus: {len(files)} distinct trajectories, {size / 1e6:.0f} MB "
               f"({size / len(files) / 1e3:.0f} KB each); load average {os.getloadavg()[0]:.2f}")
         target = str(src / "trajectories")
-        h: list[float] = []
-        cli_auto: list[float] = []
-        cli_one: list[float] = []
-        lib: list[float] = []
-        for _ in range(args.repeat):
+        library_time(files[:50], 1)  # import and warm up the library, as Harbor's loop is warm
+        harbor: list[tuple[float, float]] = []
+        rows: dict[str, list[tuple[float, float]]] = {
+            "atif validate DIR (whole process, default workers)": [],
+            "atif validate DIR --workers 1 (whole process)": [],
+            "atif.validate_files() (library call, default workers)": [],
+            "atif.validate_files(workers=1) (library call)": [],
+        }
+        runs = list(rows.values())
+        for _ in range(args.repeat):  # alternating, so that each row sees the same load
             ht = harbor_time(args.harbor_python, files, work)
             if ht is not None:
-                h.append(ht[0])
-            cli_auto.append(run_process([*atif_cli, target]))
-            cli_one.append(run_process([*atif_cli, "--workers", "1", target]))
-            lib.append(library_time(files))
-        rows = [("atif validate DIR (whole process, default workers)", min(cli_auto)),
-                ("atif validate DIR --workers 1 (whole process)", min(cli_one)),
-                ("atif.validate_files(workers=1) (library call)", min(lib))]
-        if h:
-            print(f"  {'harbor model_validate_json (warm process)':<52} {min(h):7.2f} s")
-        for label, secs in rows:
-            ratio = f"  ratio harbor/atif {min(h) / secs:5.2f}" if h else ""
-            print(f"  {label:<52} {secs:7.2f} s{ratio}")
-        if not h:
+                harbor.append(ht)
+            runs[0].append(run_process([*atif_cli, target]))
+            runs[1].append(run_process([*atif_cli, "--workers", "1", target]))
+            runs[2].append(library_time(files, None))
+            runs[3].append(library_time(files, 1))
+        print(f"  {'':<54} {'wall s':>7} {'CPU s':>7}   Harbor/atif: wall   CPU")
+        hw, hc = (min(w for w, _ in harbor), min(c for _, c in harbor)) if harbor else (None, None)
+        if hw is not None and hc is not None:
+            print(f"  {'harbor model_validate_json (warm process)':<54} {hw:7.2f} {hc:7.2f}")
+        for label, got in rows.items():
+            wall, cpu = min(w for w, _ in got), min(c for _, c in got)
+            ratio = f"  {hw / wall:17.2f} {hc / cpu:5.2f}" if hw and hc else ""
+            print(f"  {label:<54} {wall:7.2f} {cpu:7.2f}{ratio}")
+        if not harbor:
             print(f"  harbor not found at {args.harbor_python!r} (set ATIF_HARBOR_PYTHON): no ratio")
         fifth = sorted(files)[: max(1, len(files) // 5)]
         part = work / "part"
