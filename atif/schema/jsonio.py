@@ -173,6 +173,9 @@ def overflow_issue(doc: Any, data: bytes | bytearray | memoryview) -> Issue | No
 # more digits, the ones that can parse to infinity.
 _ZEROED = bytes.maketrans(b"123456789E", b"000000000e")
 _OVERFLOW_MARK = b"0e000"
+# A literal with an exponent of at most two digits overflows only with an integer part of more
+# than 200 digits (10**209 * 10**99 is over the largest float): such a run is looked for too.
+_LONG_INTEGER_PART = b"0" * 209
 _NUMBER_CHARS = frozenset(b"0.-")
 _SPACE = frozenset(b" \t\r\n")
 _BEFORE_VALUE = frozenset(b":,[")
@@ -181,10 +184,13 @@ _BEFORE_VALUE = frozenset(b":,[")
 def _may_overflow(data: bytes) -> bool:
     """Whether ``data`` holds a number literal that could be too large for a float.
 
-    Cheap and without false negatives: each mark found must start a JSON value (a number
-    after ``:``, ``,``, ``[`` or at the start), which rules out the ones inside strings.
+    Cheap and without false negatives: a run of 209 digits, or an exponent of three digits or
+    more whose literal starts a JSON value (a number after ``:``, ``,``, ``[`` or at the start,
+    which rules out the ones inside strings).
     """
     zeroed = data.translate(_ZEROED, b"+")
+    if _LONG_INTEGER_PART in zeroed:
+        return True
     i = zeroed.find(_OVERFLOW_MARK)
     while i >= 0:
         j = i

@@ -108,6 +108,10 @@ def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
         (b'{"a": "text 1e400 and 10E+999"}', None),  # inside a string: just text
         (b'{"a": "x", "b": 1e300, "c": "0e0000"}', None),  # a big but finite number
         (b'{"a": 1e-400}', None),  # underflows to 0.0, which is a number
+        (b'{"a": [1' + b"0" * 400 + b'.5]}', "/a/0"),  # no exponent, 401 digits before the point
+        (b'{"a": 9' + b"9" * 249 + b"e99}", "/a"),  # a two-digit exponent on a 250-digit integer part
+        (b'{"a": 1' + b"0" * 400 + b"}", None),  # an integer: kept exact, never a float
+        (b'{"a": "' + b"7" * 400 + b'"}', None),  # digits inside a string
     ],
 )
 def test_overflowing_literals_are_found_wherever_they_are(data: bytes, where: str | None) -> None:
