@@ -5,7 +5,9 @@
 
 * **Size**: a file larger than ``ATIF_MAX_FILE_MB`` mebibytes (default 100; :func:`max_file_bytes`)
   is refused unread with the issue ``file.too-large``. Archive members are held to the same limit.
-* **NaN and Infinity** (and ``-Infinity``) are not JSON: an error, ``json.non-finite``.
+* **NaN and Infinity** (and ``-Infinity``) are not JSON: an error, ``json.non-finite``; so is a
+  number literal too large for a 64-bit float (``1e400``, or an integer part of 400 digits
+  followed by a fraction), with its JSON pointer.
 * **Duplicate keys**: the last value is kept (as every JSON library does) and each duplicate is
   a warning, ``json.duplicate-key``, naming the key and the JSON pointer of its object.
 * **Big integers** are kept exact (2**64 + 1 stays an int, never a float).
