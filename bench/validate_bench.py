@@ -1,17 +1,19 @@
 """``atif validate`` against Harbor's ``Trajectory.model_validate_json``, whole process and library call.
 
 Figures (``ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.validate_bench
---repeat 2``; 5,000 files, 258 MB; shared 2-core machine at load average 5.9)::
+--repeat 3``; 5,000 files, 258 MB; shared 2-core machine at load average 5.7)::
 
-    harbor model_validate_json (warm process)               1.94 s
-    atif validate DIR (whole process, default workers)      4.06 s  ratio harbor/atif  0.48
-    atif validate DIR --workers 1 (whole process)           4.69 s  ratio harbor/atif  0.41
-    atif.validate_files(workers=1) (library call)           4.30 s  ratio harbor/atif  0.45
-    peak RSS of atif validate --workers 1, 1000 files       37 MiB
-    peak RSS of atif validate --workers 1, 5000 files       39 MiB
+                                                              wall s   CPU s   Harbor/atif: wall   CPU
+      harbor model_validate_json (warm process)                 1.19    0.90
+      atif validate DIR (whole process, default workers)        2.02    1.20               0.59  0.75
+      atif validate DIR --workers 1 (whole process)             2.07    1.08               0.57  0.83
+      atif.validate_files() (library call, default workers)     1.48    0.94               0.80  0.95
+      atif.validate_files(workers=1) (library call)             1.11    0.83               1.07  1.09
+      peak RSS of atif validate --workers 1, 1000 files       34 MiB
+      peak RSS of atif validate --workers 1, 5000 files       36 MiB
 
-(the version before: 0.19 to 0.31 of Harbor's speed and 580 MiB on the same files; see
-``docs/performance.md``). Full size: 5,000 files; ``--quick``: 500 files. Run from the
+(the version before the fast path: 0.41 to 0.48 of Harbor's speed; the one before that 0.19 to
+0.31 and 580 MiB; see ``docs/performance.md``). Full size: 5,000 files; ``--quick``: 500 files. Run from the
 repository root:
 
     ATIF_HARBOR_PYTHON=/tmp/harbor-venv/bin/python .venv/bin/python -m bench.validate_bench [--quick]
@@ -25,9 +27,12 @@ alternating, best of ``--repeat``:
 * ``atif validate DIR -q`` as a user runs it: the whole process, start-up and imports included,
   with the default workers and with ``--workers 1``; its peak RSS at 1/5 and all of the files
   (memory must not grow with the number of files);
-* the library call ``atif.validate_files`` in this process, 1 worker.
+* the library call ``atif.validate_files`` in this process (warmed up on 50 files first, as
+  Harbor's loop is warm), with the default workers and with one.
 
-Ratios are Harbor's seconds / atif's seconds (>= 1.0: atif is at least as fast). Harbor needs
+Wall and CPU seconds are given for each (CPU: the process and its workers; on a loaded machine
+wall time is mostly waiting for a core). Ratios are Harbor's seconds / atif's seconds (>= 1.0:
+atif is at least as fast). Harbor needs
 Python 3.12: ``PYENV_VERSION=3.12.1 python3.12 -m venv /tmp/harbor-venv &&
 /tmp/harbor-venv/bin/pip install -q pydantic==2.14.3 && /tmp/harbor-venv/bin/pip install -q
 --no-deps harbor==0.25.0``.
