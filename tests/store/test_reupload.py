@@ -110,3 +110,19 @@ def test_lines_with_warnings_are_always_read_so_the_warnings_come_again(
         assert again.unchanged_trials == 2
         assert [w.reason for w in again.warnings] == [w.reason for w in first.warnings]
         assert any("json.duplicate-key" in w.reason for w in again.warnings)
+
+
+def test_a_re_upload_of_unchanged_trials_does_not_load_pyarrow(tmp_path: Path) -> None:
+    """Writing nothing, it needs no Arrow tables: the process skips pyarrow's import (a quarter second)."""
+    import subprocess
+    import sys
+
+    run = write_run(tmp_path / "out", basic_trials(3))
+    script = ("import sys\nfrom atif.cli import main\ncode = 0\ntry:\n    main()\nexcept SystemExit as e:\n"
+              "    code = e.code\nprint('exit', code or 0, 'pyarrow' in sys.modules)\n")
+    args = ["upload", str(run), "-e", "exp", "--db", str(tmp_path / "s.duckdb"), "--format", "json"]
+    outs = [subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
+            for _ in range(2)]
+    assert outs[0].stdout.strip().splitlines()[-1] == "exit 0 True", outs[0].stderr  # the first upload writes
+    assert outs[1].stdout.strip().splitlines()[-1] == "exit 0 False", outs[1].stderr
+    assert orjson.loads(outs[1].stdout.strip().rsplit("\n", 1)[0])["unchanged_trials"] == 3
