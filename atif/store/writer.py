@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -161,6 +161,9 @@ class Batch:
     """Ids of the byte strings the batch writes (into either table)."""
     in_use_raw: set[str]
     """Ids of the byte strings the batch's trials name (never dropped as orphans)."""
+    plain: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
+    """Rows of ``trajectory_data`` and of ``trajectory_raw`` whose bytes are not compressed yet
+    (the others came compressed from a worker process)."""
 
 
 class Writer:
@@ -229,9 +232,13 @@ class Writer:
 
     def _commit(self, b: Batch) -> None:
         traj, extra = b.tables["trajectory_data"], b.tables["trajectory_raw"]
-        # One compression call for both tables' bytes.
-        frames = encode_raw(traj["raw"] + extra["raw"])
-        traj["raw"], extra["raw"] = frames[: len(traj["raw"])], frames[len(traj["raw"]) :]
+        # One compression call for both tables' bytes not compressed yet.
+        rows_t, rows_x = b.plain
+        frames = encode_raw([traj["raw"][i] for i in rows_t] + [extra["raw"][i] for i in rows_x])
+        for i, frame in zip(rows_t, frames[: len(rows_t)], strict=True):
+            traj["raw"][i] = frame
+        for i, frame in zip(rows_x, frames[len(rows_t):], strict=True):
+            extra["raw"][i] = frame
         tables = dict(b.tables, trajectory_data=arrow_table("trajectory_data", traj),
                       trajectory_raw=arrow_table("trajectory_raw", extra))
         n_trials = tables["trial_data"].num_rows if tables["trial_data"] is not None else 0
