@@ -91,10 +91,11 @@ class _Item:
     input_key: str | None = None
     input_file: str | None = None
     input_file_key: str | None = None
+    input_file_stat: str | None = None
     pre: Prepared | None = None
 
 
-KnownRow = tuple[str, str, str | None, str | None, str, int]
+KnownRow = tuple[str, str, str | None, str | None, str, int, str | None]
 
 
 class KnownInputs:
@@ -374,10 +375,10 @@ class Ingest:
         """Trials of this experiment stored from lines with these keys (see :class:`KnownInputs`)."""
         stored = {self._input_key(k): k for k in keys}
         rows = self.reads.execute(
-            "SELECT input_key, trial_id, record_hash, input_file, input_file_key, task_name, epoch FROM trial_data "
-            "WHERE experiment = ? AND input_key IN ?", [self.experiment, list(stored)]
+            "SELECT input_key, trial_id, record_hash, input_file, input_file_key, task_name, epoch, input_file_stat "
+            "FROM trial_data WHERE experiment = ? AND input_key IN ?", [self.experiment, list(stored)]
         ).fetchall()
-        return {stored[r[0]]: (r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
+        return {stored[r[0]]: (r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
 
     def _item(self, got: Converted | Failure | Unchanged | Prepared) -> _Item | None:
         """The trial of a converted input; a failure or warning goes to the result instead."""
@@ -410,7 +411,8 @@ class Ingest:
         return _Item(got.source, trial, doc=got.trajectory, raw=got.raw, traj_file=traj_file,
                      base_dir=got.base_dir, validated=got.validated,
                      input_key=self._input_key(got.input_key) if got.input_key else None,
-                     input_file=got.input_file, input_file_key=got.input_file_key)
+                     input_file=got.input_file, input_file_key=got.input_file_key,
+                     input_file_stat=got.input_file_stat)
 
     def _identify(self, item: _Item) -> None:
         trial = item.trial
@@ -717,6 +719,7 @@ class Ingest:
         rows["input_key"].append(it.input_key)
         rows["input_file"].append(it.input_file)
         rows["input_file_key"].append(it.input_file_key)
+        rows["input_file_stat"].append(it.input_file_stat)
 
 
 def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any]) -> bool:

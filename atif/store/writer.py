@@ -29,7 +29,7 @@ TRIAL_COLUMNS = (
     "trial_id", "experiment", "task_name", "epoch", "source_trial_id", "trajectory_id", "reward", "rewards",
     "steps", "cost_usd", "duration_seconds", "input_tokens", "output_tokens", "cached_tokens", "error",
     "metadata", "messages", "messages_from_trajectory", "record_hash", "upload_id", "raw_id", "input_key",
-    "input_file", "input_file_key",
+    "input_file", "input_file_key", "input_file_stat",
 )
 RATING_COLUMNS = ("trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source")
 
@@ -62,7 +62,8 @@ def _arrow_schemas() -> dict[str, Any]:
              ("trajectory_id", s), ("reward", f64), ("rewards", s), ("steps", i32), ("cost_usd", f64),
              ("duration_seconds", f64), ("input_tokens", i64), ("output_tokens", i64), ("cached_tokens", i64),
              ("error", s), ("metadata", s), ("messages", s), ("messages_from_trajectory", b), ("record_hash", s),
-             ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s)]
+             ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s),
+             ("input_file_stat", s)]
         ),
         "rating_data": pa.schema(
             [("trial_id", s), ("criterion", s), ("verdict", s), ("reasoning", s), ("cited_steps", pa.list_(i32)),
