@@ -74,18 +74,51 @@ RSS_WRAPPER = (
 )
 
 
-def cli_upload(src: Path, db: Path, workers: int | None, batch_size: int) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of ``atif upload`` as a whole process, and its JSON result."""
+def run_measured(cmd: list[str]) -> tuple[float, float | None, subprocess.CompletedProcess[bytes]]:
+    """Wall seconds, CPU seconds of the whole process tree (None where ``/proc`` is missing), and the outcome.
+
+    Worker processes start from a fork server, so they are no waited-for children of the
+    command: their CPU time is polled from ``/proc`` (every 20 ms) for every process of the
+    command's own session. Under load the CPU time says what the work costs, the wall time
+    what share of the cores it got.
+    """
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True)
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    cpu: dict[str, float] = {}
+    proc_fs = Path("/proc").is_dir()
+    out = err = b""
+    while True:
+        if proc_fs:
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                try:
+                    stat = (Path("/proc") / d / "stat").read_text()
+                except OSError:
+                    continue
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if int(fields[3]) == p.pid:  # session id: the command and every process it started
+                    cpu[d] = (int(fields[11]) + int(fields[12])) / tick
+        try:
+            out, err = p.communicate(timeout=0.02)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    wall = time.perf_counter() - t0
+    return wall, (sum(cpu.values()) if proc_fs else None), subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def cli_upload(src: Path, db: Path, workers: int | None, batch_size: int) -> tuple[float, float | None, dict[str, Any]]:
+    """Wall and CPU seconds of ``atif upload`` as a whole process (workers included), and its JSON result."""
     cmd = [*ATIF_CLI, "upload", str(src), "-e", "bench", "--db", str(db), "--format", "json",
            "--batch-size", str(batch_size)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False)
-    wall = time.perf_counter() - t0
+    wall, cpu, proc = run_measured(cmd)
     if proc.returncode != 0:
         raise RuntimeError(f"atif upload failed: {proc.stderr.decode()[-2000:]}")
-    return wall, json.loads(proc.stdout)
+    return wall, cpu, json.loads(proc.stdout)
 
 
 def library_upload(src: Path, db: Path, workers: int | None, batch_size: int) -> tuple[float, float, int, int]:
@@ -316,6 +349,8 @@ def main() -> None:
         harbor: list[tuple[float, float]] = []
         cli: list[float] = []
         cli_again: list[float] = []
+        cli_cpu: list[float] = []
+        cli_again_cpu: list[float] = []
         lib: list[float] = []
         lib_again: list[float] = []
         for k in range(args.repeat):
@@ -323,12 +358,15 @@ def main() -> None:
             if h is not None:
                 harbor.append(h)
             db = work / f"cli-{k}.duckdb"
-            wall, out = cli_upload(src, db, args.workers, args.batch_size)
+            wall, cpu, out = cli_upload(src, db, args.workers, args.batch_size)
             assert out["created_trials"] == args.trials, out
-            again, out = cli_upload(src, db, args.workers, args.batch_size)
+            again, again_cpu, out = cli_upload(src, db, args.workers, args.batch_size)
             assert out["unchanged_trials"] == args.trials, out
             cli.append(wall)
             cli_again.append(again)
+            if cpu is not None and again_cpu is not None:
+                cli_cpu.append(cpu)
+                cli_again_cpu.append(again_cpu)
             db.unlink()
             db = work / f"lib-{k}.duckdb"
             first, rerun, _, _ = library_upload(src, db, args.workers, args.batch_size)
@@ -346,6 +384,15 @@ def main() -> None:
               f"{min(cli_again) / min(cli):.3f} of the first upload (goal <= 0.10)")
         print(f"  {'re-upload, all unchanged (library call)':<44} {min(lib_again):7.2f} s   "
               f"{min(lib_again) / min(lib):.3f} of the first upload")
+        if cli_cpu:
+            h_cpu = min(c for _, c in harbor) if harbor else None
+            ratio = f"   ratio harbor/atif {h_cpu / min(cli_cpu):5.2f}" if h_cpu else ""
+            if h_cpu:
+                print(f"  {'harbor CPU seconds':<44} {h_cpu:7.2f} s")
+            print(f"  {'atif upload DIR, CPU of all its processes':<44} {min(cli_cpu):7.2f} s{' ' * 20}{ratio}")
+            print(f"  {'re-upload, CPU of all its processes':<44} {min(cli_again_cpu):7.2f} s   "
+                  f"{min(cli_again_cpu) / min(cli_cpu):.3f} of the first upload's")
+            figures.update(upload_cli_cpu=min(cli_cpu), reupload_cli_cpu=min(cli_again_cpu), harbor_cpu=h_cpu)
         if h_wall is None:
             print(f"  harbor not found at {args.harbor_python!r} (set ATIF_HARBOR_PYTHON): no ratio")
         figures.update(upload_cli=min(cli), upload_lib=min(lib), reupload_cli=min(cli_again),
