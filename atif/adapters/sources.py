@@ -63,7 +63,10 @@ def file_stat(path: str) -> str | None:
     Equal figures mean equal bytes: writing a file moves its ``ctime`` forward, which no tool
     can set back (only the system clock can), and replacing it changes its inode. None for a
     file changed moments ago or that cannot be stat'ed: its bytes are read and hashed instead.
+    Always None on Windows, where ``st_ctime`` is the creation time, which writing leaves alone.
     """
+    if os.name == "nt":
+        return None
     try:
         st = os.stat(path)
     except OSError:
