@@ -229,6 +229,9 @@ class Converted:
     """The trajectory file that line names, as written in the line."""
     input_file_key: str | None = None
     """Hash (xxh3, 128 bits) of that file's bytes."""
+    input_file_stat: str | None = None
+    """That file's identity and change times when it was read (``dev:ino:size:mtime_ns:ctime_ns``),
+    when it had not changed for a while (see :func:`atif.adapters.sources.file_stat`)."""
 
 
 @dataclass(slots=True)

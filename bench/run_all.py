@@ -7,12 +7,19 @@ cores. A module that does not accept ``--quick`` (its source never mentions it) 
 note rather than run at full size. Full mode runs each module with no arguments: its documented
 full sizes (see each module's docstring and ``bench/README.md``).
 
+``team_bench`` needs a PostgreSQL and the ``team`` extra: it runs when a server is named (``--pg
+DSN`` or ``ATIF_TEST_PG``, a libpq connection string of a server the bench may create databases
+on), with the interpreter ``--team-python`` / ``ATIF_TEAM_PYTHON`` (default: this one) when that
+interpreter has the extra; otherwise it is skipped with a note.
+
 The output of every module is passed through; a summary at the end lists each module's status and
 wall time, and the exit status is 1 when any module failed.
 
     python -m bench.run_all               # quick sizes (make bench)
     python -m bench.run_all --full        # documented full sizes (make bench FULL=1); can take hours
     python -m bench.run_all report_bench  # only the named modules
+    ATIF_TEST_PG="host=127.0.0.1 port=5432 user=atif password=..." ATIF_TEAM_PYTHON=.venv-team/bin/python \\
+        python -m bench.run_all team_bench
 """
 
 from __future__ import annotations
@@ -59,11 +66,28 @@ def accepts_quick(module: str) -> bool:
     return "--quick" in source_of(module).read_text(encoding="utf-8")
 
 
-def run(module: str, full: bool) -> tuple[str, float]:
+TEAM_MODULE = "team_bench"
+
+
+def team_unavailable(python: str, dsn: str | None) -> str | None:
+    """Why ``team_bench`` cannot run (no server named, or ``python`` lacks the team extra), else None."""
+    if not dsn:
+        return "no PostgreSQL named (--pg DSN or ATIF_TEST_PG)"
+    probe = subprocess.run([python, "-c", "import duckdb_extension_ducklake, duckdb_extension_postgres"],
+                           capture_output=True, check=False)
+    if probe.returncode != 0:
+        return f"{python} has no team extra (pip install -e '.[team]'; or name one with ATIF_TEAM_PYTHON)"
+    return None
+
+
+def run(module: str, full: bool, python: str = sys.executable, extra_env: dict[str, str] | None = None) -> tuple[
+    str, float
+]:
     """Run one module; return its status and wall seconds."""
-    cmd = [sys.executable, "-m", f"bench.{module}"] + ([] if full else ["--quick"])
+    cmd = [python, "-m", f"bench.{module}"] + ([] if full else ["--quick"])
     print(f"\n===== {' '.join(['python', *cmd[1:]])} =====", flush=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # This checkout first, so that a venv with atif installed from another one runs this code.
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(extra_env or {}))
     t = time.perf_counter()
     try:
         limit = None if full else LOCAL_MODEL.get(module, QUICK_TIMEOUT_S)
@@ -78,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected modules and print a summary; 1 when any failed."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="documented full sizes instead of --quick")
+    ap.add_argument("--pg", default=os.environ.get("ATIF_TEST_PG"),
+                    help="libpq connection string of a PostgreSQL for team_bench (default: $ATIF_TEST_PG)")
+    ap.add_argument("--team-python", default=os.environ.get("ATIF_TEAM_PYTHON", sys.executable),
+                    help="interpreter with the team extra for team_bench (default: $ATIF_TEAM_PYTHON, else this one)")
     ap.add_argument("modules", nargs="*", help=f"modules to run (default: all of {', '.join(MODULES)})")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
@@ -96,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.full and not accepts_quick(module):
             print(f"\n===== bench.{module}: skipped, it has no --quick size yet (run it alone or with --full) =====")
             summary.append((module, "skipped: no --quick", 0.0))
+            continue
+        if module == TEAM_MODULE:
+            why = team_unavailable(args.team_python, args.pg)
+            if why:
+                print(f"\n===== bench.{module}: skipped, {why} =====")
+                summary.append((module, "skipped: no PostgreSQL" if not args.pg else "skipped: no team extra", 0.0))
+                continue
+            # The DSN (it may hold a password) goes by the environment, not the printed command line.
+            status, seconds = run(module, args.full, args.team_python, {"ATIF_TEST_PG": args.pg or ""})
+            summary.append((module, status, seconds))
             continue
         status, seconds = run(module, args.full)
         summary.append((module, status, seconds))

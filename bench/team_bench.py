@@ -1,9 +1,15 @@
 """Team store benchmark: DuckLake over PostgreSQL against the DuckDB file, in the same run.
 
-Usage (in a venv with ``atif[team]``, against a PostgreSQL server the bench may create databases on)::
+Usage (in a venv with ``atif[team]``, against a PostgreSQL server the bench may create databases on;
+``--pg`` defaults to ``$ATIF_TEST_PG``)::
 
-    .venv-team/bin/python -m bench.team_bench --pg "host=127.0.0.1 port=5432 user=atif" \\
-        [--trials 5000] [--metrics-trials 100000] [--writers 4] [--per-writer 1000]
+    .venv-team/bin/python -m bench.team_bench --pg "host=127.0.0.1 port=5432 user=atif password=..." \\
+        [--quick] [--trials 5000] [--metrics-trials 100000] [--writers 4] [--per-writer 1000]
+
+Full sizes (the defaults): 5,000 trials uploaded, metrics over 100,000 trials, 4 writers x 1,000
+trials. ``--quick`` (for ``make bench``): 500 trials, metrics over 10,000, 2 writers x 200; about
+a minute on 2 cores. Without a PostgreSQL (no ``--pg``, no ``ATIF_TEST_PG``) or without the team
+extra it prints why and exits 0, so that ``make bench`` passes over it.
 
 1. Upload of ``--trials`` trials (built in memory, 3-7 steps each) into a new file store and into
    a new team store: the figure is ``team seconds / file seconds``.
@@ -19,6 +25,7 @@ Each team store is a fresh PostgreSQL database (``createdb``; dropped at the end
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import shutil
 import subprocess
@@ -79,17 +86,44 @@ class Postgres:
 
     def new(self) -> str:
         name = f"atif_bench_{uuid.uuid4().hex[:10]}"
-        subprocess.run(["createdb", *self._args(), name], check=True)
+        proc = subprocess.run([_pg_tool("createdb"), *self._args(), name], env=self._env(), capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"team_bench: createdb failed: {proc.stderr.strip()}")
         self.made.append(name)
         return "ducklake:postgres:" + " ".join(f"{k}={v}" for k, v in {**self.params, "dbname": name}.items())
 
     def drop_all(self) -> None:
         for name in self.made:
-            subprocess.run(["dropdb", *self._args(), name], check=False)
+            subprocess.run([_pg_tool("dropdb"), *self._args(), name], env=self._env(), capture_output=True,
+                           check=False)
+
+    def _env(self) -> dict[str, str]:
+        pw = self.params.get("password")
+        return dict(os.environ, PGPASSWORD=pw) if pw else dict(os.environ)
 
     def _args(self) -> list[str]:
         p = self.params
         return ["-h", p.get("host", "localhost"), "-p", p.get("port", "5432"), "-U", p.get("user", "postgres")]
+
+
+def _pg_tool(name: str) -> str:
+    """``createdb`` / ``dropdb``: on the PATH, else from the newest PostgreSQL of a Debian install."""
+    found = shutil.which(name)
+    if found:
+        return found
+    dirs = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return dirs[-1] if dirs else name
+
+
+def team_extra_missing() -> str | None:
+    """Why this interpreter cannot open a team store (None when it can)."""
+    try:
+        import duckdb_extension_ducklake  # noqa: F401
+        import duckdb_extension_postgres  # noqa: F401
+    except ImportError:
+        return f"the team extra is not installed in {sys.executable} (pip install -e '.[team]')"
+    return None
 
 
 def metrics_seconds(n: int, work: Path, target: str) -> tuple[float, float]:
@@ -134,7 +168,9 @@ def writers_seconds(target: str, data_path: Path, writers: int, per_writer: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pg", help="libpq connection string of a server to create databases on")
+    ap.add_argument("--pg", default=os.environ.get("ATIF_TEST_PG"),
+                    help="libpq connection string of a server to create databases on (default: $ATIF_TEST_PG)")
+    ap.add_argument("--quick", action="store_true", help="small sizes for make bench (see the module docstring)")
     ap.add_argument("--trials", type=int, default=5000)
     ap.add_argument("--metrics-trials", type=int, default=100_000)
     ap.add_argument("--writers", type=int, default=4)
@@ -145,18 +181,28 @@ def main() -> None:
         target, data_path, prefix, n = args.writer
         upload_seconds(target, Path(data_path), prefix, int(n))
         return
+    if args.quick:
+        args.trials, args.metrics_trials, args.writers, args.per_writer = 500, 10_000, 2, 200
     if not args.pg:
-        ap.error("--pg is required")
+        print("team_bench: skipped, no PostgreSQL named (--pg DSN or ATIF_TEST_PG)")
+        return
+    missing = team_extra_missing()
+    if missing:
+        print(f"team_bench: skipped, {missing}")
+        return
+    import atif
+
+    print(f"atif from {Path(atif.__file__).parent}; load average {os.getloadavg()[0]:.2f}", flush=True)
     pg = Postgres(args.pg)
     work = Path(tempfile.mkdtemp(prefix="atif-team-bench-"))
     try:
         file_s = upload_seconds(str(work / "up.duckdb"), None, "f", args.trials)
         team_s = upload_seconds(pg.new(), work / "lake-up", "t", args.trials)
         print(f"upload {args.trials} trials: file {file_s:.2f} s ({args.trials / file_s:.0f}/s), "
-              f"team {team_s:.2f} s ({args.trials / team_s:.0f}/s)   team/file = {team_s / file_s:.2f}")
+              f"team {team_s:.2f} s ({args.trials / team_s:.0f}/s)   team/file = {team_s / file_s:.2f}", flush=True)
         mf, mt = metrics_seconds(args.metrics_trials, work, pg.new())
         print(f"experiment_metrics over {args.metrics_trials} trials: file {mf:.3f} s, team {mt:.3f} s   "
-              f"team/file = {mt / mf:.2f}")
+              f"team/file = {mt / mf:.2f}", flush=True)
         one = writers_seconds(pg.new(), work / "lake-w1", 1, args.per_writer)
         many = writers_seconds(pg.new(), work / "lake-wn", args.writers, args.per_writer)
         ratio = (args.writers * args.per_writer / many) / (args.per_writer / one)

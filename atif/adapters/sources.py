@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,10 @@ from atif.trial import Converted, Failure, Trial, Unchanged, trajectory_totals
 
 __all__ = ["KnownLines", "read_file", "read_sources"]
 
-KnownLines = Callable[[list[str]], dict[str, tuple[str, str, str | None, str | None, str, int]]]
+KnownLines = Callable[[list[str]], dict[str, tuple[str, str, str | None, str | None, str, int, str | None]]]
 """Given the keys of trials-file lines (:func:`input_key`), the stored trials read from such a
-line before: ``key -> (trial_id, record_hash, input_file, input_file_key, task_name, epoch)``."""
+line before: ``key -> (trial_id, record_hash, input_file, input_file_key, task_name, epoch,
+input_file_stat)``."""
 
 
 def input_key(data: bytes) -> str:
@@ -48,6 +50,30 @@ def input_key(data: bytes) -> str:
 
 
 _KNOWN_BLOCK = 512  # trials-file lines looked up at once
+
+SETTLED_NS = 2_000_000_000
+"""How long ago a file must have last changed for its :func:`file_stat` to be trusted: well
+beyond the granularity of any file system's timestamps, so that a change made in the same
+clock tick as the stat is never taken for no change."""
+
+
+def file_stat(path: str) -> str | None:
+    """``dev:ino:size:mtime_ns:ctime_ns`` of a file that last changed more than :data:`SETTLED_NS` ago.
+
+    Equal figures mean equal bytes: writing a file moves its ``ctime`` forward, which no tool
+    can set back (only the system clock can), and replacing it changes its inode. None for a
+    file changed moments ago or that cannot be stat'ed: its bytes are read and hashed instead.
+    Always None on Windows, where ``st_ctime`` is the creation time, which writing leaves alone.
+    """
+    if os.name == "nt":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < SETTLED_NS:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 LineJob = tuple[bytes, str, int, str, str]
 """A trials-file line to read: ``(line, where, line number, folder of the file, line key)``."""
@@ -274,8 +300,8 @@ def _trial_lines(
     for (n, line), key in zip(block, keys, strict=True):
         hit = found.get(key)
         if hit is not None:
-            trial_id, record_hash, input_file, file_key, task_name, epoch = hit
-            if input_file is None or _hashes_to(_join(base_name, base, input_file), file_key):
+            trial_id, record_hash, input_file, file_key, task_name, epoch, stat = hit
+            if input_file is None or _same_file(_join(base_name, base, input_file), file_key, stat):
                 jobs.append(Unchanged(f"{path}:{n}", trial_id, record_hash, task_name, epoch,
                                       instruction=instructions.get(task_name)))
                 continue
@@ -290,6 +316,14 @@ def _trial_lines(
         if isinstance(converted, Converted) and converted.instruction is None:
             converted.instruction = instructions.get(converted.trial.task_name)
         yield got
+
+
+def _same_file(path: str, key: str | None, stat: str | None) -> bool:
+    """Whether the file still holds the bytes hashed as ``key``: by its :func:`file_stat` when
+    one was stored and it matches (no read), else by reading and hashing it."""
+    if stat is not None and file_stat(path) == stat:
+        return True
+    return _hashes_to(path, key)
 
 
 def _hashes_to(path: str, key: str | None) -> bool:
@@ -340,6 +374,8 @@ def _trial_line(
     if not isinstance(traj, str) or not traj:
         return Failure(where, "`trajectory` must be an ATIF object or a path to one")
     tpath = _join(base_name, base, traj)
+    # Taken before the read: a change made after it moves ctime on, so the next upload reads the file.
+    stat = file_stat(tpath)
     try:
         raw = read_file(tpath)
     except FileNotFoundError:
@@ -355,6 +391,8 @@ def _trial_line(
     item.trajectory, item.raw, item.base_dir = doc, raw, os.path.dirname(tpath)
     item.warnings += _warnings(tpath, issues)
     item.input_file, item.input_file_key = traj, input_key(raw)
+    if stat is not None and stat.split(":")[2] == str(len(raw)):
+        item.input_file_stat = stat
     if item.warnings:
         item.input_key = None
     return item

@@ -38,7 +38,7 @@ from atif.progress import Progress, ProgressCallback
 from atif.schema.identity import canonical_json, trial_id_of
 from atif.schema.issues import Issue
 from atif.schema.validate import validate
-from atif.store.codec import RAW_ENCODING
+from atif.store.codec import RAW_ENCODING, encode_one
 from atif.store.connection import cursor
 from atif.store.flatten import flatten, new_buffers
 from atif.store.ratings import PRECEDENCE, pending_count
@@ -76,6 +76,9 @@ class _Item:
     trial: Trial | _Key
     doc: dict[str, Any] | None = None
     raw: bytes | None = None
+    frame: bytes | None = None
+    """``raw`` compressed ahead (by a worker, which then sends no ``raw``)."""
+    n_bytes: int | None = None
     traj_file: str | None = None
     base_dir: str | None = None
     validated: bool = False
@@ -88,10 +91,11 @@ class _Item:
     input_key: str | None = None
     input_file: str | None = None
     input_file_key: str | None = None
+    input_file_stat: str | None = None
     pre: Prepared | None = None
 
 
-KnownRow = tuple[str, str, str | None, str | None, str, int]
+KnownRow = tuple[str, str, str | None, str | None, str, int, str | None]
 
 
 class KnownInputs:
@@ -120,11 +124,16 @@ class Prepared:
     """
 
     converted: Converted
-    """The trial, its warnings and raw bytes; ``trajectory`` dropped (None)."""
+    """The trial and its warnings; ``trajectory``, ``raw`` and the trial's ``messages`` dropped
+    (None): what the store keeps of them is ``frame`` and ``messages_json``."""
     trajectory_id: str | None
     raw_id: str | None
     record_hash: str
     messages_json: bytes | None
+    frame: bytes | None
+    """The trajectory's bytes compressed as stored (:func:`atif.store.codec.encode_one`)."""
+    n_bytes: int | None
+    """Their length before compression."""
     check: tuple[str | None, list[Issue]] | None
     """Strict validation of the trajectory: the error reason (None when valid) and the warnings;
     None when the trajectory came validated."""
@@ -164,8 +173,13 @@ def prepare_converted(got: Converted | Failure | Unchanged, epoch: int | None) -
         flatten(doc, 0, steps, calls)
         totals = _totals(trial, doc)
         from_trajectory = trial.messages is not None and trajectory_messages_equal(trial.messages, doc)
-    got.trajectory, got.raw = None, raw
-    return Prepared(got, tid, raw_id, record_hash, messages_json, check, meta, steps, calls, totals, from_trajectory)
+    # Only what is stored travels back to the uploading process: the bytes compressed, the
+    # conversation as the canonical JSON it was hashed as (neither is read again there).
+    frame = encode_one(raw) if raw is not None else None
+    n_bytes = len(raw) if raw is not None else None
+    got.trajectory = got.raw = trial.messages = None
+    return Prepared(got, tid, raw_id, record_hash, messages_json, frame, n_bytes, check, meta, steps, calls, totals,
+                    from_trajectory)
 
 
 def identify(trial: Trial, doc: dict[str, Any] | None, raw: bytes | None) -> tuple[
@@ -361,10 +375,10 @@ class Ingest:
         """Trials of this experiment stored from lines with these keys (see :class:`KnownInputs`)."""
         stored = {self._input_key(k): k for k in keys}
         rows = self.reads.execute(
-            "SELECT input_key, trial_id, record_hash, input_file, input_file_key, task_name, epoch FROM trial_data "
-            "WHERE experiment = ? AND input_key IN ?", [self.experiment, list(stored)]
+            "SELECT input_key, trial_id, record_hash, input_file, input_file_key, task_name, epoch, input_file_stat "
+            "FROM trial_data WHERE experiment = ? AND input_key IN ?", [self.experiment, list(stored)]
         ).fetchall()
-        return {stored[r[0]]: (r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
+        return {stored[r[0]]: (r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
 
     def _item(self, got: Converted | Failure | Unchanged | Prepared) -> _Item | None:
         """The trial of a converted input; a failure or warning goes to the result instead."""
@@ -397,7 +411,8 @@ class Ingest:
         return _Item(got.source, trial, doc=got.trajectory, raw=got.raw, traj_file=traj_file,
                      base_dir=got.base_dir, validated=got.validated,
                      input_key=self._input_key(got.input_key) if got.input_key else None,
-                     input_file=got.input_file, input_file_key=got.input_file_key)
+                     input_file=got.input_file, input_file_key=got.input_file_key,
+                     input_file_stat=got.input_file_stat)
 
     def _identify(self, item: _Item) -> None:
         trial = item.trial
@@ -406,6 +421,7 @@ class Ingest:
         if pre is not None:
             item.trajectory_id, item.raw_id, item.record_hash = pre.trajectory_id, pre.raw_id, pre.record_hash
             item.messages_json = pre.messages_json
+            item.frame, item.n_bytes = pre.frame, pre.n_bytes
         else:
             item.trajectory_id, item.raw, item.raw_id, item.messages_json, item.record_hash = identify(
                 trial, item.doc, item.raw)
@@ -541,6 +557,7 @@ class Ingest:
         traj: dict[str, list[Any]] = {n: [] for n in TRAJECTORY_COLUMNS}
         extra: dict[str, list[Any]] = {n: [] for n in RAW_COLUMNS}
         written_raw: set[str] = set()
+        plain: tuple[list[int], list[int]] = ([], [])  # rows of either table whose bytes the writer compresses
         steps, calls = new_buffers()
         trials: dict[str, list[Any]] = {n: [] for n in TRIAL_COLUMNS}
         ratings: dict[str, list[Any]] = {n: [] for n in RATING_COLUMNS}
@@ -554,11 +571,11 @@ class Ingest:
                 index = len(traj["trajectory_id"])
                 meta = pre.meta if pre is not None else trajectory_meta(doc)  # type: ignore[arg-type]
                 traj["trajectory_id"].append(tid)
-                traj["raw"].append(it.raw)
+                _append_raw(traj, it, plain[0])
                 traj["raw_encoding"].append(RAW_ENCODING)
                 for name, value in zip(_META_COLUMNS, meta, strict=True):
                     traj[name].append(value)
-                traj["n_bytes"].append(len(it.raw) if it.raw is not None else None)
+                traj["n_bytes"].append(_n_bytes(it))
                 traj["raw_id"].append(it.raw_id)
                 if it.raw_id is not None:
                     written_raw.add(it.raw_id)
@@ -567,15 +584,15 @@ class Ingest:
                     _extend(calls, pre.calls, index)
                 else:
                     flatten(doc, index, steps, calls)  # type: ignore[arg-type]
-            elif it.raw is not None and it.raw_id is not None and it.raw_id not in known_raw \
-                    and it.raw_id not in written_raw:
+            elif (it.raw is not None or it.frame is not None) and it.raw_id is not None \
+                    and it.raw_id not in known_raw and it.raw_id not in written_raw:
                 # The same content in other bytes: kept, so that this trial reads back its own.
                 written_raw.add(it.raw_id)
                 extra["raw_id"].append(it.raw_id)
                 extra["trajectory_id"].append(tid)
-                extra["raw"].append(it.raw)
+                _append_raw(extra, it, plain[1])
                 extra["raw_encoding"].append(RAW_ENCODING)
-                extra["n_bytes"].append(len(it.raw))
+                extra["n_bytes"].append(_n_bytes(it))
             self._trial_row(it, trials)
             it.pre = None
             trial = it.trial
@@ -596,7 +613,7 @@ class Ingest:
                     ratings["reasoning"].append(r.reasoning)
                     ratings["cited_steps"].append(r.cited_steps)
                     ratings["source"].append(r.source)
-            it.doc = it.raw = None
+            it.doc = it.raw = it.frame = None
 
         ops: list[tuple[str, list[Any]]] = []
         if new_tasks:
@@ -634,6 +651,7 @@ class Ingest:
             tids=written,
             raw_ids=written_raw,
             in_use_raw={it.raw_id for it in items if it.raw_id},
+            plain=plain,
         )
 
     def _label_ops(self, labels: list[str]) -> list[tuple[str, list[Any]]]:
@@ -701,6 +719,7 @@ class Ingest:
         rows["input_key"].append(it.input_key)
         rows["input_file"].append(it.input_file)
         rows["input_file_key"].append(it.input_file_key)
+        rows["input_file_stat"].append(it.input_file_stat)
 
 
 def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any]) -> bool:
@@ -716,6 +735,19 @@ def _str(v: Any) -> str | None:
 
 
 _META_COLUMNS = ("schema_version", "agent_name", "agent_version", "model_name", "step_count")
+
+
+def _append_raw(columns: dict[str, list[Any]], it: _Item, plain: list[int]) -> None:
+    """A trajectory's bytes into a ``raw`` column: compressed ahead, or to be compressed by the writer."""
+    if it.frame is None:
+        plain.append(len(columns["raw"]))
+        columns["raw"].append(it.raw)
+    else:
+        columns["raw"].append(it.frame)
+
+
+def _n_bytes(it: _Item) -> int | None:
+    return it.n_bytes if it.frame is not None else len(it.raw) if it.raw is not None else None
 
 
 def _extend(into: dict[str, list[Any]], rows: dict[str, list[Any]], index: int) -> None:

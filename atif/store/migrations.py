@@ -450,9 +450,19 @@ def m008_rating_segmented(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m009_trial_input_file_stat(db: duckdb.DuckDBPyConnection) -> None:
+    """``input_file_stat``: the trajectory file's ``dev:ino:size:mtime_ns:ctime_ns`` when it was read.
+
+    A re-upload that finds the file with the same figures knows its bytes are those it hashed
+    (``input_file_key``) without reading them again. NULL when the file had changed moments
+    before it was read, and for trials from other inputs: those files are read and hashed.
+    """
+    db.execute("ALTER TABLE trial_data ADD COLUMN input_file_stat VARCHAR;")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
-    m006_trial_input_key, m007_fitted_thresholds, m008_rating_segmented,
+    m006_trial_input_key, m007_fitted_thresholds, m008_rating_segmented, m009_trial_input_file_stat,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -29,7 +29,7 @@ TRIAL_COLUMNS = (
     "trial_id", "experiment", "task_name", "epoch", "source_trial_id", "trajectory_id", "reward", "rewards",
     "steps", "cost_usd", "duration_seconds", "input_tokens", "output_tokens", "cached_tokens", "error",
     "metadata", "messages", "messages_from_trajectory", "record_hash", "upload_id", "raw_id", "input_key",
-    "input_file", "input_file_key",
+    "input_file", "input_file_key", "input_file_stat",
 )
 RATING_COLUMNS = ("trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source")
 
@@ -62,7 +62,8 @@ def _arrow_schemas() -> dict[str, Any]:
              ("trajectory_id", s), ("reward", f64), ("rewards", s), ("steps", i32), ("cost_usd", f64),
              ("duration_seconds", f64), ("input_tokens", i64), ("output_tokens", i64), ("cached_tokens", i64),
              ("error", s), ("metadata", s), ("messages", s), ("messages_from_trajectory", b), ("record_hash", s),
-             ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s)]
+             ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s),
+             ("input_file_stat", s)]
         ),
         "rating_data": pa.schema(
             [("trial_id", s), ("criterion", s), ("verdict", s), ("reasoning", s), ("cited_steps", pa.list_(i32)),
@@ -80,6 +81,11 @@ def arrow_table(table: str, columns: dict[str, list[Any]], keys: list[str] | Non
     With ``keys``, the ``trajectory_id`` column holds indexes into ``keys`` and becomes a
     dictionary array: one string per trajectory instead of one per step or call.
     """
+    # Every buffer holds one value per row: an empty first one means an empty table. Checked
+    # before importing pyarrow, which a re-upload of unchanged trials never needs (a quarter
+    # of a second of the process's start).
+    if not next(iter(columns.values())):
+        return None
     try:
         import pyarrow as pa
     except ImportError:
@@ -88,8 +94,6 @@ def arrow_table(table: str, columns: dict[str, list[Any]], keys: list[str] | Non
     if not _SCHEMAS:
         _SCHEMAS.update(_arrow_schemas())
     schema = _SCHEMAS[table]
-    if not columns[schema.names[0]]:
-        return None
     arrays = []
     for f in schema:
         if keys is not None and f.name == "trajectory_id":
@@ -158,6 +162,9 @@ class Batch:
     """Ids of the byte strings the batch writes (into either table)."""
     in_use_raw: set[str]
     """Ids of the byte strings the batch's trials name (never dropped as orphans)."""
+    plain: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
+    """Rows of ``trajectory_data`` and of ``trajectory_raw`` whose bytes are not compressed yet
+    (the others came compressed from a worker process)."""
 
 
 class Writer:
@@ -226,9 +233,13 @@ class Writer:
 
     def _commit(self, b: Batch) -> None:
         traj, extra = b.tables["trajectory_data"], b.tables["trajectory_raw"]
-        # One compression call for both tables' bytes.
-        frames = encode_raw(traj["raw"] + extra["raw"])
-        traj["raw"], extra["raw"] = frames[: len(traj["raw"])], frames[len(traj["raw"]) :]
+        # One compression call for both tables' bytes not compressed yet.
+        rows_t, rows_x = b.plain
+        frames = encode_raw([traj["raw"][i] for i in rows_t] + [extra["raw"][i] for i in rows_x])
+        for i, frame in zip(rows_t, frames[: len(rows_t)], strict=True):
+            traj["raw"][i] = frame
+        for i, frame in zip(rows_x, frames[len(rows_t):], strict=True):
+            extra["raw"][i] = frame
         tables = dict(b.tables, trajectory_data=arrow_table("trajectory_data", traj),
                       trajectory_raw=arrow_table("trajectory_raw", extra))
         n_trials = tables["trial_data"].num_rows if tables["trial_data"] is not None else 0

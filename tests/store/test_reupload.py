@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,78 @@ def test_lines_with_warnings_are_always_read_so_the_warnings_come_again(
         assert again.unchanged_trials == 2
         assert [w.reason for w in again.warnings] == [w.reason for w in first.warnings]
         assert any("json.duplicate-key" in w.reason for w in again.warnings)
+
+
+def test_a_re_upload_of_unchanged_trials_does_not_load_pyarrow(tmp_path: Path) -> None:
+    """Writing nothing, it needs no Arrow tables: the process skips pyarrow's import (a quarter second)."""
+    import subprocess
+    import sys
+
+    run = write_run(tmp_path / "out", basic_trials(3))
+    script = ("import sys\nfrom atif.cli import main\ncode = 0\ntry:\n    main()\nexcept SystemExit as e:\n"
+              "    code = e.code\nprint('exit', code or 0, 'pyarrow' in sys.modules)\n")
+    args = ["upload", str(run), "-e", "exp", "--db", str(tmp_path / "s.duckdb"), "--format", "json"]
+    outs = [subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
+            for _ in range(2)]
+    assert outs[0].stdout.strip().splitlines()[-1] == "exit 0 True", outs[0].stderr  # the first upload writes
+    assert outs[1].stdout.strip().splitlines()[-1] == "exit 0 False", outs[1].stderr
+    assert orjson.loads(outs[1].stdout.strip().rsplit("\n", 1)[0])["unchanged_trials"] == 3
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Trajectory files read (whole) from now on."""
+    read: list[str] = []
+    real = sources.read_file
+
+    def counting(path: Any, **kwargs: Any) -> bytes:
+        if str(path).endswith(".json") and kwargs.get("head") is None:
+            read.append(Path(path).name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(sources, "read_file", counting)
+    return read
+
+
+def test_settled_trajectory_files_are_known_by_their_stat_without_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "SETTLED_NS", 0)  # the files were written moments ago
+    run = write_run(tmp_path / "out", basic_trials(3))
+    with Store("s.duckdb") as store:
+        upload([run], "exp", store=store)
+        stats = [r[0] for r in store.query("SELECT input_file_stat FROM trial_data ORDER BY task_name")[1]]
+        assert all(s is not None and s.count(":") == 4 for s in stats)
+        read = _count_reads(monkeypatch)
+        assert upload([run], "exp", store=store).unchanged_trials == 3
+        assert read == []
+        # Written again with the same bytes: its ctime moved, so it is read and hashed (and still unchanged).
+        f = run / "trajectories/task-1/1.json"
+        time.sleep(0.05)  # past the file system's timestamp granularity
+        f.write_bytes(f.read_bytes())
+        read.clear()
+        assert upload([run], "exp", store=store).unchanged_trials == 3
+        assert read == ["1.json"]
+        # Other bytes of the same size with the old mtime put back: ctime still tells, and the change is found.
+        g = run / "trajectories/task-2/2.json"
+        old = g.stat()
+        data = g.read_bytes()
+        time.sleep(0.05)
+        g.write_bytes(data.replace(b"Please", b"Pleese", 1))
+        os.utime(g, ns=(old.st_atime_ns, old.st_mtime_ns))
+        assert g.stat().st_size == old.st_size and g.stat().st_mtime_ns == old.st_mtime_ns
+        read.clear()
+        r = upload([run], "exp", store=store)
+        assert "2.json" in read
+        assert r.unchanged_trials == 2 and len(r.errors) == 1
+        assert "already stored with a different trajectory" in r.errors[0].reason
+
+
+def test_a_file_changed_moments_before_its_upload_gets_no_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within SETTLED_NS of a change, a later change could share its timestamps: such files are always hashed."""
+    run = write_run(tmp_path / "out", basic_trials(2))
+    with Store("s.duckdb") as store:
+        upload([run], "exp", store=store)
+        assert store.query("SELECT count(*) FROM trial_data WHERE input_file_stat IS NOT NULL")[1] == [(0,)]
+        read = _count_reads(monkeypatch)
+        assert upload([run], "exp", store=store).unchanged_trials == 2
+        assert sorted(read) == ["0.json", "1.json"]

@@ -14,7 +14,8 @@ from atif.schema import parallel
 from atif.store import Store
 
 TABLES = {
-    "trial_data": "SELECT * EXCLUDE (created_at, upload_id) FROM trial_data ORDER BY trial_id",
+    # input_file_stat records when a file was read (a file written moments before gets none).
+    "trial_data": "SELECT * EXCLUDE (created_at, upload_id, input_file_stat) FROM trial_data ORDER BY trial_id",
     "trajectory_data": "SELECT * EXCLUDE (created_at) FROM trajectory_data ORDER BY trajectory_id",
     "trajectory_raw": "SELECT * EXCLUDE (created_at) FROM trajectory_raw ORDER BY raw_id",
     "step_data": "SELECT * FROM step_data ORDER BY ALL",
