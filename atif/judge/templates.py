@@ -31,12 +31,23 @@ from dotpromptz_handlebars import (
     Node,
     Partial,
     PartialBlock,
+    Text,
 )
 
 # The parser and path splitter are not exported. The pin on the exact
 # dotpromptz-handlebars version keeps them stable; using them means the
 # variable analysis reads a template exactly as the renderer does.
-from dotpromptz_handlebars._render import _call, _parts, compile_template
+from dotpromptz_handlebars._render import (
+    _BUILTINS,
+    _call,
+    _number,
+    _parts,
+    _reject_function,
+    _render_one,
+    _show,
+    _step,
+    compile_template,
+)
 
 from atif.errors import TemplateError
 
@@ -260,6 +271,69 @@ def _syntax_error(name: str, source: str, error: Exception) -> TemplateError:
     return TemplateError(f"template {name}: line {line}, column {column}: {what}")
 
 
+def _fast_path(node: Mustache) -> tuple[str, tuple[str, ...]] | None:
+    """The path parts of a top-level ``{{name.sub}}`` / ``{{{name.sub}}}`` that is a plain lookup.
+
+    Such a tag is most of a judge prompt; the engine would split its path again on every render.
+    Anything else (helpers, literals, ``this``, ``..``, ``@data``, blocks) returns None and is
+    rendered by the engine itself.
+    """
+    call = node.call
+    name = call["name"]
+    if call["literal"] or call["args"] or call["hash"] or name in _ENGINE._helpers or name in _BUILTINS:
+        return None
+    if not name or name[0] in "(@.'\"[" or name in ("true", "false") or _number(name) is not None:
+        return None
+    try:
+        parts = _parts(name)
+    except ValueError:
+        return None
+    if not parts or any(p in ("..", ".", "this") for p in parts):
+        return None
+    return name, tuple(parts)
+
+
+class _Compiled:
+    """A parsed template as a list of steps: literal text, a precomputed lookup, or an engine node.
+
+    Renders exactly as the engine's ``render_program`` does (same lookup, escaping and errors:
+    the lookups and the rest go through the engine's own functions), without re-reading paths.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, program: list[Node]) -> None:
+        self.steps: list[tuple[int, Any, bool]] = []
+        for node in program:
+            if isinstance(node, Text):
+                self.steps.append((0, node.value, False))
+            elif isinstance(node, Mustache) and (path := _fast_path(node)) is not None:
+                self.steps.append((1, path, node.raw))
+            else:
+                self.steps.append((2, node, False))
+
+    def render(self, context: Any) -> str:
+        escape, strict = _ENGINE.escape_html, _ENGINE.strict
+        env: dict[str, Any] | None = None
+        out: list[str] = []
+        for kind, value, raw in self.steps:
+            if kind == 0:
+                out.append(value)
+            elif kind == 1:
+                original, parts = value
+                current = context
+                for part in parts:
+                    current = _step(current, part, strict=strict, original=original)
+                out.append(_show(_reject_function(current), raw=raw, escape_html=escape))
+            else:
+                if env is None:
+                    env = {"scopes": [context], "blocks": [{}], "frames": [{"root": context}],
+                           "helpers": _ENGINE._helpers, "partials": {}, "escape_html": escape, "strict": strict,
+                           "depth": 1, "max_depth": _ENGINE.max_depth}
+                out.append(_render_one(value, **env))
+        return "".join(out)
+
+
 class Template:
     """A Handlebars prompt template, parsed once and rendered many times.
 
@@ -273,17 +347,18 @@ class Template:
     refer to the item or value and are not included.
     """
 
-    __slots__ = ("_render", "_required", "name", "source", "variables")
+    __slots__ = ("_compiled", "_required", "name", "source", "variables")
 
     def __init__(self, source: str, name: str = "<template>") -> None:
         self.source = source
         self.name = name
         analysis = _Analysis()
         try:
-            analysis.program(compile_template(source), 0)
-            self._render = _ENGINE.compile(source)
+            program = compile_template(source, max_depth=_ENGINE.max_depth)
+            analysis.program(program, 0)
         except (ValueError, RecursionError) as error:
             raise _syntax_error(name, source, error) from error
+        self._compiled = _Compiled(program)
         self.variables: frozenset[str] = frozenset(analysis.variables)
         self._required = tuple(sorted(self.variables))
 
@@ -302,7 +377,7 @@ class Template:
             plural = "s" if len(missing) > 1 else ""
             raise TemplateError(f"template {self.name}: missing variable{plural} {listed}")
         try:
-            return self._render(context)
+            return self._compiled.render(context)
         except (ValueError, RecursionError) as error:
             raise TemplateError(f"template {self.name}: {error}") from error
 
