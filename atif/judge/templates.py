@@ -40,6 +40,7 @@ from dotpromptz_handlebars import (
 from dotpromptz_handlebars._render import (
     _BUILTINS,
     _call,
+    _if_shows,
     _number,
     _parts,
     _reject_function,
@@ -271,18 +272,14 @@ def _syntax_error(name: str, source: str, error: Exception) -> TemplateError:
     return TemplateError(f"template {name}: line {line}, column {column}: {what}")
 
 
-def _fast_path(node: Mustache) -> tuple[str, tuple[str, ...]] | None:
-    """The path parts of a top-level ``{{name.sub}}`` / ``{{{name.sub}}}`` that is a plain lookup.
+def _plain_path(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """``name`` and its parts when it is a plain context path (``a``, ``a.b``, ``a.[0]``), else None.
 
-    Such a tag is most of a judge prompt; the engine would split its path again on every render.
-    Anything else (helpers, literals, ``this``, ``..``, ``@data``, blocks) returns None and is
-    rendered by the engine itself.
+    Helpers, literals, numbers, ``this``, ``..`` and ``@data`` return None: the engine handles them.
     """
-    call = node.call
-    name = call["name"]
-    if call["literal"] or call["args"] or call["hash"] or name in _ENGINE._helpers or name in _BUILTINS:
+    if not name or name in _ENGINE._helpers or name in _BUILTINS:
         return None
-    if not name or name[0] in "(@.'\"[" or name in ("true", "false") or _number(name) is not None:
+    if name[0] in "(@.'\"[" or name in ("true", "false") or _number(name) is not None:
         return None
     try:
         parts = _parts(name)
@@ -293,43 +290,74 @@ def _fast_path(node: Mustache) -> tuple[str, tuple[str, ...]] | None:
     return name, tuple(parts)
 
 
-class _Compiled:
-    """A parsed template as a list of steps: literal text, a precomputed lookup, or an engine node.
+def _lookup(context: Any, path: tuple[str, tuple[str, ...]], strict: bool) -> Any:
+    """The engine's lookup of a plain path in the top scope (no block parameters are open)."""
+    original, parts = path
+    current = context
+    for part in parts:
+        current = _step(current, part, strict=strict, original=original)
+    return _reject_function(current)
 
-    Renders exactly as the engine's ``render_program`` does (same lookup, escaping and errors:
-    the lookups and the rest go through the engine's own functions), without re-reading paths.
+
+_TEXT, _LOOKUP, _CONDITION, _ENGINE_NODE = range(4)
+_FAST_DEPTH = 8
+"""How deep ``if``/``unless`` bodies are compiled; deeper ones are left to the engine."""
+
+
+class _Compiled:
+    """A parsed template as a list of steps: literal text, a plain ``{{path}}`` lookup, an
+    ``{{#if path}}``/``{{#unless path}}`` block over compiled bodies, or a node for the engine.
+
+    Such tags are most of a judge prompt; the engine would split their paths again on every
+    render. Output is the engine's own (``render_program``): lookups, truthiness, escaping and
+    errors go through the engine's functions, and every other node is rendered by the engine
+    at the depth it would be.
     """
 
-    __slots__ = ("steps",)
+    __slots__ = ("depth", "steps")
 
-    def __init__(self, program: list[Node]) -> None:
-        self.steps: list[tuple[int, Any, bool]] = []
+    def __init__(self, program: list[Node], depth: int = 1) -> None:
+        self.depth = depth
+        self.steps: list[tuple[int, Any, Any]] = []
         for node in program:
             if isinstance(node, Text):
-                self.steps.append((0, node.value, False))
-            elif isinstance(node, Mustache) and (path := _fast_path(node)) is not None:
-                self.steps.append((1, path, node.raw))
-            else:
-                self.steps.append((2, node, False))
+                self.steps.append((_TEXT, node.value, None))
+                continue
+            if isinstance(node, Mustache):
+                call = node.call
+                path = None if call["literal"] or call["args"] or call["hash"] else _plain_path(call["name"])
+                if path is not None:
+                    self.steps.append((_LOOKUP, path, node.raw))
+                    continue
+            if isinstance(node, Block) and depth < _FAST_DEPTH:
+                call = node.call
+                name = call["name"]
+                if name in ("if", "unless") and not call["literal"] and len(call["args"]) == 1 and not call["hash"]:
+                    path = _plain_path(call["args"][0])
+                    if path is not None:
+                        bodies = (_Compiled(node.body, depth + 1), _Compiled(node.inverse, depth + 1))
+                        self.steps.append((_CONDITION, (path, name == "unless"), bodies))
+                        continue
+            self.steps.append((_ENGINE_NODE, node, None))
 
     def render(self, context: Any) -> str:
         escape, strict = _ENGINE.escape_html, _ENGINE.strict
         env: dict[str, Any] | None = None
         out: list[str] = []
-        for kind, value, raw in self.steps:
-            if kind == 0:
+        for kind, value, extra in self.steps:
+            if kind == _TEXT:
                 out.append(value)
-            elif kind == 1:
-                original, parts = value
-                current = context
-                for part in parts:
-                    current = _step(current, part, strict=strict, original=original)
-                out.append(_show(_reject_function(current), raw=raw, escape_html=escape))
+            elif kind == _LOOKUP:
+                out.append(_show(_lookup(context, value, strict), raw=extra, escape_html=escape))
+            elif kind == _CONDITION:
+                path, negate = value
+                shows = _if_shows(_lookup(context, path, False), include_zero=False)
+                out.append(extra[0 if shows != negate else 1].render(context))
             else:
                 if env is None:
                     env = {"scopes": [context], "blocks": [{}], "frames": [{"root": context}],
                            "helpers": _ENGINE._helpers, "partials": {}, "escape_html": escape, "strict": strict,
-                           "depth": 1, "max_depth": _ENGINE.max_depth}
+                           "depth": self.depth, "max_depth": _ENGINE.max_depth}
                 out.append(_render_one(value, **env))
         return "".join(out)
 

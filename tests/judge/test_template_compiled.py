@@ -42,10 +42,14 @@ def _golden_record() -> dict[str, Any]:
             "metadata": {"k": "<v>"}, "trajectory": json.loads(path.read_text())}
 
 
+@pytest.mark.parametrize("instruction", [True, False])
 @pytest.mark.parametrize("name", ["system.hbs", "user.hbs", "system_small.hbs", "user_small.hbs"])
-def test_shipped_prompts_render_as_the_engine_does(name: str) -> None:
+def test_shipped_prompts_render_as_the_engine_does(name: str, instruction: bool) -> None:
     source = resources.files("atif.judge").joinpath("prompts", name).read_text(encoding="utf-8")
-    variables = template_variables(trial_context(_golden_record()),
+    record = _golden_record()
+    if not instruction:
+        record["task"] = {"name": "hello-world"}
+    variables = template_variables(trial_context(record),
                                    {"label": "done", "question": "Did it <finish> & say \"so\"?", "kind": "llm"})
     rendered = Template(source, name).render(variables)
     assert rendered == _engine(source, variables)
@@ -66,6 +70,16 @@ EDGE = {
     "numbers-and-bools": ("{{i}} {{f}} {{t}} {{n}} {{m.x}}", {"i": 3, "f": 2.0, "t": False, "n": None, "m": {"x": 0.5}}),
     "whitespace-control": ("a  {{~x~}}  b\n{{#if x}}\n  line\n{{/if}}\n", {"x": "X"}),
     "mapping-shown": ("{{o}}", {"o": {"k": 1}}),
+    "if-else": ("{{#if a}}A{{a}}{{else}}B{{b}}{{/if}}|{{#if b}}A{{else}}B{{/if}}", {"a": "<x>", "b": ""}),
+    "unless-else": ("{{#unless a.b}}none{{else}}{{{a.b}}}{{/unless}}", {"a": {"b": "<y>"}}),
+    "if-truthiness": ("{{#if z}}z{{/if}}{{#if e}}e{{/if}}{{#if o}}o{{/if}}{{#if l}}l{{/if}}{{#if n}}n{{/if}}"
+                      "{{#if s}}s{{/if}}{{#if f}}f{{/if}}{{#if missing.x}}m{{/if}}",
+                      {"z": 0, "e": [], "o": {}, "l": [0], "n": None, "s": " ", "f": 0.0, "missing": {}}),
+    "if-include-zero": ("{{#if z includeZero=true}}zero{{/if}}", {"z": 0}),
+    "else-if-chain": ("{{#if a}}A{{else if b}}B{{else}}C{{/if}}", {"a": False, "b": 1}),
+    "nested-ifs": ("{{#if a}}{{#unless b}}{{#if c}}[{{c}}]{{/if}}{{/unless}}{{/if}}", {"a": 1, "b": 0, "c": "&"}),
+    "if-body-with-each": ("{{#if xs}}{{#each xs}}{{this}};{{/each}}{{/if}}", {"xs": ["a", "b"]}),
+    "standalone-if-lines": ("before\n{{#if a}}\n  {{a}}\n{{else}}\n  none\n{{/if}}\nafter\n", {"a": "A"}),
 }
 
 
@@ -77,5 +91,7 @@ def test_edge_cases_render_as_the_engine_does(source: str, context: Any) -> None
 def test_plain_lookups_are_read_once_and_the_rest_is_left_to_the_engine() -> None:
     steps = Template("Q: {{{criterion.question}}} {{json a}} {{#if b}}x{{/if}} {{this}} {{@root.a}}")._compiled.steps
     kinds = [kind for kind, _, _ in steps]
-    assert kinds == [0, 1, 0, 2, 0, 2, 0, 2, 0, 2]
+    text, lookup, condition, engine = range(4)
+    assert kinds == [text, lookup, text, engine, text, condition, text, engine, text, engine]
     assert steps[1][1] == ("criterion.question", ("criterion", "question"))
+    assert steps[5][1] == (("b", ("b",)), False)
