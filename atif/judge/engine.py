@@ -61,6 +61,8 @@ __all__ = ["aevaluate", "evaluate"]
 
 _SHRINK = 0.6
 _PREFETCH = 16
+_MAX_WORKERS = 128
+"""Pairs handled at once at most; the calls among them are bounded by the concurrency (call slots)."""
 _WRITE_LINGER = 0.2
 """Seconds a write batch gathers answers and commits them in (the commit's own time included):
 DuckDB pays per commit, not per row."""
@@ -272,9 +274,6 @@ class _Run(Voting, Segmenting):
         queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
-        workers = max(2, min(2 * concurrency, 128))
-        for _ in range(workers):
-            queue.put_nowait(None)
         store, thread = self.store, self.store_thread
         self.writer = Batcher(lambda writes: thread.call(WRITE, lambda: write_batch(store, writes)),
                               linger=_WRITE_LINGER)
@@ -287,6 +286,12 @@ class _Run(Voting, Segmenting):
         if self.setup is not None and not self.rejudge and any(i.kind == "llm" for i in items):
             model = self.setup.model
             self.known_keys = await thread.call(READ, lambda: store.cache_keys(model))
+        workers = max(2, min(2 * concurrency, _MAX_WORKERS))
+        if self.known_keys:
+            # Cache hits take no call slot: more pairs in flight make bigger lookup batches.
+            workers = _MAX_WORKERS
+        for _ in range(workers):
+            queue.put_nowait(None)
         tasks = [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
         try:
             await asyncio.gather(*tasks)
@@ -525,20 +530,24 @@ class _Run(Voting, Segmenting):
 
     async def _paid_call(self, fitted: Fitted, request: dict[str, Any]) -> Any:
         """Send ``request`` within the ``--max-cost`` budget: the client's answer or failure, or
-        None when the budget cannot take the call (the run's ``stopped`` reason then says so)."""
-        estimate = self._estimate(fitted)
-        if estimate is not None and not await self._reserve(estimate):
-            self.summary.stopped = self.summary.stopped or (
-                f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left are judged by the next run")
-            return None
-        from atif.judge.client import Answer
+        None when the budget cannot take the call (the run's ``stopped`` reason then says so).
 
-        outcome = None
-        try:
-            outcome = await self._call(request)
-        finally:
-            await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
-        return outcome
+        The call slot is taken first, so only calls about to leave hold a reservation, however
+        many pairs the run has in hand."""
+        async with self.slots:
+            estimate = self._estimate(fitted)
+            if estimate is not None and not await self._reserve(estimate):
+                self.summary.stopped = self.summary.stopped or (
+                    f"--max-cost ${self.max_cost:g} would be exceeded; the pairs left are judged by the next run")
+                return None
+            from atif.judge.client import Answer
+
+            outcome = None
+            try:
+                outcome = await self._call(request)
+            finally:
+                await self._settle(estimate, outcome.cost_usd if isinstance(outcome, Answer) else None)
+            return outcome
 
     def _estimate(self, fitted: Fitted) -> float | None:
         if self.max_cost is None or self.setup is None:
@@ -583,16 +592,16 @@ class _Run(Voting, Segmenting):
         def on_retry(kind: str, seconds: float) -> None:
             self.summary.retries += 1
 
-        async with self.slots:
-            if self.workers > 1:
-                if self.pool is None:
-                    # Started on the first call: a run that sends nothing starts no process.
-                    self.pool = CallPool(self.workers, self.rpm, self._local_call)
-                outcome, retried = await self.pool.complete(request, self.retries)
-                self.summary.retries += retried
-            else:
-                outcome = await client.complete(request, retries=self.retries, on_retry=on_retry,
-                                                before_attempt=self.pacer.wait)
+        # The caller holds a call slot (see _paid_call).
+        if self.workers > 1:
+            if self.pool is None:
+                # Started on the first call: a run that sends nothing starts no process.
+                self.pool = CallPool(self.workers, self.rpm, self._local_call)
+            outcome, retried = await self.pool.complete(request, self.retries)
+            self.summary.retries += retried
+        else:
+            outcome = await client.complete(request, retries=self.retries, on_retry=on_retry,
+                                            before_attempt=self.pacer.wait)
         self.summary.calls += outcome.attempts
         return outcome
 

@@ -31,12 +31,24 @@ from dotpromptz_handlebars import (
     Node,
     Partial,
     PartialBlock,
+    Text,
 )
 
 # The parser and path splitter are not exported. The pin on the exact
 # dotpromptz-handlebars version keeps them stable; using them means the
 # variable analysis reads a template exactly as the renderer does.
-from dotpromptz_handlebars._render import _call, _parts, compile_template
+from dotpromptz_handlebars._render import (
+    _BUILTINS,
+    _call,
+    _if_shows,
+    _number,
+    _parts,
+    _reject_function,
+    _render_one,
+    _show,
+    _step,
+    compile_template,
+)
 
 from atif.errors import TemplateError
 
@@ -260,6 +272,96 @@ def _syntax_error(name: str, source: str, error: Exception) -> TemplateError:
     return TemplateError(f"template {name}: line {line}, column {column}: {what}")
 
 
+def _plain_path(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """``name`` and its parts when it is a plain context path (``a``, ``a.b``, ``a.[0]``), else None.
+
+    Helpers, literals, numbers, ``this``, ``..`` and ``@data`` return None: the engine handles them.
+    """
+    if not name or name in _ENGINE._helpers or name in _BUILTINS:
+        return None
+    if name[0] in "(@.'\"[" or name in ("true", "false") or _number(name) is not None:
+        return None
+    try:
+        parts = _parts(name)
+    except ValueError:
+        return None
+    if not parts or any(p in ("..", ".", "this") for p in parts):
+        return None
+    return name, tuple(parts)
+
+
+def _lookup(context: Any, path: tuple[str, tuple[str, ...]], strict: bool) -> Any:
+    """The engine's lookup of a plain path in the top scope (no block parameters are open)."""
+    original, parts = path
+    current = context
+    for part in parts:
+        current = _step(current, part, strict=strict, original=original)
+    return _reject_function(current)
+
+
+_TEXT, _LOOKUP, _CONDITION, _ENGINE_NODE = range(4)
+_FAST_DEPTH = 8
+"""How deep ``if``/``unless`` bodies are compiled; deeper ones are left to the engine."""
+
+
+class _Compiled:
+    """A parsed template as a list of steps: literal text, a plain ``{{path}}`` lookup, an
+    ``{{#if path}}``/``{{#unless path}}`` block over compiled bodies, or a node for the engine.
+
+    Such tags are most of a judge prompt; the engine would split their paths again on every
+    render. Output is the engine's own (``render_program``): lookups, truthiness, escaping and
+    errors go through the engine's functions, and every other node is rendered by the engine
+    at the depth it would be.
+    """
+
+    __slots__ = ("depth", "steps")
+
+    def __init__(self, program: list[Node], depth: int = 1) -> None:
+        self.depth = depth
+        self.steps: list[tuple[int, Any, Any]] = []
+        for node in program:
+            if isinstance(node, Text):
+                self.steps.append((_TEXT, node.value, None))
+                continue
+            if isinstance(node, Mustache):
+                call = node.call
+                path = None if call["literal"] or call["args"] or call["hash"] else _plain_path(call["name"])
+                if path is not None:
+                    self.steps.append((_LOOKUP, path, node.raw))
+                    continue
+            if isinstance(node, Block) and depth < _FAST_DEPTH:
+                call = node.call
+                name = call["name"]
+                if name in ("if", "unless") and not call["literal"] and len(call["args"]) == 1 and not call["hash"]:
+                    path = _plain_path(call["args"][0])
+                    if path is not None:
+                        bodies = (_Compiled(node.body, depth + 1), _Compiled(node.inverse, depth + 1))
+                        self.steps.append((_CONDITION, (path, name == "unless"), bodies))
+                        continue
+            self.steps.append((_ENGINE_NODE, node, None))
+
+    def render(self, context: Any) -> str:
+        escape, strict = _ENGINE.escape_html, _ENGINE.strict
+        env: dict[str, Any] | None = None
+        out: list[str] = []
+        for kind, value, extra in self.steps:
+            if kind == _TEXT:
+                out.append(value)
+            elif kind == _LOOKUP:
+                out.append(_show(_lookup(context, value, strict), raw=extra, escape_html=escape))
+            elif kind == _CONDITION:
+                path, negate = value
+                shows = _if_shows(_lookup(context, path, False), include_zero=False)
+                out.append(extra[0 if shows != negate else 1].render(context))
+            else:
+                if env is None:
+                    env = {"scopes": [context], "blocks": [{}], "frames": [{"root": context}],
+                           "helpers": _ENGINE._helpers, "partials": {}, "escape_html": escape, "strict": strict,
+                           "depth": self.depth, "max_depth": _ENGINE.max_depth}
+                out.append(_render_one(value, **env))
+        return "".join(out)
+
+
 class Template:
     """A Handlebars prompt template, parsed once and rendered many times.
 
@@ -273,17 +375,18 @@ class Template:
     refer to the item or value and are not included.
     """
 
-    __slots__ = ("_render", "_required", "name", "source", "variables")
+    __slots__ = ("_compiled", "_required", "name", "source", "variables")
 
     def __init__(self, source: str, name: str = "<template>") -> None:
         self.source = source
         self.name = name
         analysis = _Analysis()
         try:
-            analysis.program(compile_template(source), 0)
-            self._render = _ENGINE.compile(source)
+            program = compile_template(source, max_depth=_ENGINE.max_depth)
+            analysis.program(program, 0)
         except (ValueError, RecursionError) as error:
             raise _syntax_error(name, source, error) from error
+        self._compiled = _Compiled(program)
         self.variables: frozenset[str] = frozenset(analysis.variables)
         self._required = tuple(sorted(self.variables))
 
@@ -302,7 +405,7 @@ class Template:
             plural = "s" if len(missing) > 1 else ""
             raise TemplateError(f"template {self.name}: missing variable{plural} {listed}")
         try:
-            return self._render(context)
+            return self._compiled.render(context)
         except (ValueError, RecursionError) as error:
             raise TemplateError(f"template {self.name}: {error}") from error
 

@@ -641,3 +641,41 @@ def test_max_cost_under_concurrency_stops_without_overspending(tmp_path: Path, a
     # It stops only when the next call's reservation no longer fits beside what was spent.
     assert 20 - 4 <= route.call_count < 20
     assert summary.not_started == 60 - route.call_count and len(ratings(db)) == route.call_count
+
+
+def test_a_rerun_with_cached_answers_keeps_calls_and_reservations_within_the_concurrency(
+        tmp_path: Path, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cache hits are looked up many at a time; the calls (and their --max-cost reservations) stay
+    bounded by --concurrency."""
+    trials = [{"task_name": f"t{i}", "trajectory": trajectory(f"t{i}")} for i in range(40)]
+    db = build_store(tmp_path, LLM[:1], trials=trials)
+    api.post(CHAT).mock(return_value=completion(prompt_tokens=1000, completion_tokens=50))
+    run(db)
+    with Store(db) as store:  # half the answers stay cached
+        store._db.execute("DELETE FROM rating_data")
+        store._db.execute("DELETE FROM judge_cache WHERE cache_key IN "
+                          "(SELECT cache_key FROM judge_cache ORDER BY cache_key LIMIT 20)")
+
+    in_flight = most = 0
+    reserved: list[int] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return completion(prompt_tokens=1000, completion_tokens=50)
+
+    api.post(CHAT).mock(side_effect=slow)
+    real_reserve = engine._Run._reserve
+
+    async def reserve(self: Any, estimate: float) -> bool:
+        ok: bool = await real_reserve(self, estimate)
+        reserved.append(self.reservations)
+        return ok
+
+    monkeypatch.setattr(engine._Run, "_reserve", reserve)
+    summary = run(db, max_cost=1.0, concurrency=2)
+    assert summary.cached == 20 and summary.judged == 20 and summary.calls == 20
+    assert most == 2 and max(reserved) <= 2 and max(reserved) <= 2
