@@ -231,11 +231,12 @@ def build_metrics_store(n: int, db: Path) -> float:
                sha256('record-' || i), agent_name, model_name, {trial_key_sql('id')}
         FROM (SELECT *, sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']') AS id
               FROM gen)""")
-    # The integer trial key as the store's writers derive it from the trial id.
+    # The integer trial key and the trial's cohort, as the store's writers write them.
     con.execute(f"""
-        INSERT INTO rating_data (trial_id, criterion, verdict, source, trial_key)
-        SELECT id, 'crit-' || c, CASE WHEN hash(i + c) % 3 = 0 THEN 'NO' ELSE 'YES' END, 'judge', {trial_key_sql('id')}
-        FROM (SELECT i, sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']') AS id
+        INSERT INTO rating_data (trial_id, criterion, verdict, source, trial_key, experiment, agent_name, model_name)
+        SELECT id, 'crit-' || c, CASE WHEN hash(i + c) % 3 = 0 THEN 'NO' ELSE 'YES' END, 'judge', {trial_key_sql('id')},
+               experiment, agent_name, model_name
+        FROM (SELECT *, sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']') AS id
               FROM gen), range(3) k(c)""")
     con.execute("DROP TABLE gen")
     con.execute("COMMIT")

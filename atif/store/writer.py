@@ -287,7 +287,14 @@ class Writer:
             finally:
                 db.unregister("_atif_keys")
         stored = insert(db, "trial_data", tables["trial_data"], _TRIAL_DERIVED, where.get("trial_data", ""))
-        n_ratings = self._insert_ratings(tables["rating_data"])
+        n_ratings = self._insert_ratings(tables["rating_data"], tables["trial_data"])
+        if b.replaced:
+            # Human ratings a replaced trial kept follow its new content's agent and model.
+            db.execute(
+                "UPDATE rating_data SET experiment = t.experiment, agent_name = t.agent_name, model_name = t.model_name "
+                "FROM trial_data t WHERE t.trial_key = rating_data.trial_key AND rating_data.trial_id IN ?",
+                [b.replaced],
+            )
         skipped = n_trials - stored
         conflicts: list[tuple[str, str, int]] = []
         if skipped:
@@ -307,26 +314,32 @@ class Writer:
         )
         return stored, n_ratings, conflicts
 
-    def _insert_ratings(self, ratings: Any) -> int:
+    def _insert_ratings(self, ratings: Any, trials: Any) -> int:
         if ratings is None:
             return 0
         db = self.db
         db.register("_atif_ratings", ratings)
+        db.register("_atif_rating_trials", trials)
         try:
             # A human rating in the record replaces a kept human rating; nothing else is overwritten.
             db.execute(
                 "DELETE FROM rating_data r USING _atif_ratings b WHERE r.trial_id = b.trial_id "
                 "AND r.criterion = b.criterion AND b.source = 'human'"
             )
+            # Each rating keeps its trial's key and cohort (experiment, agent, model), taken from
+            # the trial of this batch it belongs to: metrics need no join.
             inserted = db.execute(
-                f"INSERT INTO rating_data ({', '.join(RATING_COLUMNS)}, trial_key) "
-                f"SELECT b.*, {trial_key_sql('b.trial_id')} FROM _atif_ratings b "
+                f"INSERT INTO rating_data ({', '.join(RATING_COLUMNS)}, trial_key, experiment, agent_name, model_name) "
+                f"SELECT b.*, {trial_key_sql('b.trial_id')}, t.experiment, t.agent_name, "
+                "coalesce(t.model_name, json_extract_string(t.metadata, '$.model_name')) "
+                "FROM _atif_ratings b LEFT JOIN _atif_rating_trials t ON t.trial_id = b.trial_id "
                 "WHERE NOT EXISTS (SELECT 1 FROM rating_data r WHERE r.trial_id = b.trial_id "
                 "AND r.criterion = b.criterion)"
             ).fetchone()
             return int(inserted[0]) if inserted else 0
         finally:
             db.unregister("_atif_ratings")
+            db.unregister("_atif_rating_trials")
 
     def _clear_replaced(self, ids: list[str], in_use: set[str], in_use_raw: set[str]) -> None:
         db = self.db
