@@ -520,7 +520,8 @@ class Store:
         if t is None:
             raise NotFoundError(f"no trial {trial_id!r}")
         t["ratings"] = self._rows(
-            "SELECT * EXCLUDE (trial_id, trial_key) FROM rating_data WHERE trial_id = ? ORDER BY criterion", [trial_id]
+            "SELECT * EXCLUDE (trial_id, trial_key, experiment, agent_name, model_name) FROM rating_data "
+            "WHERE trial_id = ? ORDER BY criterion", [trial_id]
         )
         return t
 

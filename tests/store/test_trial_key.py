@@ -121,3 +121,17 @@ def test_the_cli_reports_a_collision_in_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in res.stderr.splitlines() if "same 64-bit trial key" in ln]
     assert len(lines) == 1 and victim in lines[0] and impostor in lines[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_trial_records_show_no_key_or_cohort_columns(tmp_path: Path, criteria: dict[str, Any]) -> None:
+    from atif.store.ratings import RATING_FIELDS
+
+    with Store("s.duckdb") as store:
+        upload([write_run(tmp_path / "out", _rated_trials())], "exp", criteria=criteria, store=store)
+        tid = store.query("SELECT trial_id FROM trial_data WHERE task_name = 'task-2'")[1][0][0]
+        store.save_rating(tid, "safe", "YES", source="judge")
+        t = store.trial(tid)
+        assert "trial_key" not in t
+        # agent_name / model_name of a record are the trajectory's, as before (not the metadata's).
+        assert (t["agent_name"], t["model_name"]) == ("test-agent", None)
+        assert [set(r) for r in t["ratings"]] == [(set(RATING_FIELDS) - {"trial_id"}) | {"created_at"}]
