@@ -19,7 +19,7 @@ import duckdb
 
 from atif.errors import StoreError
 
-__all__ = ["check_collisions", "trial_key", "trial_key_sql"]
+__all__ = ["check_collisions", "fill_missing", "trial_key", "trial_key_sql"]
 
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 
@@ -66,4 +66,32 @@ def check_collisions(db: duckdb.DuckDBPyConnection, relation: str) -> None:
         raise StoreError(
             f"trial {row[0]} has the same 64-bit trial key as trial {row[1]} "
             f"(their first 16 hex digits are equal); it is not stored, so that their ratings stay apart"
+        )
+
+
+def fill_missing(db: duckdb.DuckDBPyConnection) -> None:
+    """Set the keys and cohorts that rows inserted by hand (not by the store's writers) lack.
+
+    For SQL that writes ``trial_data`` and ``rating_data`` itself, as test fixtures and
+    benchmarks do: trials without a ``trial_key`` get it and their agent and model (as the
+    ``trials`` view showed them before, from the trajectory, else the metadata's ``model_name``);
+    ratings and replaced ratings without one get it and their trial's cohort. Rows the writers
+    stored are left as they are.
+    """
+    traj = "FROM trajectory_data j WHERE j.trajectory_id = trial_data.trajectory_id"
+    db.execute(
+        f"""
+        UPDATE trial_data SET trial_key = {trial_key_sql('trial_id')},
+               agent_name = (SELECT j.agent_name {traj}),
+               model_name = coalesce((SELECT j.model_name {traj}), json_extract_string(metadata, '$.model_name'))
+        WHERE trial_key IS NULL
+        """
+    )
+    for table in ("rating_data", "rating_history"):
+        db.execute(
+            f"""
+            UPDATE {table} SET trial_key = t.trial_key, experiment = t.experiment,
+                   agent_name = t.agent_name, model_name = t.model_name
+            FROM trial_data t WHERE t.trial_id = {table}.trial_id AND {table}.trial_key IS NULL
+            """
         )

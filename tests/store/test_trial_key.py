@@ -135,3 +135,22 @@ def test_trial_records_show_no_key_or_cohort_columns(tmp_path: Path, criteria: d
         # agent_name / model_name of a record are the trajectory's, as before (not the metadata's).
         assert (t["agent_name"], t["model_name"]) == ("test-agent", None)
         assert [set(r) for r in t["ratings"]] == [(set(RATING_FIELDS) - {"trial_id"}) | {"created_at"}]
+
+
+def test_fill_missing_sets_what_the_writers_set(tmp_path: Path, criteria: dict[str, Any]) -> None:
+    from atif.store.keys import fill_missing
+
+    with Store("s.duckdb") as store:
+        upload([write_run(tmp_path / "out", _rated_trials())], "exp", criteria=criteria, store=store)
+        ids = [r[0] for r in store.query("SELECT trial_id FROM trial_data ORDER BY trial_id")[1]]
+        store.save_rating(ids[0], "safe", "YES", source="judge")
+        store.save_rating(ids[0], "safe", "NO", source="human")
+        db = store.connection
+        snapshot = {t: db.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                    for t in ("trial_data", "rating_data", "rating_history")}
+        db.execute("UPDATE trial_data SET trial_key = NULL, agent_name = NULL, model_name = NULL")
+        for t in ("rating_data", "rating_history"):
+            db.execute(f"UPDATE {t} SET trial_key = NULL, experiment = NULL, agent_name = NULL, model_name = NULL")
+        fill_missing(db)
+        for t, rows in snapshot.items():
+            assert db.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() == rows, t
