@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from atif.serve import create_app
 from atif.store import Store
+from atif.store.keys import fill_missing
 from bench.report_bench import generate
 
 GOAL_S = 1.0
@@ -94,6 +95,7 @@ def add_long_trial(path: Path) -> str:
                 "record_hash) VALUES (?, 'bench-b', 'long-task', 1, 'traj-long', 1.0, ?, 'x')", ["f" * 64, N_STEPS])
     con.execute("INSERT INTO rating_data (trial_id, criterion, verdict, reasoning, cited_steps, source) "
                 "VALUES (?, 'criterion-0', 'YES', 'Step 1500 runs the tests.', [1500, 1999], 'judge')", ["f" * 64])
+    fill_missing(con)  # the trial key and rating cohort the store's writers would have set
     con.close()
     print(f"trajectory of {N_STEPS:,} steps: {len(raw) / 1e6:.1f} MB of JSON")
     return "f" * 64

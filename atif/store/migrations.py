@@ -460,9 +460,156 @@ def m009_trial_input_file_stat(db: duckdb.DuckDBPyConnection) -> None:
     db.execute("ALTER TABLE trial_data ADD COLUMN input_file_stat VARCHAR;")
 
 
+def m010_trial_key(db: duckdb.DuckDBPyConnection) -> None:
+    """``trial_key``: a BIGINT trial key in trials, ratings and replaced ratings (:mod:`atif.store.keys`),
+    and each trial's ``agent_name`` and ``model_name`` kept with it, so that metrics join ratings
+    to trials on an integer and never read ``trajectory_data``.
+
+    ``model_name`` is what the ``trials`` view shows: the trajectory's model, else the trial
+    metadata's ``model_name``. Existing rows are filled in here; writers set them from now on.
+    """
+    from atif.store.keys import trial_key_sql
+
+    db.execute(
+        f"""
+        ALTER TABLE trial_data ADD COLUMN trial_key BIGINT;
+        ALTER TABLE trial_data ADD COLUMN agent_name VARCHAR;
+        ALTER TABLE trial_data ADD COLUMN model_name VARCHAR;
+        ALTER TABLE rating_data ADD COLUMN trial_key BIGINT;
+        ALTER TABLE rating_history ADD COLUMN trial_key BIGINT;
+        UPDATE trial_data SET trial_key = {trial_key_sql('trial_id')},
+                              model_name = json_extract_string(metadata, '$.model_name');
+        UPDATE trial_data SET agent_name = j.agent_name, model_name = coalesce(j.model_name, trial_data.model_name)
+        FROM trajectory_data j WHERE j.trajectory_id = trial_data.trajectory_id;
+        UPDATE rating_data SET trial_key = {trial_key_sql('trial_id')};
+        UPDATE rating_history SET trial_key = {trial_key_sql('trial_id')};
+        """
+    )
+
+
+def m011_rating_cohort_views(db: duckdb.DuckDBPyConnection) -> None:
+    """Each rating keeps its trial's ``experiment``, ``agent_name`` and ``model_name`` (its cohort),
+    and the views read what they show without joins they do not need.
+
+    ``experiment_metrics`` then aggregates ratings without joining them to trials, and trials
+    without joining them to trajectories (``trial_data.agent_name``/``model_name``, m010);
+    ``criterion_metrics`` and ``judge_usage`` aggregate ratings alone; ``ratings`` and
+    ``replaced_ratings`` join trials on the integer ``trial_key``; ``trials`` no longer joins
+    ``trajectory_data``. Columns and values of every view are as before. The writers keep the
+    cohort right: the upload writer sets it from the trial it stores (and again on the human
+    ratings a replaced trial keeps), the rating writer from the stored trial.
+    """
+    db.execute(
+        """
+        ALTER TABLE rating_data ADD COLUMN experiment VARCHAR;
+        ALTER TABLE rating_data ADD COLUMN agent_name VARCHAR;
+        ALTER TABLE rating_data ADD COLUMN model_name VARCHAR;
+        ALTER TABLE rating_history ADD COLUMN experiment VARCHAR;
+        ALTER TABLE rating_history ADD COLUMN agent_name VARCHAR;
+        ALTER TABLE rating_history ADD COLUMN model_name VARCHAR;
+        UPDATE rating_data SET experiment = t.experiment, agent_name = t.agent_name, model_name = t.model_name
+        FROM trial_data t WHERE t.trial_key = rating_data.trial_key;
+        UPDATE rating_history SET experiment = t.experiment, agent_name = t.agent_name, model_name = t.model_name
+        FROM trial_data t WHERE t.trial_key = rating_history.trial_key;
+
+        CREATE OR REPLACE VIEW trials AS
+        SELECT t.trial_id, t.experiment, t.task_name, t.epoch, t.reward, t.cost_usd, t.duration_seconds,
+               t.steps, t.input_tokens, t.output_tokens, t.cached_tokens, t.error, t.agent_name, t.model_name,
+               t.rewards, t.trajectory_id, t.source_trial_id, t.metadata, k.tags, t.created_at
+        FROM trial_data t
+        LEFT JOIN experiments e ON e.name = t.experiment
+        LEFT JOIN tasks k ON k.collection = e.collection AND k.name = t.task_name;
+
+        CREATE OR REPLACE VIEW ratings AS
+        SELECT r.trial_id, t.experiment, t.task_name, r.criterion, r.verdict, r.source, r.reasoning,
+               r.judge_model, r.cost_usd, r.cached, r.truncated, r.error, r.cited_steps,
+               r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.latency_ms, r.prompt_version, r.created_at,
+               r.votes, r.agreement, r.p_yes, r.segmented
+        FROM rating_data r
+        JOIN trial_data t ON t.trial_key = r.trial_key;
+
+        CREATE OR REPLACE VIEW replaced_ratings AS
+        SELECT h.trial_id, t.experiment, t.task_name, h.criterion, h.verdict, h.source, h.reasoning,
+               h.judge_model, h.cited_steps, h.created_at, h.replaced_at, h.p_yes
+        FROM rating_history h
+        JOIN trial_data t ON t.trial_key = h.trial_key;
+
+        CREATE OR REPLACE VIEW criterion_metrics AS
+        WITH c AS (
+            SELECT experiment, criterion,
+                   count(*) FILTER (WHERE verdict = 'YES') AS n_yes,
+                   count(*) FILTER (WHERE verdict = 'NO') AS n_no,
+                   count(*) FILTER (WHERE verdict = 'UNSCORED') AS n_unscored
+            FROM rating_data GROUP BY experiment, criterion
+        ), w AS (
+            SELECT *, n_yes + n_no AS n_rated,
+                   CASE WHEN n_yes + n_no > 0 THEN n_yes / (n_yes + n_no) END AS p
+            FROM c
+        )
+        SELECT experiment, criterion, n_rated, n_yes, n_no, n_unscored, p AS yes_rate,
+               CASE WHEN n_rated > 0 THEN
+                 (p + 1.959963984540054^2 / (2 * n_rated)
+                  - 1.959963984540054 * sqrt(p * (1 - p) / n_rated + 1.959963984540054^2 / (4 * n_rated^2)))
+                 / (1 + 1.959963984540054^2 / n_rated) END AS ci_low,
+               CASE WHEN n_rated > 0 THEN
+                 (p + 1.959963984540054^2 / (2 * n_rated)
+                  + 1.959963984540054 * sqrt(p * (1 - p) / n_rated + 1.959963984540054^2 / (4 * n_rated^2)))
+                 / (1 + 1.959963984540054^2 / n_rated) END AS ci_high
+        FROM w;
+
+        CREATE OR REPLACE VIEW experiment_metrics AS
+        WITH pr AS (
+            SELECT experiment, agent_name, model_name, criterion,
+                   avg(CASE WHEN verdict = 'YES' THEN 1.0 WHEN verdict = 'NO' THEN 0.0 END) AS rate
+            FROM rating_data
+            GROUP BY ALL
+        ), prm AS (
+            SELECT experiment, agent_name, model_name, map(list(criterion ORDER BY criterion), list(rate ORDER BY criterion)) AS pass_rates
+            FROM pr GROUP BY ALL
+        ), m AS (
+            SELECT experiment, agent_name, model_name,
+                   count(*) AS n_trials,
+                   count(error) AS n_errored,
+                   avg(reward) AS reward_mean,
+                   quantile_cont(reward, 0.5) AS reward_p50,
+                   quantile_cont(reward, 0.95) AS reward_p95,
+                   avg(duration_seconds) AS duration_mean,
+                   quantile_cont(duration_seconds, 0.5) AS duration_p50,
+                   quantile_cont(duration_seconds, 0.95) AS duration_p95,
+                   avg(cost_usd) AS cost_mean,
+                   sum(cost_usd) AS cost_total,
+                   sum(input_tokens) AS input_tokens,
+                   sum(output_tokens) AS output_tokens,
+                   sum(cached_tokens) AS cached_tokens,
+                   avg(steps) AS steps_mean
+            FROM trial_data GROUP BY ALL
+        )
+        SELECT m.*, prm.pass_rates
+        FROM m LEFT JOIN prm
+          ON prm.experiment = m.experiment
+         AND prm.agent_name IS NOT DISTINCT FROM m.agent_name
+         AND prm.model_name IS NOT DISTINCT FROM m.model_name;
+
+        CREATE OR REPLACE VIEW judge_usage AS
+        SELECT experiment, judge_model,
+               count(*) FILTER (WHERE NOT cached) AS calls,
+               count(*) FILTER (WHERE cached) AS cache_hits,
+               count(*) FILTER (WHERE verdict = 'UNSCORED') AS unscored,
+               sum(prompt_tokens) FILTER (WHERE NOT cached) AS prompt_tokens,
+               sum(completion_tokens) FILTER (WHERE NOT cached) AS completion_tokens,
+               sum(cost_usd) FILTER (WHERE NOT cached) AS cost_usd,
+               avg(latency_ms) FILTER (WHERE NOT cached) AS mean_latency_ms
+        FROM rating_data
+        WHERE source = 'judge'
+        GROUP BY ALL;
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
     m006_trial_input_key, m007_fitted_thresholds, m008_rating_segmented, m009_trial_input_file_stat,
+    m010_trial_key, m011_rating_cohort_views,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")

@@ -15,6 +15,7 @@ import duckdb
 import orjson
 
 from atif.errors import NotFoundError, StoreError
+from atif.store.keys import trial_key_sql
 
 __all__ = [
     "CACHE_FIELDS",
@@ -48,6 +49,7 @@ CACHE_FIELDS = (
     "cached_tokens", "cost_usd", "latency_ms", "truncated", "raw_output", "p_yes", "created_at",
 )
 VERDICTS = ("YES", "NO", "UNSCORED")
+_COHORT = ("experiment", "agent_name", "model_name")
 _DEFAULTS: dict[str, Any] = {"cached": False, "truncated": False, "segmented": False}
 _VOTES = RATING_FIELDS.index("votes")
 _PAIRS = "(SELECT unnest(?::VARCHAR[]) AS trial_id, unnest(?::VARCHAR[]) AS criterion)"
@@ -139,7 +141,7 @@ def write_ratings(
     skip_unknown: bool,
 ) -> list[bool]:
     """Write checked rating rows and cache entries in the caller's transaction; True per rating stored."""
-    kept, delete, insert = _plan(db, ratings, replace_judge, skip_unknown)
+    kept, delete, insert, cohorts = _plan(db, ratings, replace_judge, skip_unknown)
     write_cache(db, entries)
     # A plain delete + insert beats DuckDB's ON CONFLICT DO UPDATE by about 2x here. What is
     # replaced is kept in rating_history (the `replaced_ratings` view).
@@ -151,7 +153,9 @@ def write_ratings(
         db.execute(f"DELETE FROM rating_data USING {_PAIRS} k "
                    "WHERE rating_data.trial_id = k.trial_id AND rating_data.criterion = k.criterion",
                    [[k[0] for k in chunk], [k[1] for k in chunk]])
-    _insert(db, "rating_data", RATING_FIELDS, [r[:-1] for r in insert])
+    # Each rating keeps its trial's key and cohort (experiment, agent, model): metrics need no join.
+    _insert(db, "rating_data", (*RATING_FIELDS, *_COHORT), [[*r[:-1], *cohorts[r[0]]] for r in insert],
+            {"trial_key": trial_key_sql("trial_id")})
     return kept
 
 
@@ -178,32 +182,42 @@ def write_cache(db: duckdb.DuckDBPyConnection, entries: list[tuple[Any, ...]]) -
     _insert(db, "judge_cache", CACHE_FIELDS[:-1], new)
 
 
-def _insert(db: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` (values in ``columns`` order) in one statement: one typed list per column."""
+def _insert(
+    db: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+    derived: Mapping[str, str] | None = None,
+) -> None:
+    """Insert ``rows`` (values in ``columns`` order) in one statement: one typed list per column.
+
+    ``derived`` maps further target columns to SQL expressions over ``columns``.
+    """
     if not rows:
         return
-    selects = ", ".join(f"unnest(${n}::{_TYPES.get(c, 'VARCHAR')}[])" for n, c in enumerate(columns, start=1))
-    db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}",
+    selects = ", ".join(f"unnest(${n}::{_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for n, c in enumerate(columns, start=1))
+    extra = dict(derived or {})
+    db.execute(f"INSERT INTO {table} ({', '.join([*columns, *extra])}) "
+               f"SELECT *{''.join(', ' + e for e in extra.values())} FROM (SELECT {selects})",
                [[row[i] for row in rows] for i in range(len(columns))])
 
 
 def _plan(
     db: duckdb.DuckDBPyConnection, ratings: list[list[Any]], replace_judge: bool, skip_unknown: bool
-) -> tuple[list[bool], list[tuple[str, str]], list[list[Any]]]:
-    """Which rows win (in order), which stored pairs they replace, and the rows to insert."""
+) -> tuple[list[bool], list[tuple[str, str]], list[list[Any]], dict[str, tuple[Any, ...]]]:
+    """Which rows win (in order), which stored pairs they replace, the rows to insert, and the
+    cohort (``_COHORT`` values) of each trial named."""
     if not ratings:
-        return [], [], []
+        return [], [], [], {}
     # Plain scans with IN lists: on small inputs DuckDB's joins cost several times more.
     stored: dict[tuple[str, str], str] = {}
     experiment_of: dict[str, str] = {}
     set_of: dict[str, str | None] = {}
     labels: set[tuple[str | None, str]] = set()
-    for kind, a, b, source in db.execute(
+    cohorts: dict[str, tuple[Any, ...]] = {}
+    for kind, a, b, source, agent, model in db.execute(
         """
-        SELECT 'r', trial_id, criterion, source FROM rating_data WHERE trial_id IN $1
-        UNION ALL SELECT 't', trial_id, experiment, NULL FROM trial_data WHERE trial_id IN $1
-        UNION ALL SELECT 'c', criterion_set, label, NULL FROM criteria WHERE label IN $2
-        UNION ALL SELECT 'e', name, criterion_set, NULL FROM experiments
+        SELECT 'r', trial_id, criterion, source, NULL, NULL FROM rating_data WHERE trial_id IN $1
+        UNION ALL SELECT 't', trial_id, experiment, NULL, agent_name, model_name FROM trial_data WHERE trial_id IN $1
+        UNION ALL SELECT 'c', criterion_set, label, NULL, NULL, NULL FROM criteria WHERE label IN $2
+        UNION ALL SELECT 'e', name, criterion_set, NULL, NULL, NULL FROM experiments
         """,
         [list(dict.fromkeys(r[0] for r in ratings)), list(dict.fromkeys(r[1] for r in ratings))],
     ).fetchall():
@@ -211,6 +225,7 @@ def _plan(
             stored[(a, b)] = source
         elif kind == "t":
             experiment_of[a] = b
+            cohorts[a] = (b, agent, model)
         elif kind == "c":
             labels.add((a, b))
         else:
@@ -244,7 +259,7 @@ def _plan(
         winner[key] = r
         kept.append(True)
     delete = [k for k in winner if k in stored]
-    return kept, delete, list(winner.values())
+    return kept, delete, list(winner.values()), cohorts
 
 
 def pending_count(db: duckdb.DuckDBPyConnection, experiment: str) -> int:

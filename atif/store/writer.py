@@ -15,6 +15,7 @@ import duckdb
 
 from atif.errors import StoreError
 from atif.store.codec import encode_raw
+from atif.store.keys import check_collisions, trial_key_sql
 from atif.store.results import UploadError, UploadResult
 from atif.store.txn import in_transaction
 
@@ -29,7 +30,7 @@ TRIAL_COLUMNS = (
     "trial_id", "experiment", "task_name", "epoch", "source_trial_id", "trajectory_id", "reward", "rewards",
     "steps", "cost_usd", "duration_seconds", "input_tokens", "output_tokens", "cached_tokens", "error",
     "metadata", "messages", "messages_from_trajectory", "record_hash", "upload_id", "raw_id", "input_key",
-    "input_file", "input_file_key", "input_file_stat",
+    "input_file", "input_file_key", "input_file_stat", "agent_name", "model_name",
 )
 RATING_COLUMNS = ("trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source")
 
@@ -63,7 +64,7 @@ def _arrow_schemas() -> dict[str, Any]:
              ("duration_seconds", f64), ("input_tokens", i64), ("output_tokens", i64), ("cached_tokens", i64),
              ("error", s), ("metadata", s), ("messages", s), ("messages_from_trajectory", b), ("record_hash", s),
              ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s),
-             ("input_file_stat", s)]
+             ("input_file_stat", s), ("agent_name", s), ("model_name", s)]
         ),
         "rating_data": pa.schema(
             [("trial_id", s), ("criterion", s), ("verdict", s), ("reasoning", s), ("cited_steps", pa.list_(i32)),
@@ -109,14 +110,16 @@ def insert(
 ) -> int:
     """Bulk insert an Arrow table (one scan instead of a round trip per row); the rows inserted.
 
-    ``derived`` maps further target columns to SQL expressions over the Arrow columns; ``where``
-    filters the rows (a condition over the Arrow columns, named as they are).
+    ``derived`` maps target columns to SQL expressions over the Arrow columns (an Arrow column
+    of the same name is replaced by its expression); ``where`` filters the rows (a condition
+    over the Arrow columns, named as they are).
     """
     if batch is None:
         return 0
     names = batch.schema.names
-    targets = list(names) + list(derived or {})
-    exprs = list(names) + list((derived or {}).values())
+    rest = dict(derived or {})
+    exprs = [rest.pop(n, n) for n in names] + list(rest.values())
+    targets = list(names) + list(rest)
     db.register("_atif_batch", batch)
     try:
         row = db.execute(
@@ -127,6 +130,13 @@ def insert(
     finally:
         db.unregister("_atif_batch")
 
+
+# The integer key of each trial, and the model the `trials` view shows: the trajectory's (the
+# Arrow column), else the one the trial's metadata names.
+_TRIAL_DERIVED = {
+    "trial_key": trial_key_sql("trial_id"),
+    "model_name": "coalesce(model_name, json_extract_string(metadata, '$.model_name'))",
+}
 
 # On a team store a racing writer may have stored any of a batch's keys since the batch was
 # prepared: each keyed insert leaves those out (see atif.store.txn for why that is then exact).
@@ -280,8 +290,21 @@ class Writer:
         insert(db, "tool_call_data", tables["tool_call_data"], where=where.get("tool_call_data", ""))
         insert(db, "trajectory_data", tables["trajectory_data"], where=where.get("trajectory_data", ""))
         insert(db, "trajectory_raw", tables["trajectory_raw"], where=where.get("trajectory_raw", ""))
-        stored = insert(db, "trial_data", tables["trial_data"], where=where.get("trial_data", ""))
-        n_ratings = self._insert_ratings(tables["rating_data"])
+        if tables["trial_data"] is not None:
+            db.register("_atif_keys", tables["trial_data"])
+            try:
+                check_collisions(db, f"(SELECT trial_id, {trial_key_sql('trial_id')} AS trial_key FROM _atif_keys)")
+            finally:
+                db.unregister("_atif_keys")
+        stored = insert(db, "trial_data", tables["trial_data"], _TRIAL_DERIVED, where.get("trial_data", ""))
+        n_ratings = self._insert_ratings(tables["rating_data"], tables["trial_data"])
+        if b.replaced:
+            # Human ratings a replaced trial kept follow its new content's agent and model.
+            db.execute(
+                "UPDATE rating_data SET experiment = t.experiment, agent_name = t.agent_name, model_name = t.model_name "
+                "FROM trial_data t WHERE t.trial_key = rating_data.trial_key AND rating_data.trial_id IN ?",
+                [b.replaced],
+            )
         skipped = n_trials - stored
         conflicts: list[tuple[str, str, int]] = []
         if skipped:
@@ -301,25 +324,32 @@ class Writer:
         )
         return stored, n_ratings, conflicts
 
-    def _insert_ratings(self, ratings: Any) -> int:
+    def _insert_ratings(self, ratings: Any, trials: Any) -> int:
         if ratings is None:
             return 0
         db = self.db
         db.register("_atif_ratings", ratings)
+        db.register("_atif_rating_trials", trials)
         try:
             # A human rating in the record replaces a kept human rating; nothing else is overwritten.
             db.execute(
                 "DELETE FROM rating_data r USING _atif_ratings b WHERE r.trial_id = b.trial_id "
                 "AND r.criterion = b.criterion AND b.source = 'human'"
             )
+            # Each rating keeps its trial's key and cohort (experiment, agent, model), taken from
+            # the trial of this batch it belongs to: metrics need no join.
             inserted = db.execute(
-                f"INSERT INTO rating_data ({', '.join(RATING_COLUMNS)}) SELECT b.* FROM _atif_ratings b "
+                f"INSERT INTO rating_data ({', '.join(RATING_COLUMNS)}, trial_key, experiment, agent_name, model_name) "
+                f"SELECT b.*, {trial_key_sql('b.trial_id')}, t.experiment, t.agent_name, "
+                "coalesce(t.model_name, json_extract_string(t.metadata, '$.model_name')) "
+                "FROM _atif_ratings b LEFT JOIN _atif_rating_trials t ON t.trial_id = b.trial_id "
                 "WHERE NOT EXISTS (SELECT 1 FROM rating_data r WHERE r.trial_id = b.trial_id "
                 "AND r.criterion = b.criterion)"
             ).fetchone()
             return int(inserted[0]) if inserted else 0
         finally:
             db.unregister("_atif_ratings")
+            db.unregister("_atif_rating_trials")
 
     def _clear_replaced(self, ids: list[str], in_use: set[str], in_use_raw: set[str]) -> None:
         db = self.db

@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from atif.store import Store, migrations
+from atif.store.keys import fill_missing
 
 
 class StoreBuilder:
@@ -104,6 +105,7 @@ class StoreBuilder:
         """Commit and close the connection so another reader can open the file."""
         if self.closed:
             return
+        fill_missing(self.con)  # the trial keys and rating cohorts the store's writers would have set
         self.con.execute("COMMIT")
         self.con.close()
         self.closed = True
