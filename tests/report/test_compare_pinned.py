@@ -25,6 +25,8 @@ def test_compare_and_gate_match_the_pinned_results(varied: Path) -> None:
     got = json.loads(json.dumps(results(varied), sort_keys=True))
     assert got.keys() == golden.keys()
     for key in golden:
+        if key.startswith("compare"):  # the totals of unpaired trials came later; they match the pinned lists
+            assert got[key].pop("unpaired_counts") == {k: v["n"] for k, v in golden[key]["unpaired"].items()}
         assert got[key] == golden[key], key
 
 
