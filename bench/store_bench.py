@@ -193,6 +193,7 @@ def build_metrics_store(n: int, db: Path) -> float:
     import duckdb
 
     from atif.store import Store
+    from atif.store.keys import trial_key_sql
 
     Store(db).close()
     con = duckdb.connect(str(db))
@@ -220,21 +221,22 @@ def build_metrics_store(n: int, db: Path) -> float:
                                      step_count, n_bytes, raw_id)
         SELECT sha256(raw), raw::BLOB, 'ATIF-v1.6', agent_name, '1.0', model_name, 1, strlen(raw), sha256(raw)
         FROM gen""")
-    con.execute("""
+    con.execute(f"""
         INSERT INTO trial_data (trial_id, experiment, task_name, epoch, source_trial_id, trajectory_id, raw_id,
                                 reward, steps, cost_usd, duration_seconds, input_tokens, output_tokens,
-                                cached_tokens, error, record_hash)
-        SELECT sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']'),
-               experiment, task_name, epoch, 'run-' || i, sha256(raw), sha256(raw),
+                                cached_tokens, error, record_hash, agent_name, model_name, trial_key)
+        SELECT id, experiment, task_name, epoch, 'run-' || i, sha256(raw), sha256(raw),
                (hash(i) % 1000) / 1000.0, 20, (hash(i) % 500) / 100000.0, (hash(i * 7) % 600)::DOUBLE,
                20000 + (i % 5000), 2000, 1500, CASE WHEN i % 50 = 0 THEN 'TimeoutError' END,
-               sha256('record-' || i)
-        FROM gen""")
-    con.execute("""
-        INSERT INTO rating_data (trial_id, criterion, verdict, source)
-        SELECT sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']'),
-               'crit-' || c, CASE WHEN hash(i + c) % 3 = 0 THEN 'NO' ELSE 'YES' END, 'judge'
-        FROM gen, range(3) k(c)""")
+               sha256('record-' || i), agent_name, model_name, {trial_key_sql('id')}
+        FROM (SELECT *, sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']') AS id
+              FROM gen)""")
+    # The integer trial key as the store's writers derive it from the trial id.
+    con.execute(f"""
+        INSERT INTO rating_data (trial_id, criterion, verdict, source, trial_key)
+        SELECT id, 'crit-' || c, CASE WHEN hash(i + c) % 3 = 0 THEN 'NO' ELSE 'YES' END, 'judge', {trial_key_sql('id')}
+        FROM (SELECT i, sha256('["' || experiment || '","' || task_name || '","run-' || i || '",' || epoch || ']') AS id
+              FROM gen), range(3) k(c)""")
     con.execute("DROP TABLE gen")
     con.execute("COMMIT")
     con.execute("CHECKPOINT")

@@ -701,6 +701,10 @@ class Ingest:
         rows["input_key"].append(it.input_key)
         rows["input_file"].append(it.input_file)
         rows["input_file_key"].append(it.input_file_key)
+        # The trajectory's agent and model, kept with the trial so that metrics never read trajectories.
+        meta = pre.meta if pre is not None else trajectory_meta(it.doc) if it.doc is not None else None
+        rows["agent_name"].append(meta[1] if meta is not None and it.trajectory_id is not None else None)
+        rows["model_name"].append(meta[3] if meta is not None and it.trajectory_id is not None else None)
 
 
 def trajectory_messages_equal(messages: list[dict[str, Any]], doc: dict[str, Any]) -> bool:

@@ -450,9 +450,36 @@ def m008_rating_segmented(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m009_trial_key(db: duckdb.DuckDBPyConnection) -> None:
+    """``trial_key``: a BIGINT trial key in trials, ratings and replaced ratings (:mod:`atif.store.keys`),
+    and each trial's ``agent_name`` and ``model_name`` kept with it, so that metrics join ratings
+    to trials on an integer and never read ``trajectory_data``.
+
+    ``model_name`` is what the ``trials`` view shows: the trajectory's model, else the trial
+    metadata's ``model_name``. Existing rows are filled in here; writers set them from now on.
+    """
+    from atif.store.keys import trial_key_sql
+
+    db.execute(
+        f"""
+        ALTER TABLE trial_data ADD COLUMN trial_key BIGINT;
+        ALTER TABLE trial_data ADD COLUMN agent_name VARCHAR;
+        ALTER TABLE trial_data ADD COLUMN model_name VARCHAR;
+        ALTER TABLE rating_data ADD COLUMN trial_key BIGINT;
+        ALTER TABLE rating_history ADD COLUMN trial_key BIGINT;
+        UPDATE trial_data SET trial_key = {trial_key_sql('trial_id')},
+                              model_name = json_extract_string(metadata, '$.model_name');
+        UPDATE trial_data SET agent_name = j.agent_name, model_name = coalesce(j.model_name, trial_data.model_name)
+        FROM trajectory_data j WHERE j.trajectory_id = trial_data.trajectory_id;
+        UPDATE rating_data SET trial_key = {trial_key_sql('trial_id')};
+        UPDATE rating_history SET trial_key = {trial_key_sql('trial_id')};
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_raw_per_trial, m003_rating_samples, m004_replaced_ratings, m005_rating_p_yes,
-    m006_trial_input_key, m007_fitted_thresholds, m008_rating_segmented,
+    m006_trial_input_key, m007_fitted_thresholds, m008_rating_segmented, m009_trial_key,
 ]
 
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY(?=\s*[,)\n])")

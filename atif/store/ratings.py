@@ -15,6 +15,7 @@ import duckdb
 import orjson
 
 from atif.errors import NotFoundError, StoreError
+from atif.store.keys import trial_key_sql
 
 __all__ = [
     "CACHE_FIELDS",
@@ -151,7 +152,7 @@ def write_ratings(
         db.execute(f"DELETE FROM rating_data USING {_PAIRS} k "
                    "WHERE rating_data.trial_id = k.trial_id AND rating_data.criterion = k.criterion",
                    [[k[0] for k in chunk], [k[1] for k in chunk]])
-    _insert(db, "rating_data", RATING_FIELDS, [r[:-1] for r in insert])
+    _insert(db, "rating_data", RATING_FIELDS, [r[:-1] for r in insert], {"trial_key": trial_key_sql("trial_id")})
     return kept
 
 
@@ -178,12 +179,20 @@ def write_cache(db: duckdb.DuckDBPyConnection, entries: list[tuple[Any, ...]]) -
     _insert(db, "judge_cache", CACHE_FIELDS[:-1], new)
 
 
-def _insert(db: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` (values in ``columns`` order) in one statement: one typed list per column."""
+def _insert(
+    db: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+    derived: Mapping[str, str] | None = None,
+) -> None:
+    """Insert ``rows`` (values in ``columns`` order) in one statement: one typed list per column.
+
+    ``derived`` maps further target columns to SQL expressions over ``columns``.
+    """
     if not rows:
         return
-    selects = ", ".join(f"unnest(${n}::{_TYPES.get(c, 'VARCHAR')}[])" for n, c in enumerate(columns, start=1))
-    db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}",
+    selects = ", ".join(f"unnest(${n}::{_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for n, c in enumerate(columns, start=1))
+    extra = dict(derived or {})
+    db.execute(f"INSERT INTO {table} ({', '.join([*columns, *extra])}) "
+               f"SELECT *{''.join(', ' + e for e in extra.values())} FROM (SELECT {selects})",
                [[row[i] for row in rows] for i in range(len(columns))])
 
 

@@ -536,7 +536,7 @@ class Store:
         if t is None:
             raise NotFoundError(f"no trial {trial_id!r}")
         t["ratings"] = self._rows(
-            "SELECT * EXCLUDE (trial_id) FROM rating_data WHERE trial_id = ? ORDER BY criterion", [trial_id]
+            "SELECT * EXCLUDE (trial_id, trial_key) FROM rating_data WHERE trial_id = ? ORDER BY criterion", [trial_id]
         )
         return t
 
@@ -551,7 +551,7 @@ class Store:
             return {}
         rows = self._rows(
             """
-            SELECT t.*, e.collection, k.instruction, k.tags,
+            SELECT t.* EXCLUDE (trial_key, agent_name, model_name), e.collection, k.instruction, k.tags,
                    j.schema_version, j.agent_name, j.agent_version, j.model_name,
                    -- the trial's own bytes: another byte string of the content, else the first one stored
                    CASE WHEN x.raw_id IS NULL THEN j.raw ELSE x.raw END AS trajectory_bytes,

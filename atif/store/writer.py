@@ -15,6 +15,7 @@ import duckdb
 
 from atif.errors import StoreError
 from atif.store.codec import encode_raw
+from atif.store.keys import check_collisions, trial_key_sql
 from atif.store.results import UploadError, UploadResult
 from atif.store.txn import in_transaction
 
@@ -29,7 +30,7 @@ TRIAL_COLUMNS = (
     "trial_id", "experiment", "task_name", "epoch", "source_trial_id", "trajectory_id", "reward", "rewards",
     "steps", "cost_usd", "duration_seconds", "input_tokens", "output_tokens", "cached_tokens", "error",
     "metadata", "messages", "messages_from_trajectory", "record_hash", "upload_id", "raw_id", "input_key",
-    "input_file", "input_file_key",
+    "input_file", "input_file_key", "agent_name", "model_name",
 )
 RATING_COLUMNS = ("trial_id", "criterion", "verdict", "reasoning", "cited_steps", "source")
 
@@ -62,7 +63,8 @@ def _arrow_schemas() -> dict[str, Any]:
              ("trajectory_id", s), ("reward", f64), ("rewards", s), ("steps", i32), ("cost_usd", f64),
              ("duration_seconds", f64), ("input_tokens", i64), ("output_tokens", i64), ("cached_tokens", i64),
              ("error", s), ("metadata", s), ("messages", s), ("messages_from_trajectory", b), ("record_hash", s),
-             ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s)]
+             ("upload_id", s), ("raw_id", s), ("input_key", s), ("input_file", s), ("input_file_key", s),
+             ("agent_name", s), ("model_name", s)]
         ),
         "rating_data": pa.schema(
             [("trial_id", s), ("criterion", s), ("verdict", s), ("reasoning", s), ("cited_steps", pa.list_(i32)),
@@ -105,14 +107,16 @@ def insert(
 ) -> int:
     """Bulk insert an Arrow table (one scan instead of a round trip per row); the rows inserted.
 
-    ``derived`` maps further target columns to SQL expressions over the Arrow columns; ``where``
-    filters the rows (a condition over the Arrow columns, named as they are).
+    ``derived`` maps target columns to SQL expressions over the Arrow columns (an Arrow column
+    of the same name is replaced by its expression); ``where`` filters the rows (a condition
+    over the Arrow columns, named as they are).
     """
     if batch is None:
         return 0
     names = batch.schema.names
-    targets = list(names) + list(derived or {})
-    exprs = list(names) + list((derived or {}).values())
+    rest = dict(derived or {})
+    exprs = [rest.pop(n, n) for n in names] + list(rest.values())
+    targets = list(names) + list(rest)
     db.register("_atif_batch", batch)
     try:
         row = db.execute(
@@ -123,6 +127,13 @@ def insert(
     finally:
         db.unregister("_atif_batch")
 
+
+# The integer key of each trial, and the model the `trials` view shows: the trajectory's (the
+# Arrow column), else the one the trial's metadata names.
+_TRIAL_DERIVED = {
+    "trial_key": trial_key_sql("trial_id"),
+    "model_name": "coalesce(model_name, json_extract_string(metadata, '$.model_name'))",
+}
 
 # On a team store a racing writer may have stored any of a batch's keys since the batch was
 # prepared: each keyed insert leaves those out (see atif.store.txn for why that is then exact).
@@ -269,7 +280,13 @@ class Writer:
         insert(db, "tool_call_data", tables["tool_call_data"], where=where.get("tool_call_data", ""))
         insert(db, "trajectory_data", tables["trajectory_data"], where=where.get("trajectory_data", ""))
         insert(db, "trajectory_raw", tables["trajectory_raw"], where=where.get("trajectory_raw", ""))
-        stored = insert(db, "trial_data", tables["trial_data"], where=where.get("trial_data", ""))
+        if tables["trial_data"] is not None:
+            db.register("_atif_keys", tables["trial_data"])
+            try:
+                check_collisions(db, f"(SELECT trial_id, {trial_key_sql('trial_id')} AS trial_key FROM _atif_keys)")
+            finally:
+                db.unregister("_atif_keys")
+        stored = insert(db, "trial_data", tables["trial_data"], _TRIAL_DERIVED, where.get("trial_data", ""))
         n_ratings = self._insert_ratings(tables["rating_data"])
         skipped = n_trials - stored
         conflicts: list[tuple[str, str, int]] = []
@@ -302,7 +319,8 @@ class Writer:
                 "AND r.criterion = b.criterion AND b.source = 'human'"
             )
             inserted = db.execute(
-                f"INSERT INTO rating_data ({', '.join(RATING_COLUMNS)}) SELECT b.* FROM _atif_ratings b "
+                f"INSERT INTO rating_data ({', '.join(RATING_COLUMNS)}, trial_key) "
+                f"SELECT b.*, {trial_key_sql('b.trial_id')} FROM _atif_ratings b "
                 "WHERE NOT EXISTS (SELECT 1 FROM rating_data r WHERE r.trial_id = b.trial_id "
                 "AND r.criterion = b.criterion)"
             ).fetchone()
