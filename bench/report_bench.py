@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from atif.report import build_report, compare, gate, render_report_html, render_report_md
 from atif.store import Store, migrations
+from atif.store.keys import trial_key_sql
 
 N_TASKS = 5000
 CRITERIA = 5
@@ -69,23 +70,25 @@ def generate(path: Path, n: int) -> float:
         FROM range({N_TASKS}) t(i);
         INSERT INTO experiments (name, collection) VALUES ('bench-a', 'bench'), ('bench-b', 'bench');
         CREATE TEMP TABLE gen AS
+        SELECT *, {trial_key_sql("id")} AS key FROM (
         SELECT e.name AS experiment, e.k, i,
                (hash(i, e.k, 1) % 10000) / 10000.0 AS u1,
                (hash(i, e.k, 2) % 10000) / 10000.0 AS u2,
                (hash(i, e.k, 3) % 10000) / 10000.0 AS u3,
+               sha256('["' || e.name || '","task-' || (i % {N_TASKS}) || '","run-' || i || '",' || (i // {N_TASKS} + 1)
+                      || ']') AS id,
                '{{"schema_version":"ATIF-v1.6","session_id":"' || e.name || '-' || i || '","agent":{{"name":"agent-'
                || (i % 3) || '","version":"1.0"}},"steps":[]}}' AS raw
-        FROM (VALUES ('bench-a', 0), ('bench-b', 1)) e(name, k), range({n}) t(i);
+        FROM (VALUES ('bench-a', 0), ('bench-b', 1)) e(name, k), range({n}) t(i));
         INSERT INTO trajectory_data (trajectory_id, raw, schema_version, agent_name, agent_version, model_name,
                                      step_count, n_bytes)
         SELECT sha256(raw), raw::BLOB,
                'ATIF-v1.6', 'agent-' || (i % 3), '1.0', 'model-' || (i % 4), 20, strlen(raw)
         FROM gen;
-        INSERT INTO trial_data (trial_id, experiment, task_name, epoch, source_trial_id, trajectory_id, reward,
-                                rewards, steps, cost_usd, duration_seconds, input_tokens, output_tokens,
-                                cached_tokens, error, metadata, record_hash)
-        SELECT sha256('["' || experiment || '","task-' || (i % {N_TASKS}) || '","run-' || i || '",' || (i // {N_TASKS} + 1) || ']'),
-               experiment, 'task-' || (i % {N_TASKS}), i // {N_TASKS} + 1,
+        INSERT INTO trial_data (trial_id, trial_key, experiment, task_name, epoch, source_trial_id, trajectory_id,
+                                reward, rewards, steps, cost_usd, duration_seconds, input_tokens, output_tokens,
+                                cached_tokens, error, metadata, record_hash, agent_name, model_name)
+        SELECT id, key, experiment, 'task-' || (i % {N_TASKS}), i // {N_TASKS} + 1,
                'run-' || i, sha256(raw),
                round(least(1.0, u1 + 0.05 * k), 3),
                json_object('reward', round(least(1.0, u1 + 0.05 * k), 3), 'tests_passed', (u2 * 20)::INTEGER),
@@ -94,12 +97,11 @@ def generate(path: Path, n: int) -> float:
                CASE WHEN u2 < 0.005 THEN 'TimeoutError: agent exceeded 600 s'
                     WHEN u2 < 0.010 THEN 'RuntimeError: container exited with code 137'
                     WHEN u2 < 0.015 THEN 'ValueError: malformed tool call' END,
-               '{{}}', sha256('r' || experiment || i)
+               '{{}}', sha256('r' || experiment || i), 'agent-' || (i % 3), 'model-' || (i % 4)
         FROM gen;
-        INSERT INTO rating_data (trial_id, criterion, verdict, reasoning, source, judge_model, prompt_tokens,
-                                 completion_tokens, cost_usd, latency_ms, cached, error)
-        SELECT sha256('["' || g.experiment || '","task-' || (g.i % {N_TASKS}) || '","run-' || g.i || '",' || (g.i // {N_TASKS} + 1) || ']'),
-               'criterion-' || c,
+        INSERT INTO rating_data (trial_id, trial_key, criterion, verdict, reasoning, source, judge_model,
+                                 prompt_tokens, completion_tokens, cost_usd, latency_ms, cached, error)
+        SELECT g.id, g.key, 'criterion-' || c,
                CASE WHEN (hash(g.i, g.k, c, 9) % 1000) < 10 THEN 'UNSCORED'
                     WHEN (hash(g.i, g.k, c, 8) % 1000) / 1000.0 < 0.55 + 0.08 * c + 0.02 * g.k THEN 'YES'
                     ELSE 'NO' END,

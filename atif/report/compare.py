@@ -15,7 +15,7 @@ from atif.report.reading import clean, require_experiment
 from atif.report.stats import bootstrap_counted_ci, mcnemar_exact
 from atif.store import Store
 
-__all__ = ["COMPARE_SCHEMA_VERSION", "DEFAULT_MAX_LISTED", "compare", "criterion_table", "iter_changed_pairs"]
+__all__ = ["COMPARE_SCHEMA_VERSION", "DEFAULT_MAX_LISTED", "compare", "criterion_table", "iter_compare_lists"]
 
 COMPARE_SCHEMA_VERSION = "1"
 """Version of the JSON comparison layout (docs/reports.md)."""
@@ -42,15 +42,16 @@ def _pairing_sql() -> str:
     code`` (codes: index in :data:`_VERDICTS`), and per criterion the unpaired ratings counted
     under negative ``p``: ``-(4 * side + code)`` with side 1 baseline, 2 candidate.
     """
-    side = """(SELECT trial_id, task_name, epoch, reward, cost_usd, duration_seconds
+    side = """(SELECT trial_id, trial_key, task_name, epoch, reward, cost_usd, duration_seconds
                FROM trial_data WHERE experiment = ${0})"""
-    group = """(SELECT task_name, epoch, count(*) AS n, any_value(trial_id) AS trial_id, any_value(reward) AS reward,
+    group = """(SELECT task_name, epoch, count(*) AS n, any_value(trial_id) AS trial_id, any_value(trial_key) AS trial_key,
+                       any_value(reward) AS reward,
                        any_value(cost_usd) AS cost_usd, any_value(duration_seconds) AS duration_seconds
                 FROM {0} GROUP BY task_name, epoch)"""
-    several = """(SELECT t.trial_id, task_name, epoch, t.reward, t.cost_usd, t.duration_seconds, several.{1} AS other_n,
+    several = """(SELECT t.trial_id, t.trial_key, task_name, epoch, t.reward, t.cost_usd, t.duration_seconds, several.{1} AS other_n,
                          row_number() OVER (PARTITION BY task_name, epoch ORDER BY t.trial_id) AS k
                   FROM {0} t JOIN several USING (task_name, epoch))"""
-    cols = """b.trial_id AS b_id, c.trial_id AS c_id, task_name, epoch, b.reward AS b_reward, c.reward AS c_reward,
+    cols = """b.trial_id AS b_id, c.trial_id AS c_id, b.trial_key AS b_key, c.trial_key AS c_key, task_name, epoch, b.reward AS b_reward, c.reward AS c_reward,
               b.cost_usd AS b_cost_usd, c.cost_usd AS c_cost_usd, b.duration_seconds AS b_duration_seconds,
               c.duration_seconds AS c_duration_seconds"""
     return f"""
@@ -68,22 +69,22 @@ def _pairing_sql() -> str:
                 UNION ALL
                 SELECT {cols} FROM bm b JOIN cm c USING (task_name, epoch, k))),
         unpaired AS MATERIALIZED (
-            SELECT 1 AS side, task_name, epoch, trial_id FROM bt
+            SELECT 1 AS side, task_name, epoch, trial_id, trial_key FROM bt
             SEMI JOIN (SELECT task_name, epoch FROM bg ANTI JOIN cg USING (task_name, epoch)) g USING (task_name, epoch)
-            UNION ALL SELECT 1, task_name, epoch, trial_id FROM bm WHERE k > other_n
+            UNION ALL SELECT 1, task_name, epoch, trial_id, trial_key FROM bm WHERE k > other_n
             UNION ALL
-            SELECT 2, task_name, epoch, trial_id FROM ct
+            SELECT 2, task_name, epoch, trial_id, trial_key FROM ct
             SEMI JOIN (SELECT task_name, epoch FROM cg ANTI JOIN bg USING (task_name, epoch)) g USING (task_name, epoch)
-            UNION ALL SELECT 2, task_name, epoch, trial_id FROM cm WHERE k > other_n),
-        sides AS (SELECT b_id AS trial_id, p, 4 AS w FROM pairs
-                  UNION ALL SELECT c_id, p, 1 FROM pairs
-                  UNION ALL SELECT trial_id, -4 * side, 0 FROM unpaired),
+            UNION ALL SELECT 2, task_name, epoch, trial_id, trial_key FROM cm WHERE k > other_n),
+        sides AS (SELECT b_key AS trial_key, p, 4 AS w FROM pairs
+                  UNION ALL SELECT c_key, p, 1 FROM pairs
+                  UNION ALL SELECT trial_key, -4 * side, 0 FROM unpaired),
         verdicts AS MATERIALIZED (
             SELECT CASE WHEN s.p > 0 THEN s.p ELSE s.p - code END AS p, r.criterion,
                    sum(s.w * code)::INTEGER AS v, count(*) AS n
-            FROM (SELECT trial_id, criterion,
+            FROM (SELECT trial_key, criterion,
                          CASE verdict WHEN 'YES' THEN 1 WHEN 'NO' THEN 2 ELSE 3 END AS code FROM rating_data) r
-            JOIN sides s USING (trial_id)
+            JOIN sides s USING (trial_key)
             GROUP BY ALL)"""
 
 
@@ -193,26 +194,38 @@ _FLIP_LISTS = f"""(SELECT p, list(criterion ORDER BY criterion) FILTER (WHERE v 
                    FROM verdicts WHERE p IN (SELECT p FROM listed) AND v IN ({_LOST}, {_GAINED}) GROUP BY p)"""
 
 
-def iter_changed_pairs(store: Store, baseline: str, candidate: str, *, batch: int = 10_000) -> Iterator[dict[str, Any]]:
-    """Every changed pair of ``compare``'s ``tasks``, as ``compare`` lists them, one at a time.
+def iter_compare_lists(store: Store, baseline: str, candidate: str, *,
+                       batch: int = 10_000) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every entry of ``compare``'s ``tasks`` and ``unpaired`` lists, one at a time, as ``(list, kind, entry)``.
 
-    In the order of ``tasks``: regressed, then improved, then mixed, each by task, epoch and
-    baseline trial id; each item has ``kind`` besides the keys of a ``tasks`` entry. The pairs
-    come from the store ``batch`` at a time, so listing a million of them holds one batch.
+    ``list`` is ``"tasks"`` (``kind``: ``improved``, ``mixed``, ``regressed``) or ``"unpaired"``
+    (``kind``: ``baseline_only``, ``candidate_only``); entries are those ``compare`` lists, in
+    its order, and the lists and kinds come in sorted order, as in its sorted-key JSON. Entries
+    come from the store ``batch`` at a time, so listing a million pairs holds one batch.
     """
     trial_count(store, baseline)
     trial_count(store, candidate)
+    # Sections in sorted-key order: tasks improved (1), mixed (2), regressed (0); then unpaired sides.
     sql = f"""
         WITH {_pairing_sql()}, {_kinds_sql()},
         listed AS (SELECT * FROM kinds)
-        SELECT {_PAIR_STRUCT} AS pair
+        SELECT CASE kind WHEN 1 THEN 0 WHEN 2 THEN 1 ELSE 2 END AS section, kind, task_name, epoch, b_id, c_id,
+               coalesce(lost, []) AS lost, coalesce(gained, []) AS gained, b_reward, c_reward
         FROM kinds LEFT JOIN {_FLIP_LISTS} USING (p)
-        ORDER BY kind, task_name, epoch, b_id"""
+        UNION ALL
+        SELECT 2 + side, side, task_name, epoch, trial_id, NULL, NULL, NULL, NULL, NULL FROM unpaired
+        ORDER BY section, task_name, epoch, b_id"""
+    sides = {1: "baseline_only", 2: "candidate_only"}
     for rows in store.read_batches(sql, {"baseline": baseline, "candidate": candidate}, batch):
         for r in rows:
-            pair = r["pair"]
-            pair["kind"] = _KINDS[pair["kind"]]
-            yield pair
+            if r["section"] < 3:
+                yield "tasks", _KINDS[r["kind"]], {
+                    "task_name": r["task_name"], "epoch": r["epoch"], "baseline_trial_id": r["b_id"],
+                    "candidate_trial_id": r["c_id"], "lost": r["lost"], "gained": r["gained"],
+                    "baseline_reward": r["b_reward"], "candidate_reward": r["c_reward"]}
+            else:
+                yield "unpaired", sides[r["kind"]], {"epoch": r["epoch"], "task_name": r["task_name"],
+                                                     "trial_id": r["b_id"]}
 
 
 def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05, seed: int = 0,
@@ -227,8 +240,8 @@ def compare(store: Store, baseline: str, candidate: str, *, alpha: float = 0.05,
 
     ``max_listed`` keeps the first that many pairs of each kind (in task order) in ``tasks``,
     and of unpaired trials of each side in ``unpaired``; ``task_counts`` and ``unpaired_counts``
-    always have the totals. ``None`` lists them all (to stream every changed pair instead, see
-    :func:`iter_changed_pairs`). Everything is one query over the two experiments: pairing,
+    always have the totals. ``None`` lists them all (to stream every entry instead, see
+    :func:`iter_compare_lists`). Everything is one query over the two experiments: pairing,
     verdict counts, the metric changes counted by distinct value and the listed pairs all
     come out aggregated, so memory does not grow with the pairs beyond the store's own work.
     """

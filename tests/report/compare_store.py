@@ -28,22 +28,23 @@ N = 2000
 def make(path: Path) -> None:
     """Write the varied store at ``path``."""
     sys.path.insert(0, str(ROOT))
+    from atif.store.keys import trial_key_sql
     from bench.report_bench import generate
 
     generate(path, N)
     con = duckdb.connect(str(path))
-    con.execute("""
+    con.execute(f"""
         -- several trials of one task and epoch: copies of 40 trials on side a, 25 on side b (others overlap)
-        INSERT INTO trial_data (trial_id, experiment, task_name, epoch, source_trial_id, trajectory_id, reward,
-                                cost_usd, duration_seconds, record_hash)
-        SELECT sha256('dup' || trial_id || i), experiment, task_name, epoch, source_trial_id || '-dup' || i,
+        INSERT INTO trial_data (trial_id, trial_key, experiment, task_name, epoch, source_trial_id, trajectory_id,
+                                reward, cost_usd, duration_seconds, record_hash)
+        SELECT sha256('dup' || trial_id || i), {trial_key_sql("sha256('dup' || trial_id || i)")}, experiment, task_name, epoch, source_trial_id || '-dup' || i,
                trajectory_id, round(reward * 0.9 + 0.01 * i, 3), cost_usd + 0.001 * i, duration_seconds + i,
                sha256('rdup' || trial_id || i)
         FROM trial_data, range(1, 3) r(i)
         WHERE (experiment = 'bench-a' AND hash(trial_id) % 50 = 0)
            OR (experiment = 'bench-b' AND hash(trial_id) % 80 = 0 AND i = 1);
-        INSERT INTO rating_data (trial_id, criterion, verdict, source)
-        SELECT sha256('dup' || t.trial_id || i), r.criterion,
+        INSERT INTO rating_data (trial_id, trial_key, criterion, verdict, source)
+        SELECT sha256('dup' || t.trial_id || i), {trial_key_sql("sha256('dup' || t.trial_id || i)")}, r.criterion,
                CASE WHEN hash(t.trial_id, r.criterion, i) % 3 = 0 THEN 'NO' ELSE r.verdict END, 'judge'
         FROM trial_data t JOIN rating_data r USING (trial_id), range(1, 3) x(i)
         WHERE ((t.experiment = 'bench-a' AND hash(t.trial_id) % 50 = 0)
@@ -58,8 +59,8 @@ def make(path: Path) -> None:
         UPDATE trial_data SET duration_seconds = NULL WHERE hash(trial_id) % 43 = 5;
         DELETE FROM rating_data WHERE hash(trial_id, criterion) % 29 = 4;
         -- a criterion rated on one side only
-        INSERT INTO rating_data (trial_id, criterion, verdict, source)
-        SELECT trial_id, 'only-b', CASE WHEN hash(trial_id) % 2 = 0 THEN 'YES' ELSE 'NO' END, 'judge'
+        INSERT INTO rating_data (trial_id, trial_key, criterion, verdict, source)
+        SELECT trial_id, trial_key, 'only-b', CASE WHEN hash(trial_id) % 2 = 0 THEN 'YES' ELSE 'NO' END, 'judge'
         FROM trial_data WHERE experiment = 'bench-b' AND hash(trial_id) % 5 = 0;
     """)
     con.close()
