@@ -192,7 +192,7 @@ def _verdict_counts(store: Store, experiment: str) -> dict[str, dict[str, int]]:
     """Per criterion rated in ``experiment``, its number of each verdict (read from the base tables, see compare)."""
     rows = store.read("""
         SELECT criterion, verdict, count(*) AS n
-        FROM rating_data SEMI JOIN (SELECT trial_id FROM trial_data WHERE experiment = ?) t USING (trial_id)
+        FROM rating_data SEMI JOIN (SELECT trial_key FROM trial_data WHERE experiment = ?) t USING (trial_key)
         GROUP BY ALL""", [experiment])
     out: dict[str, dict[str, int]] = {}
     for r in rows:
