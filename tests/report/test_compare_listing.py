@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from compare_store import make
+from report_builders import StoreBuilder
 
 from atif.cli import cli
 from atif.cli._common import json_text
-from atif.report import DEFAULT_MAX_LISTED, compare, iter_compare_lists
+from atif.report import DEFAULT_MAX_LISTED, compare, gate, iter_compare_lists
 from atif.store import Store
 
 
@@ -65,3 +66,31 @@ def test_all_pairs_json_is_the_full_result_written_as_it_is_read(varied: Path, t
 def test_all_pairs_needs_json(varied: Path) -> None:
     res = CliRunner().invoke(cli, ["compare", "bench-a", "bench-b", "--all-pairs", "--db", str(varied)])
     assert res.exit_code == 2 and "--format json" in res.output
+
+
+def test_compare_and_gate_without_any_rating(builder: StoreBuilder) -> None:
+    for i in range(3):
+        builder.trial("a", f"t{i}", reward=0.5)
+        builder.trial("b", f"t{i}", reward=0.5 + 0.1 * i)
+    builder.trial("b", "t0", source_id="again", reward=0.5)  # a second trial of t0, epoch 1: unpaired
+    store = builder.store()
+    r = compare(store, "a", "b")
+    assert r["n_pairs"] == 3 and r["criteria"] == {} and r["unpaired_counts"] == {"baseline_only": 0,
+                                                                                   "candidate_only": 1}
+    assert [t["task_name"] for t in r["tasks"]["improved"]] == ["t1", "t2"]
+    g = gate(store, "b", baseline="a")
+    assert [c.name for c in g.conditions] == ["no regression of mean reward vs a beyond 0.05 (alpha 0.05)"]
+
+
+def test_more_criteria_than_one_word_holds(builder: StoreBuilder) -> None:
+    labels = [f"c{i:02d}" for i in range(70)]  # three words of 32 criteria
+    for i in range(4):
+        builder.trial("a", f"t{i}", reward=1.0, ratings=dict.fromkeys(labels, "YES"))
+        builder.trial("b", f"t{i}", reward=1.0,
+                      ratings={label: "NO" if j % 7 == i else "YES" for j, label in enumerate(labels)})
+    r = compare(builder.store(), "a", "b")
+    assert sorted(r["criteria"]) == labels
+    lost = {label for t in r["tasks"]["regressed"] for label in t["lost"]}
+    assert lost == {label for j, label in enumerate(labels) if j % 7 < 4}
+    assert r["criteria"]["c64"]["regressed"] == 1 and r["criteria"]["c69"]["regressed"] == 0
+    assert all(t["gained"] == [] for t in r["tasks"]["regressed"])
