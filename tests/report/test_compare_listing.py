@@ -94,3 +94,14 @@ def test_more_criteria_than_one_word_holds(builder: StoreBuilder) -> None:
     assert lost == {label for j, label in enumerate(labels) if j % 7 < 4}
     assert r["criteria"]["c64"]["regressed"] == 1 and r["criteria"]["c69"]["regressed"] == 0
     assert all(t["gained"] == [] for t in r["tasks"]["regressed"])
+
+
+def test_markdown_gives_the_totals_of_bounded_lists(varied: Path) -> None:
+    from atif.report import render_compare_md
+
+    with Store.open(varied, read_only=True) as store:
+        r = compare(store, "bench-a", "bench-b", max_listed=30)
+    md = render_compare_md(r)
+    n_base = r["unpaired_counts"]["baseline_only"]
+    assert n_base > 30 and f"{n_base:,} baseline-only" in md
+    assert f"Unpaired, baseline only ({n_base:,})" in md and f"… and {n_base - 30:,} more" in md
