@@ -4,6 +4,10 @@ Trials pair by ``(task_name, epoch)``; when an experiment holds several trials o
 same task and epoch they pair in order of trial id. Per criterion the pass-rate change
 is tested with McNemar's exact test on the discordant pairs; reward, cost and duration
 changes get a seeded paired bootstrap interval. Unpaired trials are reported, not dropped.
+
+Unlike the other reports, compare and gate read the store's base tables (``trial_data``,
+``rating_data``) rather than its views, by name and through ``Store.read``: at a million pairs
+the views' joins on 64-character ids cost more than the comparison itself (docs/performance.md).
 """
 
 from __future__ import annotations
