@@ -78,13 +78,12 @@ def _pairing_sql(n_criteria: int) -> str:
     words = _words(n_criteria)
     if len(words) == 1:
         packs = ("bit_or(bits) FILTER (WHERE s.is_b) AS b0, bit_or(bits) FILTER (WHERE NOT s.is_b) AS c0")
-        coded_bits = "(CASE r.verdict WHEN 'YES' THEN 1 WHEN 'NO' THEN 2 ELSE 3 END)::UBIGINT << (2 * c.ci) AS bits"
+        coded_bits = "c.bits"
     else:
         packs = ", ".join(
             f"bit_or(bits) FILTER (WHERE s.is_b AND word = {w}) AS b{w}, "
             f"bit_or(bits) FILTER (WHERE NOT s.is_b AND word = {w}) AS c{w}" for w in words)
-        coded_bits = (f"(CASE r.verdict WHEN 'YES' THEN 1 WHEN 'NO' THEN 2 ELSE 3 END)::UBIGINT "
-                      f"<< (2 * (c.ci % {_PER_WORD})) AS bits, c.ci // {_PER_WORD} AS word")
+        coded_bits = f"c.bits, c.ci // {_PER_WORD} AS word"
     return f"""
         t AS ({both.format(cols=f"trial_key, task_name, epoch, {metric_cols}")}),
         g AS MATERIALIZED (
@@ -112,13 +111,15 @@ def _pairing_sql(n_criteria: int) -> str:
                 UNION ALL
                 SELECT CASE WHEN is_c THEN 2 ELSE 1 END, task_name, epoch, trial_id, trial_key FROM m
                 WHERE k > other_n)),
-        crit AS (SELECT unnest($crit) AS criterion, generate_subscripts($crit, 1) - 1 AS ci),
+        crit AS (SELECT criterion, ci, verdict, code::UBIGINT << (2 * (ci % {_PER_WORD})) AS bits
+                 FROM (SELECT unnest($crit) AS criterion, generate_subscripts($crit, 1) - 1 AS ci),
+                      (VALUES ('YES', 1), ('NO', 2), ('UNSCORED', 3)) v(verdict, code)),
         sides AS (SELECT b_key AS trial_key, p, true AS is_b FROM pairs
                   UNION ALL SELECT c_key, p, false FROM pairs
                   UNION ALL SELECT trial_key, -u, side = 1 FROM unpaired),
         coded AS MATERIALIZED (
             SELECT s.p, {packs}
-            FROM (SELECT r.trial_key, {coded_bits} FROM rating_data r JOIN crit c USING (criterion)) x
+            FROM (SELECT r.trial_key, {coded_bits} FROM rating_data r JOIN crit c USING (criterion, verdict)) x
             JOIN sides s USING (trial_key)
             GROUP BY s.p)"""
 
