@@ -93,6 +93,7 @@ _LAZY: dict[str, str] = {
     # reports
     "build_report": "atif.report",
     "compare": "atif.report",
+    "iter_compare_lists": "atif.report",
     "gate": "atif.report",
     "calibrate": "atif.report",
     "load_calibration": "atif.report.correction",

@@ -6,13 +6,17 @@ shaped as the store computes them: sha256 hex of the trajectory bytes and of the
 judge ratings per trial (1% UNSCORED with reasons, 10% cached). For each size it measures:
 
 * the references, in the same run: in this process a ``count``/``avg`` scan of the ``trials``
-  view for one experiment (the floor for anything that reads every trial), and as a whole
-  process ``atif query`` of that same scan (the floor of any ``atif`` command: start-up, import,
-  opening the store);
+  view for one experiment, and the plain read of every rating of both experiments (the ratings
+  joined to their trials on the integer trial key and counted per criterion and verdict: the
+  least work anything that compares verdicts does); as a whole process ``atif query`` of the
+  ``trials`` scan (the floor of any ``atif`` command: start-up, import, opening the store);
 * the library calls ``compare`` (N pairs: McNemar per criterion, bootstrap of reward, cost and
-  duration, the changed pairs listed) and ``gate`` with a baseline, wall and CPU seconds;
-* the whole processes ``atif compare A B --format json`` and ``atif gate --baseline``, as a user
-  runs them, wall seconds and peak RSS (``/usr/bin/time``, else the children's ``ru_maxrss``);
+  duration, the first 100 changed pairs of each kind listed) and ``gate`` with a baseline, wall
+  and CPU seconds;
+* the whole processes ``atif compare A B --format json``, ``atif compare --format json
+  --all-pairs`` (every changed pair written), ``atif compare`` (Markdown) and ``atif gate
+  --baseline``, as a user runs them, wall seconds and peak RSS (``/usr/bin/time``, else the
+  children's ``ru_maxrss``);
 * ``build_report`` (whole experiment, ``by="tag"``), its Markdown, the HTML page (1,000 trials
   listed), up to 100,000 trials.
 
@@ -49,7 +53,14 @@ sys.path.insert(0, str(ROOT))
 
 from atif.report import build_report, compare, gate, render_report_html, render_report_md
 from atif.store import Store, migrations
-from atif.store.keys import fill_missing
+from atif.store.keys import fill_missing, trial_key_sql
+
+RATINGS_FLOOR = """
+    SELECT r.criterion, r.verdict, count(*) AS n
+    FROM rating_data r JOIN (SELECT trial_key FROM trial_data WHERE experiment IN ('bench-a', 'bench-b')) t
+      USING (trial_key)
+    GROUP BY ALL"""
+"""The plain read every comparison of verdicts starts from: each rating of both experiments, counted."""
 
 N_TASKS = 5000
 CRITERIA = 5
@@ -70,23 +81,25 @@ def generate(path: Path, n: int) -> float:
         FROM range({N_TASKS}) t(i);
         INSERT INTO experiments (name, collection) VALUES ('bench-a', 'bench'), ('bench-b', 'bench');
         CREATE TEMP TABLE gen AS
+        SELECT *, {trial_key_sql("id")} AS key FROM (
         SELECT e.name AS experiment, e.k, i,
                (hash(i, e.k, 1) % 10000) / 10000.0 AS u1,
                (hash(i, e.k, 2) % 10000) / 10000.0 AS u2,
                (hash(i, e.k, 3) % 10000) / 10000.0 AS u3,
+               sha256('["' || e.name || '","task-' || (i % {N_TASKS}) || '","run-' || i || '",' || (i // {N_TASKS} + 1)
+                      || ']') AS id,
                '{{"schema_version":"ATIF-v1.6","session_id":"' || e.name || '-' || i || '","agent":{{"name":"agent-'
                || (i % 3) || '","version":"1.0"}},"steps":[]}}' AS raw
-        FROM (VALUES ('bench-a', 0), ('bench-b', 1)) e(name, k), range({n}) t(i);
+        FROM (VALUES ('bench-a', 0), ('bench-b', 1)) e(name, k), range({n}) t(i));
         INSERT INTO trajectory_data (trajectory_id, raw, schema_version, agent_name, agent_version, model_name,
                                      step_count, n_bytes)
         SELECT sha256(raw), raw::BLOB,
                'ATIF-v1.6', 'agent-' || (i % 3), '1.0', 'model-' || (i % 4), 20, strlen(raw)
         FROM gen;
-        INSERT INTO trial_data (trial_id, experiment, task_name, epoch, source_trial_id, trajectory_id, reward,
-                                rewards, steps, cost_usd, duration_seconds, input_tokens, output_tokens,
-                                cached_tokens, error, metadata, record_hash)
-        SELECT sha256('["' || experiment || '","task-' || (i % {N_TASKS}) || '","run-' || i || '",' || (i // {N_TASKS} + 1) || ']'),
-               experiment, 'task-' || (i % {N_TASKS}), i // {N_TASKS} + 1,
+        INSERT INTO trial_data (trial_id, trial_key, experiment, task_name, epoch, source_trial_id, trajectory_id,
+                                reward, rewards, steps, cost_usd, duration_seconds, input_tokens, output_tokens,
+                                cached_tokens, error, metadata, record_hash, agent_name, model_name)
+        SELECT id, key, experiment, 'task-' || (i % {N_TASKS}), i // {N_TASKS} + 1,
                'run-' || i, sha256(raw),
                round(least(1.0, u1 + 0.05 * k), 3),
                json_object('reward', round(least(1.0, u1 + 0.05 * k), 3), 'tests_passed', (u2 * 20)::INTEGER),
@@ -95,12 +108,11 @@ def generate(path: Path, n: int) -> float:
                CASE WHEN u2 < 0.005 THEN 'TimeoutError: agent exceeded 600 s'
                     WHEN u2 < 0.010 THEN 'RuntimeError: container exited with code 137'
                     WHEN u2 < 0.015 THEN 'ValueError: malformed tool call' END,
-               '{{}}', sha256('r' || experiment || i)
+               '{{}}', sha256('r' || experiment || i), 'agent-' || (i % 3), 'model-' || (i % 4)
         FROM gen;
-        INSERT INTO rating_data (trial_id, criterion, verdict, reasoning, source, judge_model, prompt_tokens,
-                                 completion_tokens, cost_usd, latency_ms, cached, error)
-        SELECT sha256('["' || g.experiment || '","task-' || (g.i % {N_TASKS}) || '","run-' || g.i || '",' || (g.i // {N_TASKS} + 1) || ']'),
-               'criterion-' || c,
+        INSERT INTO rating_data (trial_id, trial_key, criterion, verdict, reasoning, source, judge_model,
+                                 prompt_tokens, completion_tokens, cost_usd, latency_ms, cached, error)
+        SELECT g.id, g.key, 'criterion-' || c,
                CASE WHEN (hash(g.i, g.k, c, 9) % 1000) < 10 THEN 'UNSCORED'
                     WHEN (hash(g.i, g.k, c, 8) % 1000) / 1000.0 < 0.55 + 0.08 * c + 0.02 * g.k THEN 'YES'
                     ELSE 'NO' END,
@@ -167,10 +179,12 @@ def measure(n: int, work: Path, existing: Path | None = None) -> dict[str, float
     with Store.open(path, read_only=True) as store:
         ref, ref_cpu = timed(lambda: store.read_one(
             "SELECT count(*), avg(reward), avg(cost_usd) FROM trials WHERE experiment = 'bench-b'"))
+        floor, floor_cpu = timed(lambda: store.read(RATINGS_FLOOR), repeat)
         cmp_s, cmp_cpu = timed(lambda: compare(store, "bench-a", "bench-b"), repeat)
         gate_s, gate_cpu = timed(lambda: gate(store, "bench-b", min_pass={"*": 0.5}, baseline="bench-a"), repeat)
         result = compare(store, "bench-a", "bench-b")
-        out.update(ref=ref, compare=cmp_s, compare_cpu=cmp_cpu, gate=gate_s, gate_cpu=gate_cpu)
+        out.update(ref=ref, floor=floor, floor_cpu=floor_cpu, compare=cmp_s, compare_cpu=cmp_cpu, gate=gate_s,
+                   gate_cpu=gate_cpu)
         if n <= 100_000:
             out["report"], _ = timed(lambda: build_report(store, "bench-b"))
             out["report_by_tag"], _ = timed(lambda: build_report(store, "bench-b", by="tag"))
@@ -185,19 +199,28 @@ def measure(n: int, work: Path, existing: Path | None = None) -> dict[str, float
         ["compare", "bench-a", "bench-b", "--format", "json", "-o", str(work / "compare.json"), *db], repeat)
     out["cli_gate"], out["cli_gate_rss"] = best_cli(["gate", "-e", "bench-b", "--baseline", "bench-a", *db], repeat)
     out["cli_compare_md"], out["cli_compare_md_rss"] = best_cli(["compare", "bench-a", "bench-b", *db], repeat)
+    out["cli_compare_all"], out["cli_compare_all_rss"] = best_cli(
+        ["compare", "bench-a", "bench-b", "--format", "json", "--all-pairs", "-o", str(work / "all.json"), *db], 1)
+    out["all_json_mib"] = (work / "all.json").stat().st_size / 2**20
     if existing is None:
         path.unlink()
 
     m = result["metrics"]
     print(f"  reference scan of trials (count/avg), in process {ref * 1000:9.1f} ms")
-    print(f"  compare (library)        {cmp_s:7.2f} s wall {cmp_cpu:7.2f} s cpu  ({cmp_s / ref:7.0f} x reference)")
-    print(f"  gate --baseline (library) {gate_s:6.2f} s wall {gate_cpu:7.2f} s cpu  ({gate_s / ref:7.0f} x reference)")
+    print(f"  reference read of both experiments' ratings      {floor * 1000:9.1f} ms wall {floor_cpu:6.2f} s cpu")
+    print(f"  compare (library)        {cmp_s:7.2f} s wall {cmp_cpu:7.2f} s cpu  ({cmp_s / floor:5.1f} x ratings read, "
+          f"{cmp_s / ref:7.1f} x trials scan)")
+    print(f"  gate --baseline (library) {gate_s:6.2f} s wall {gate_cpu:7.2f} s cpu  ({gate_s / floor:5.1f} x ratings read, "
+          f"{gate_s / ref:7.1f} x trials scan)")
     print("  bootstrap resamples: " + ", ".join(f"{k} {v['resamples']} ({v['interval']})" for k, v in m.items()))
     print(f"  atif query (scan), whole process  {out['cli_ref']:6.2f} s   peak RSS {out['cli_ref_rss']:6.0f} MiB")
     print(f"  atif compare --format json        {out['cli_compare']:6.2f} s   peak RSS {out['cli_compare_rss']:6.0f} MiB"
           f"   ({out['cli_compare'] / out['cli_ref']:.1f} x atif query)")
     print(f"  atif compare (markdown)          {out['cli_compare_md']:6.2f} s   peak RSS "
           f"{out['cli_compare_md_rss']:6.0f} MiB   ({out['cli_compare_md'] / out['cli_ref']:.1f} x atif query)")
+    print(f"  atif compare --all-pairs (json)   {out['cli_compare_all']:6.2f} s   peak RSS "
+          f"{out['cli_compare_all_rss']:6.0f} MiB   ({out['cli_compare_all'] / out['cli_ref']:.1f} x atif query; "
+          f"{out['all_json_mib']:.1f} MiB written)")
     print(f"  atif gate --baseline              {out['cli_gate']:6.2f} s   peak RSS {out['cli_gate_rss']:6.0f} MiB"
           f"   ({out['cli_gate'] / out['cli_ref']:.1f} x atif query)")
     if "report" in out:
@@ -224,11 +247,11 @@ def main(argv: list[str] | None = None) -> None:
         for n in sizes:
             figures[n] = measure(n, Path(tmp), args.store)
     print("\n== growth (time at the next size / time at this one; the sizes' ratio is linear) ==")
-    keys = ("ref", "compare", "gate", "cli_compare", "cli_compare_md", "cli_gate", "cli_compare_rss",
-            "cli_compare_md_rss", "cli_gate_rss")
-    print("  " + " " * 22 + "".join(f"{k:>16}" for k in keys))
+    keys = ("ref", "floor", "compare", "gate", "cli_compare", "cli_compare_md", "cli_compare_all", "cli_gate",
+            "cli_compare_rss", "cli_compare_all_rss", "cli_gate_rss")
+    print("  " + " " * 22 + "".join(f"{k:>20}" for k in keys))
     for lo, hi in zip(sizes, sizes[1:], strict=False):
-        row = "".join(f"{figures[hi][k] / figures[lo][k]:16.2f}" for k in keys)
+        row = "".join(f"{figures[hi][k] / figures[lo][k]:20.2f}" for k in keys)
         print(f"  {lo:>9,} -> {hi:>9,} ({hi / lo:g}x){row}")
     top = sizes[-1]
     f = figures[top]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -80,26 +81,88 @@ def report_cmd(experiment: str, fmt: str, output: str | None, by: str | None, ma
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="Significance level of the tests and 1 - coverage of the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap (reproducible).")
+@click.option("--max-listed", type=click.IntRange(0), default=100, show_default=True, metavar="N",
+              help="JSON: list the first N changed pairs of each kind and N unpaired trials of each side "
+                   "(task_counts and unpaired_counts give the totals).")
+@click.option("--all-pairs", is_flag=True,
+              help="JSON: list every changed pair and unpaired trial, written as they are read.")
 @db_option
 def compare_cmd(baseline: str, candidate: str, fmt: str, output: str | None, alpha: float, seed: int,
-                db_path: str) -> None:
+                max_listed: int, all_pairs: bool, db_path: str) -> None:
     """Compare two experiments on trials paired by task and epoch, with significance.
 
     Per criterion: pass-rate change and McNemar's exact test on the discordant pairs.
     Reward, cost and duration: mean change with a seeded paired bootstrap interval.
-    Regressed and improved tasks are listed; unpaired trials are reported.
+    Regressed and improved tasks are listed (the first 30 of each kind in Markdown, --max-listed
+    in JSON, or all with --all-pairs); unpaired trials are reported.
 
     \b
     Example:
       atif compare nightly-main nightly-pr-123
       atif compare nightly-main nightly-pr-123 --format json -o compare.json
+      atif compare nightly-main nightly-pr-123 --format json --all-pairs -o every-pair.json
     """
     from atif import compare, render_compare_md
 
+    if all_pairs and fmt != "json":
+        raise click.UsageError("--all-pairs lists every pair in JSON; add --format json")
     with open_store(db_path, read_only=True) as store:
-        # Markdown shows 30 pairs of each kind and the totals: no need to hold every changed pair.
-        result = compare(store, baseline, candidate, alpha=alpha, seed=seed, max_listed=None if fmt == "json" else 30)
+        if all_pairs:
+            _stream_compare_json(store, baseline, candidate, alpha, seed, output)
+            return
+        # Markdown shows 30 pairs of each kind and the totals: no need to hold more.
+        result = compare(store, baseline, candidate, alpha=alpha, seed=seed,
+                         max_listed=max_listed if fmt == "json" else 30)
     _write(json_text(result, sort_keys=True) if fmt == "json" else render_compare_md(result), output)
+
+
+def _stream_compare_json(store: Any, baseline: str, candidate: str, alpha: float, seed: int,
+                         output: str | None) -> None:
+    """Write ``compare``'s sorted-key JSON with every pair listed, the lists written as they are read.
+
+    The text is the same as ``json_text(compare(..., max_listed=None), sort_keys=True)``; only one
+    batch of pairs is held at a time.
+    """
+    import orjson
+
+    from atif import compare, iter_compare_lists
+
+    head = compare(store, baseline, candidate, alpha=alpha, seed=seed, max_listed=0)
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+    def dump(value: Any, depth: int) -> str:
+        return orjson.dumps(value, option=option, default=str).decode().replace("\n", "\n" + "  " * depth)
+
+    lists = {"tasks": sorted(head["tasks"]), "unpaired": sorted(head["unpaired"])}
+    out = open(output, "w", encoding="utf-8") if output else None  # noqa: SIM115 - closed below
+    try:
+        write = (out or sys.stdout).write
+        keys = sorted(head)
+        write("{\n")
+        entries = iter_compare_lists(store, baseline, candidate)
+        pending = next(entries, None)
+        for i, key in enumerate(keys):
+            write(f"  {dump(key, 0)}: ")
+            if key in lists:
+                write("{\n")
+                for j, kind in enumerate(lists[key]):
+                    write(f"    {dump(kind, 0)}: [")
+                    n = 0
+                    while pending is not None and pending[0] == key and pending[1] == kind:
+                        write(("," if n else "") + "\n      " + dump(pending[2], 3))
+                        n += 1
+                        pending = next(entries, None)
+                    write(("\n    ]" if n else "]") + ("," if j < len(lists[key]) - 1 else "") + "\n")
+                write("  }")
+            else:
+                write(dump(head[key], 1))
+            write(",\n" if i < len(keys) - 1 else "\n")
+        write("}\n")
+    finally:
+        if out is not None:
+            out.close()
+    if output:
+        click.echo(f"wrote {output} ({Path(output).stat().st_size:,} bytes)", err=True)
 
 
 @click.command("gate")

@@ -17,7 +17,7 @@ plus stored trajectories; nothing here calls an LLM.
 from __future__ import annotations
 
 from atif.report.calibrate import REFERENCE_SOURCES, calibrate, load_reference_file
-from atif.report.compare import compare
+from atif.report.compare import DEFAULT_MAX_LISTED, compare, iter_compare_lists
 from atif.report.correction import correct_with_own_labels
 from atif.report.export import EXPORT_FORMATS, EXPORT_KINDS, export_dataset
 from atif.report.formatting import compact, pct, usd
@@ -32,6 +32,7 @@ __all__ = [
     "criteria_of",
     "require_experiment",
     "COHORT_KEYS",
+    "DEFAULT_MAX_LISTED",
     "EXPORT_FORMATS",
     "EXPORT_KINDS",
     "REFERENCE_SOURCES",
@@ -44,6 +45,7 @@ __all__ = [
     "compare",
     "export_dataset",
     "gate",
+    "iter_compare_lists",
     "load_reference_file",
     "parse_min_pass",
     "pct",

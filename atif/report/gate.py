@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from atif.errors import ReportError
-from atif.report.compare import table_and_reward_changes
-from atif.report.reading import clean, criteria_of, require_experiment
-from atif.report.stats import bootstrap_mean_ci, mcnemar_exact
+from atif.report.compare import paired_for_gate, trial_count
+from atif.report.reading import clean
+from atif.report.stats import bootstrap_counted_ci, mcnemar_exact
 from atif.store import Store
 
 __all__ = ["Condition", "GateResult", "gate", "parse_min_pass"]
@@ -135,22 +135,23 @@ def gate(
         if not 0.0 <= rate <= 1.0:
             raise ReportError(f"--min-pass {label}={rate}: rate is outside [0, 1]")
 
-    n_trials = require_experiment(store, experiment)
-    known = criteria_of(store, experiment)
+    n_trials = trial_count(store, experiment)
+    if baseline is not None:
+        trial_count(store, baseline)
+        paired = paired_for_gate(store, baseline, experiment, missing_as_zero=not ignore_unscored)
+        verdicts = paired["sides"]["candidate"]
+    else:
+        verdicts = _verdict_counts(store, experiment)
+    known = sorted(verdicts)
     unknown = [k for k in min_pass if k != ALL_CRITERIA and k not in known]
     if unknown:
         listed = ", ".join(known) if known else "none: the experiment has no ratings"
         raise ReportError(f"unknown criterion {unknown[0]!r} in --min-pass; criteria of {experiment!r}: {listed}")
-    if baseline is not None:
-        require_experiment(store, baseline)
 
     conditions: list[Condition] = []
     if min_pass:
-        counts = {r["criterion"]: r for r in store.read("""
-            SELECT criterion, count(*) FILTER (WHERE verdict = 'YES') AS n_yes,
-                   count(*) FILTER (WHERE verdict = 'NO') AS n_no,
-                   count(*) FILTER (WHERE verdict = 'UNSCORED') AS n_unscored
-            FROM ratings WHERE experiment = ? GROUP BY criterion""", [experiment])}
+        counts = {label: {"n_yes": c.get("YES", 0), "n_no": c.get("NO", 0), "n_unscored": c.get("UNSCORED", 0)}
+                  for label, c in verdicts.items()}
         targets: dict[str, float] = {}
         if ALL_CRITERIA in min_pass:
             targets = {k: min_pass[ALL_CRITERIA] for k in known}
@@ -170,7 +171,7 @@ def gate(
 
     if min_reward is not None:
         n, n_reward, mean_reward = store.read_one(
-            "SELECT count(*), count(reward), avg(reward) FROM trials WHERE experiment = ?", [experiment])
+            "SELECT count(*), count(reward), avg(reward) FROM trial_data WHERE experiment = ?", [experiment])
         if ignore_unscored:
             observed = mean_reward
             detail = f"mean over {n_reward} trials with a reward ({n - n_reward} without, ignored)"
@@ -182,9 +183,21 @@ def gate(
                                     detail if observed is not None else "no trial has a reward"))
 
     if baseline is not None:
-        conditions += _regressions(store, baseline, experiment, max_regression, alpha, ignore_unscored, seed, known)
+        conditions += _regressions(paired, baseline, max_regression, alpha, ignore_unscored, seed)
 
     return GateResult(experiment, all(c.passed for c in conditions), conditions)
+
+
+def _verdict_counts(store: Store, experiment: str) -> dict[str, dict[str, int]]:
+    """Per criterion rated in ``experiment``, its number of each verdict (read from the base tables, see compare)."""
+    rows = store.read("""
+        SELECT criterion, verdict, count(*) AS n
+        FROM rating_data SEMI JOIN (SELECT trial_key FROM trial_data WHERE experiment = ?) t USING (trial_key)
+        GROUP BY ALL""", [experiment])
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r["criterion"], {})[r["verdict"]] = int(r["n"])
+    return out
 
 
 def _pass_condition(label: str, threshold: float, row: dict[str, Any] | None, n_trials: int,
@@ -253,12 +266,12 @@ def _kappa_conditions(known: list[str], min_kappa: float, calibration: dict[str,
     return out
 
 
-def _regressions(store: Store, baseline: str, candidate: str, max_regression: float, alpha: float,
-                 ignore_unscored: bool, seed: int, cand_known: list[str]) -> list[Condition]:
+def _regressions(paired: dict[str, Any], baseline: str, max_regression: float, alpha: float,
+                 ignore_unscored: bool, seed: int) -> list[Condition]:
     out: list[Condition] = []
-    tables, diffs = table_and_reward_changes(store, baseline, candidate, missing_as_zero=not ignore_unscored)
-    base_criteria = set(criteria_of(store, baseline))
-    cand_criteria = set(cand_known)
+    tables = paired["tables"]
+    base_criteria = set(paired["sides"]["baseline"])
+    cand_criteria = set(paired["sides"]["candidate"])
     for label in sorted(base_criteria & cand_criteria):
         table = tables.get(label, {})
         counts = {"YY": 0, "YN": 0, "NY": 0, "NN": 0}
@@ -288,8 +301,9 @@ def _regressions(store: Store, baseline: str, candidate: str, max_regression: fl
             f"pass rate {b_rate:.3f} -> {c_rate:.3f} over {n} pairs ({counts['YN']} lost, {counts['NY']} gained), "
             f"McNemar p={p:.3g}" + (f", {left_out} pairs left out" if left_out else ""),
         ))
-    if len(diffs):
-        boot = bootstrap_mean_ci(diffs, level=1.0 - alpha, seed=seed)
+    changes = paired["reward_changes"]
+    if changes["values"]:
+        boot = bootstrap_counted_ci(changes["values"], changes["counts"], level=1.0 - alpha, seed=seed)
         drop = -(boot.mean or 0.0)
         significant = boot.ci_high is not None and boot.ci_high < 0
         failed = drop > max_regression and significant

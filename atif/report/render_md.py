@@ -215,9 +215,12 @@ def render_report_md(report: dict[str, Any]) -> str:
 def render_compare_md(result: dict[str, Any]) -> str:
     """Markdown for a ``compare`` result."""
     alpha = result["alpha"]
+    # The lists may be bounded (compare's max_listed); unpaired_counts has the totals.
+    unpaired_n = {side: result.get("unpaired_counts", {}).get(side, len(items))
+                  for side, items in result["unpaired"].items()}
     headline = (f"**{result['n_pairs']:,} pairs** by task and epoch · "
-                f"{len(result['unpaired']['baseline_only']):,} baseline-only, "
-                f"{len(result['unpaired']['candidate_only']):,} candidate-only trials · significance at α = {alpha:g}")
+                f"{unpaired_n['baseline_only']:,} baseline-only, "
+                f"{unpaired_n['candidate_only']:,} candidate-only trials · significance at α = {alpha:g}")
     out = [f"## atif compare: {cell(result['baseline'])} → {cell(result['candidate'])}", "", headline, ""]
     if result["criteria"]:
         out += ["### Criteria (paired, McNemar exact test)", ""]
@@ -259,10 +262,10 @@ def render_compare_md(result: dict[str, Any]) -> str:
     for side in ("baseline_only", "candidate_only"):
         items = result["unpaired"][side]
         if items:
-            out += [f"<details><summary>Unpaired, {side.replace('_', ' ')} ({len(items):,})</summary>", ""]
+            out += [f"<details><summary>Unpaired, {side.replace('_', ' ')} ({unpaired_n[side]:,})</summary>", ""]
             out += [f"- {cell(u['task_name'])} (epoch {u['epoch']})" for u in items[:_LISTED]]
-            if len(items) > _LISTED:
-                out.append(f"- … and {len(items) - _LISTED:,} more")
+            if unpaired_n[side] > _LISTED:
+                out.append(f"- … and {unpaired_n[side] - _LISTED:,} more")
             out += ["", "</details>", ""]
     return "\n".join(out).rstrip() + "\n"
 

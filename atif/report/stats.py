@@ -18,6 +18,7 @@ __all__ = [
     "Z95",
     "BootstrapResult",
     "binary_metrics",
+    "bootstrap_counted_ci",
     "bootstrap_mean_ci",
     "cohen_kappa",
     "kappa_interval",
@@ -161,27 +162,50 @@ def bootstrap_mean_ci(
     """
     import numpy as np
 
+    values, counts = np.unique(np.asarray(diffs, dtype=np.float64).ravel(), return_counts=True)
+    return bootstrap_counted_ci(values, counts, resamples=resamples, level=level, seed=seed, budget=budget)
+
+
+def bootstrap_counted_ci(
+    values: Sequence[float] | Any, counts: Sequence[int] | Any, *, resamples: int = 2000, level: float = 0.95,
+    seed: int = 0, budget: int = BOOTSTRAP_BUDGET,
+) -> BootstrapResult:
+    """:func:`bootstrap_mean_ci` of the differences given as distinct ``values`` and how often each occurs.
+
+    The same differences give the same result either way, to the last bit: the mean and the
+    standard deviation are exactly rounded sums (as ``math.fsum`` of every difference) and the
+    resampling draws the same numbers. A caller that can count the differences where they are
+    (``GROUP BY`` in the store) passes thousands of values instead of millions.
+    """
+    import numpy as np
+
     if not 0.0 < level < 1.0:
         raise ValueError(f"level {level} must be in (0, 1)")
     if resamples < 1:
         raise ValueError(f"resamples {resamples} must be at least 1")
-    # Sorted, so the interval does not depend on the order the pairs were read in.
-    xs = np.sort(np.asarray(diffs, dtype=np.float64).ravel())
-    n = int(xs.size)
-    m = math.fsum(xs.tolist()) / n if n else None
+    vs = np.asarray(values, dtype=np.float64).ravel()
+    cs = np.asarray(counts, dtype=np.int64).ravel()
+    if vs.size != cs.size or (cs.size and cs.min() < 0):
+        raise ValueError("values and counts must have the same length and counts must be >= 0")
+    # Sorted and merged, so the interval does not depend on the order the values were read in.
+    vs, inverse = np.unique(vs, return_inverse=True)
+    cs = np.bincount(inverse.ravel(), weights=cs, minlength=vs.size).astype(np.int64)
+    n = int(cs.sum())
+    if n == 0:
+        return BootstrapResult(0, None, None, None, 0, level, seed, "none")
+    m = _exact_weighted_sum(vs, cs) / n
     if n < 2:
         return BootstrapResult(n, m, None, None, 0, level, seed, "none")
-    assert m is not None
     alpha = (1.0 - level) / 2.0
     # Differences of equal decimals differ in their last bits (0.3 - 0.1 != 0.5 - 0.3); values equal
     # to 12 significant digits count as one, which moves no mean by more than clean() keeps.
-    values, counts = np.unique(_significant(xs, 12), return_counts=True)
-    k = int(values.size)
+    rounded, where = np.unique(_significant(vs, 12), return_inverse=True)
+    k = int(rounded.size)
     by_count = k * _BINOMIAL_COST < n
     cost = k * _BINOMIAL_COST if by_count else n
     b = min(resamples, budget // cost)
     if b < MIN_RESAMPLES:
-        sd = math.sqrt(math.fsum(((xs - m) ** 2).tolist()) / (n - 1))
+        sd = math.sqrt(_exact_weighted_sum((vs - m) ** 2, cs) / (n - 1))
         z = _normal_quantile(1.0 - alpha)
         half = z * sd / math.sqrt(n)
         return BootstrapResult(n, m, m - half, m + half, 0, level, seed, "normal")
@@ -189,12 +213,15 @@ def bootstrap_mean_ci(
     means = np.empty(b, dtype=np.float64)
     # Chunks of about a million cells keep memory bounded whatever n and b are.
     chunk = max(1, 1_000_000 // (k if by_count else n))
-    p = counts / n
+    if by_count:
+        p = np.bincount(where.ravel(), weights=cs, minlength=k).astype(np.int64) / n
+    else:
+        xs = np.repeat(vs, cs)  # every difference, sorted
     for start in range(0, b, chunk):
         size = min(chunk, b - start)
         if by_count:
             weights = rng.multinomial(n, p, size=size)
-            means[start:start + size] = (weights * values).sum(axis=1) / n
+            means[start:start + size] = (weights * rounded).sum(axis=1) / n
         else:
             idx = rng.integers(0, n, size=(size, n))
             means[start:start + size] = xs[idx].sum(axis=1) / n
@@ -202,6 +229,27 @@ def bootstrap_mean_ci(
     lo = percentile(means.tolist(), alpha)
     hi = percentile(means.tolist(), 1.0 - alpha)
     return BootstrapResult(n, m, lo, hi, b, level, seed)
+
+
+def _exact_weighted_sum(values: Any, counts: Any) -> float:
+    """``math.fsum`` of each value repeated its count times, in time linear in the number of values.
+
+    Each value is split (Dekker) into two halves of at most 26 significant bits, so that a half
+    times a count below 2**26 is exact; fsum of the exact products is then the correctly rounded
+    sum, the same double as summing every repetition. Larger counts or values near overflow are
+    summed repetition by repetition, which gives the same result more slowly.
+    """
+    import numpy as np
+
+    if not values.size:
+        return 0.0
+    if counts.max() >= 2**26 or not np.isfinite(values).all() or np.abs(values).max() > 1e290:
+        return math.fsum(np.repeat(values, counts).tolist())
+    c = values * 134217729.0  # 2**27 + 1
+    hi = c - (c - values)
+    lo = values - hi
+    w = counts.astype(np.float64)
+    return math.fsum((hi * w).tolist() + (lo * w).tolist())
 
 
 def _significant(xs: Any, digits: int) -> Any:

@@ -219,7 +219,7 @@ def compare_page(request: Request) -> HTMLResponse:
         error = None
         if a and b:
             try:
-                result = st.cached(("compare", a, b, version), lambda: compare(store, a, b))
+                result = st.cached(("compare", a, b, version), lambda: compare(store, a, b, max_listed=500))
             except (ReportError, NotFoundError) as exc:
                 error = str(exc)
     return page(request, "compare.html", version=version, title="Compare", names=names, a=a, b=b, result=result,

@@ -184,6 +184,22 @@ class Store:
             except duckdb.Error as exc:
                 raise StoreError(f"{self.label}: cannot read: {first_line(exc)}") from None
 
+    def read_batches(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+                     size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        """Rows of atif's own SQL (see :meth:`read`), ``size`` at a time, for results too long to hold at once.
+
+        The query runs on its own cursor, so other reads of this store may run between batches.
+        """
+        try:
+            with self._lock:
+                cur = self._db.cursor()
+                cur.execute(sql, params or [])
+            cols = [d[0] for d in cur.description or []]
+            while rows := cur.fetchmany(size):
+                yield [dict(zip(cols, row, strict=False)) for row in rows]
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.label}: cannot read: {first_line(exc)}") from None
+
     def read_one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
         """The single row of an aggregate query over the views (see :meth:`read`)."""
         with self._lock:

@@ -11,6 +11,7 @@ import pytest
 from atif.report.stats import (
     MIN_RESAMPLES,
     Z95,
+    bootstrap_counted_ci,
     bootstrap_mean_ci,
     cohen_kappa,
     mcnemar_exact,
@@ -164,3 +165,22 @@ def test_bootstrap_pinned_for_a_fixed_seed() -> None:
 # numpy.random.default_rng(0), numpy 2; a numpy release that changed its streams would show here.
 PINNED = [(2000, "-0.0663525", "0.03645"), (2000, "-0.1032063868", "-0.02203308351"),
           (2000, "-0.130025", "-0.046975")]
+
+
+@pytest.mark.parametrize(("n", "distinct", "budget"), [(5000, 40, 24_000_000), (3000, 3000, 24_000_000),
+                                                       (3000, 2900, 100_000), (1, 1, 24_000_000)])
+def test_counted_bootstrap_is_the_bootstrap_of_every_difference(n: int, distinct: int, budget: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    pool = np.round(rng.normal(0.1, 0.3, size=distinct), 3) + 0.1 - 0.1  # decimals with noise in the last bits
+    diffs = rng.choice(pool, size=n)
+    values, counts = np.unique(diffs, return_counts=True)
+    order = rng.permutation(values.size)  # any order, and a value split over two entries
+    vs = np.concatenate([values[order], values[:1]])
+    cs = np.concatenate([counts[order], [0]])
+    whole = bootstrap_mean_ci(diffs.tolist(), seed=5, budget=budget)
+    counted = bootstrap_counted_ci(vs, cs, seed=5, budget=budget)
+    assert counted == whole
+    assert whole.method == ("none" if n == 1 else "normal" if budget < 1_000_000 else "bootstrap")
+    assert whole.mean == math.fsum(diffs.tolist()) / n
