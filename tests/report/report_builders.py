@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from atif.store import Store, migrations
-from atif.store.keys import fill_missing, trial_key
+from atif.store.keys import fill_missing
 
 
 class StoreBuilder:
@@ -82,10 +82,10 @@ class StoreBuilder:
             metadata["agent_name"] = agent
         ti, to, tc = tokens or (None, None, None)
         self.con.execute(
-            "INSERT INTO trial_data (trial_id, trial_key, experiment, task_name, epoch, source_trial_id, trajectory_id,"
+            "INSERT INTO trial_data (trial_id, experiment, task_name, epoch, source_trial_id, trajectory_id,"
             " reward, rewards, steps, cost_usd, duration_seconds, input_tokens, output_tokens, cached_tokens, error,"
-            " metadata, record_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [trial_id, trial_key(trial_id), experiment, task, epoch, source_id, traj_id, reward,
+            " metadata, record_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [trial_id, experiment, task, epoch, source_id, traj_id, reward,
              json.dumps(rewards) if rewards is not None else None, steps, cost, duration, ti, to, tc, error,
              json.dumps(metadata), trial_id],
         )
@@ -93,7 +93,6 @@ class StoreBuilder:
             row = {"verdict": spec} if isinstance(spec, str) else dict(spec)
             row.setdefault("source", "judge")
             row["trial_id"] = trial_id
-            row["trial_key"] = trial_key(trial_id)
             row["criterion"] = criterion
             cols = list(row)
             self.con.execute(
