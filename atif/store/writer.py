@@ -80,6 +80,8 @@ def arrow_table(table: str, columns: dict[str, list[Any]], keys: list[str] | Non
     With ``keys``, the ``trajectory_id`` column holds indexes into ``keys`` and becomes a
     dictionary array: one string per trajectory instead of one per step or call.
     """
+    if not any(columns.values()):
+        return None  # nothing to write: pyarrow (0.1 s to import) is not needed
     try:
         import pyarrow as pa
     except ImportError:

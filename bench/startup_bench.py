@@ -1,0 +1,143 @@
+"""Start-up of the everyday ``atif`` commands, as whole processes, against Python and DuckDB alone.
+
+Each command runs as a user runs it (the ``atif`` console script of this venv, a fresh process
+each time) on small inputs, so the figure is start-up: the interpreter, the imports and the
+first use of what a command needs. Measured per run with ``os.wait4``: wall seconds and CPU
+seconds (user + system of the process). References in the same run, interleaved with the
+commands: ``python -c pass`` (the interpreter alone) and ``python -c "import duckdb"`` (the
+floor of any command that opens the store). Ratios are the command's median CPU over the
+reference's median CPU.
+
+Commands: ``atif --help``; ``atif query "select 1" --db STORE``; ``atif validate FILE`` (one
+~50 KB trajectory); ``atif upload DIR`` of trials stored before (nothing new: start-up, the
+store and a re-read check); ``atif report -e EXP --format json``; ``atif evaluate -e EXP``
+with every pair rated already (nothing to judge: the judge's start-up without the model).
+The inputs are distinct real-size trajectories from :mod:`bench.corpus`.
+
+Full size: 30 runs of each command (best and median); ``--quick``: 10 runs (for ``make bench``).
+Run from the repository root:
+
+    .venv/bin/python -m bench.startup_bench [--quick] [--runs N]
+
+Figures are in ``bench/README.md`` (with the load average they were taken at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.corpus import generate
+
+CRITERIA = """\
+name: startup-bench
+judge:
+  model: openai/gpt-4o-mini
+  api_base: http://127.0.0.1:9/v1
+criteria:
+  - label: task-complete
+    question: Did the agent complete the requested task?
+"""
+
+
+def _atif() -> list[str]:
+    script = Path(sys.executable).with_name("atif")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from atif.cli import main; main()"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env.pop("ATIF_DB", None)
+    return env
+
+
+def run_once(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one whole process; fails loudly on a non-zero exit."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {err.strip()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def prepare(work: Path, atif: list[str], env: dict[str, str]) -> dict[str, Path]:
+    """A store with 20 distinct trials, each rated on the one criterion, and one trajectory file."""
+    out = work / "run"
+    files = generate(out, 20)
+    lines = (out / "trials.jsonl").read_bytes().splitlines()
+    rated = []
+    for i, line in enumerate(lines):
+        rec = orjson.loads(line)
+        rec["criterion_ratings"] = [{"criterion": "task-complete", "rating": "YES" if i % 2 else "NO"}]
+        rated.append(orjson.dumps(rec))
+    (out / "trials.jsonl").write_bytes(b"\n".join(rated) + b"\n")
+    (work / "criteria.yaml").write_text(CRITERIA)
+    store = work / "bench.duckdb"
+    subprocess.run([*atif, "upload", str(out), "-e", "bench", "--criteria", str(work / "criteria.yaml"),
+                    "--db", str(store), "--workers", "1"], cwd=work, env=env, check=True, capture_output=True)
+    return {"store": store, "run": out, "file": files[0]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="10 runs of each command (for make bench)")
+    p.add_argument("--runs", type=int, default=None, help="runs of each command (default 30, quick 10)")
+    args = p.parse_args()
+    runs = args.runs or (10 if args.quick else 30)
+    atif = _atif()
+    env = _env()
+    py = sys.executable
+    with tempfile.TemporaryDirectory(prefix="atif-startup-") as tmp:
+        work = Path(tmp)
+        paths = prepare(work, atif, env)
+        db = ["--db", str(paths["store"])]
+        commands: list[tuple[str, list[str]]] = [
+            ("python -c pass", [py, "-c", "pass"]),
+            ('python -c "import duckdb"', [py, "-c", "import duckdb"]),
+            ("atif --help", [*atif, "--help"]),
+            ('atif query "select 1"', [*atif, "query", "select 1", *db]),
+            ("atif validate FILE", [*atif, "validate", str(paths["file"])]),
+            ("atif upload DIR (nothing new)", [*atif, "upload", str(paths["run"]), "-e", "bench", "--workers", "1",
+                                               *db]),
+            ("atif report --format json", [*atif, "report", "-e", "bench", "--format", "json", *db]),
+            ("atif evaluate (nothing pending)", [*atif, "evaluate", "-e", "bench", *db]),
+        ]
+        print(f"atif start-up, {runs} runs each, interleaved; load average {os.getloadavg()[0]:.2f} "
+              f"({os.cpu_count()} cores)")
+        for _, cmd in commands:  # warm the page cache once
+            run_once(cmd, work, env)
+        walls: dict[str, list[float]] = {name: [] for name, _ in commands}
+        cpus: dict[str, list[float]] = {name: [] for name, _ in commands}
+        for _ in range(runs):
+            for name, cmd in commands:
+                w, c = run_once(cmd, work, env)
+                walls[name].append(w)
+                cpus[name].append(c)
+        ref_pass = statistics.median(cpus["python -c pass"])
+        ref_duckdb = statistics.median(cpus['python -c "import duckdb"'])
+        print(f"{'command':34} {'wall best':>9} {'median':>7} {'CPU best':>9} {'median':>7} "
+              f"{'CPU / python':>12} {'CPU / duckdb':>12}")
+        for name, _ in commands:
+            med = statistics.median(cpus[name])
+            print(f"{name:34} {min(walls[name]):9.3f} {statistics.median(walls[name]):7.3f} "
+                  f"{min(cpus[name]):9.3f} {med:7.3f} {med / ref_pass:12.2f} {med / ref_duckdb:12.2f}")
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
