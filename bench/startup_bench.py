@@ -14,10 +14,15 @@ store and a re-read check); ``atif report -e EXP --format json``; ``atif evaluat
 with every pair rated already (nothing to judge: the judge's start-up without the model).
 The inputs are distinct real-size trajectories from :mod:`bench.corpus`.
 
+Bytecode is cached (in a temporary ``PYTHONPYCACHEPREFIX``), as it is for an installed package
+(pip compiles it at install); one more row runs ``atif query`` with ``PYTHONDONTWRITEBYTECODE=1``,
+where a source checkout compiles every atif module it imports on each run. ``--before DIR``
+adds, interleaved, each atif command run with another checkout's ``atif`` package.
+
 Full size: 30 runs of each command (best and median); ``--quick``: 10 runs (for ``make bench``).
 Run from the repository root:
 
-    .venv/bin/python -m bench.startup_bench [--quick] [--runs N]
+    .venv/bin/python -m bench.startup_bench [--quick] [--runs N] [--before DIR]
 
 Figures are in ``bench/README.md`` (with the load average they were taken at).
 """
@@ -53,10 +58,18 @@ def _atif() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from atif.cli import main; main()"]
 
 
-def _env() -> dict[str, str]:
+def _env(pycache: Path | None) -> dict[str, str]:
+    """The commands' environment: with ``pycache``, bytecode is cached there (as an installed
+    package's is, compiled at install); without, sources are compiled on every run."""
     env = dict(os.environ)
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env.pop("ATIF_DB", None)
+    if pycache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
@@ -97,16 +110,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="10 runs of each command (for make bench)")
     p.add_argument("--runs", type=int, default=None, help="runs of each command (default 30, quick 10)")
+    p.add_argument("--before", type=Path, default=None, metavar="DIR",
+                   help="also run each atif command with another checkout's atif package (DIR holds atif/), "
+                        "interleaved, e.g. from: git archive REV atif | tar -x -C DIR")
     args = p.parse_args()
     runs = args.runs or (10 if args.quick else 30)
     atif = _atif()
-    env = _env()
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="atif-startup-") as tmp:
         work = Path(tmp)
+        env = _env(work / "pycache")
         paths = prepare(work, atif, env)
         db = ["--db", str(paths["store"])]
-        commands: list[tuple[str, list[str]]] = [
+        commands: list[tuple[str, list[str], dict[str, str]]] = [(name, cmd, env) for name, cmd in [
             ("python -c pass", [py, "-c", "pass"]),
             ('python -c "import duckdb"', [py, "-c", "import duckdb"]),
             ("atif --help", [*atif, "--help"]),
@@ -116,25 +132,32 @@ def main() -> None:
                                                *db]),
             ("atif report --format json", [*atif, "report", "-e", "bench", "--format", "json", *db]),
             ("atif evaluate (nothing pending)", [*atif, "evaluate", "-e", "bench", *db]),
-        ]
+        ]]
+        # The same query where atif's own bytecode is not cached (PYTHONDONTWRITEBYTECODE=1 and a
+        # source checkout without __pycache__): every atif module it imports is compiled each run.
+        commands.append(('atif query "select 1" (sources compiled)', [*atif, "query", "select 1", *db], _env(None)))
+        if args.before is not None:
+            old_env = {**env, "PYTHONPATH": str(args.before.resolve())}
+            commands += [(f"  before: {name[5:]}", cmd, old_env) for name, cmd, e in list(commands)
+                         if name.startswith("atif ") and e is env]
         print(f"atif start-up, {runs} runs each, interleaved; load average {os.getloadavg()[0]:.2f} "
               f"({os.cpu_count()} cores)")
-        for _, cmd in commands:  # warm the page cache once
-            run_once(cmd, work, env)
-        walls: dict[str, list[float]] = {name: [] for name, _ in commands}
-        cpus: dict[str, list[float]] = {name: [] for name, _ in commands}
+        for _, cmd, cmd_env in commands:  # warm the page cache and the bytecode cache once
+            run_once(cmd, work, cmd_env)
+        walls: dict[str, list[float]] = {name: [] for name, _, _ in commands}
+        cpus: dict[str, list[float]] = {name: [] for name, _, _ in commands}
         for _ in range(runs):
-            for name, cmd in commands:
-                w, c = run_once(cmd, work, env)
+            for name, cmd, cmd_env in commands:
+                w, c = run_once(cmd, work, cmd_env)
                 walls[name].append(w)
                 cpus[name].append(c)
         ref_pass = statistics.median(cpus["python -c pass"])
         ref_duckdb = statistics.median(cpus['python -c "import duckdb"'])
-        print(f"{'command':34} {'wall best':>9} {'median':>7} {'CPU best':>9} {'median':>7} "
+        print(f"{'command':42} {'wall best':>9} {'median':>7} {'CPU best':>9} {'median':>7} "
               f"{'CPU / python':>12} {'CPU / duckdb':>12}")
-        for name, _ in commands:
+        for name, _, _ in commands:
             med = statistics.median(cpus[name])
-            print(f"{name:34} {min(walls[name]):9.3f} {statistics.median(walls[name]):7.3f} "
+            print(f"{name:42} {min(walls[name]):9.3f} {statistics.median(walls[name]):7.3f} "
                   f"{min(cpus[name]):9.3f} {med:7.3f} {med / ref_pass:12.2f} {med / ref_duckdb:12.2f}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
