@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 MODULES = (
+    "startup_bench",
     "validate_bench",
     "convert_bench",
     "store_bench",

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from atif.schema.models import IMAGE_MEDIA_TYPES
+from atif.schema.media import IMAGE_MEDIA_TYPES
 
 __all__ = [
     "image_part",

@@ -216,12 +216,14 @@ def write_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: P
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # Text, not str: rich would read "[b]" in a value as markup and ":smile:" as an emoji code.
     table = Table(show_lines=False, header_style="bold")
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(Text(c), overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(_cell(v)) for v in row])
+        table.add_row(*[Text("" if v is None else str(_cell(v))) for v in row])
     if out is not None:
         with out.open("w", encoding="utf-8") as fh:
             Console(file=fh, width=100_000).print(table)

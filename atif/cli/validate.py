@@ -7,21 +7,18 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from atif import (
-    VERSIONS,
-    InputError,
-    ValidationReport,
-    json_schema,
-    normalize_version,
-    repair,
-    validate,
-    validate_files,
-)
+from atif import VERSIONS, InputError, normalize_version, validate, validate_files
 from atif.cli._common import emit_json, json_text
+
+if TYPE_CHECKING:
+    from atif import ValidationReport
+
+# ``repair`` and ``json_schema`` are imported where used: they need the pydantic models, which
+# validating does not (``atif validate`` of valid files never builds them).
 
 
 def _expand(paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -195,6 +192,8 @@ def _write_repair(r: ValidationReport, out_dir: Path) -> dict[str, Any] | None:
     if not isinstance(r.document, dict):
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
+    from atif import repair
+
     src, target = _repair_target(r.source, out_dir)
     result = repair(r.document)
     r.document = None
@@ -225,6 +224,8 @@ def schema_cmd(version: str, output: str | None) -> None:
     Example:
       atif schema --version v1.8 > atif-v1.8.schema.json
     """
+    from atif import json_schema
+
     try:
         schema = json_schema(version)
     except InputError as exc:

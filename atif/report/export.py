@@ -26,7 +26,6 @@ import orjson
 from atif.errors import ParseError, ReportError
 from atif.report.reading import require_experiment
 from atif.store import Store, write_parquet
-from atif.trial import trajectory_messages
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_dataset", "prompt_messages"]
 
@@ -159,6 +158,14 @@ def _with_trajectories(store: Store, rows: list[dict[str, Any]],
                 skipped["trajectory not stored"] = skipped.get("trajectory not stored", 0) + 1
                 continue
             yield r, _load(data, r["trial_id"])
+
+
+def trajectory_messages(traj: dict[str, Any], *, skip_copied: bool = False) -> list[dict[str, Any]]:
+    """:func:`atif.trial.trajectory_messages`, imported on first use: ``atif.trial`` builds the
+    pydantic ``Trial`` model, which a report that exports nothing does not need."""
+    from atif.trial import trajectory_messages as messages
+
+    return messages(traj, skip_copied=skip_copied)
 
 
 def _message_rows(store: Store, experiment: str, kind: str,

@@ -13,6 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The media types live in atif.schema.media (read by the rule pass without pydantic); re-exported here.
+from atif.schema.media import AUDIO_MEDIA_TYPE_ALIASES as AUDIO_MEDIA_TYPE_ALIASES
+from atif.schema.media import AUDIO_MEDIA_TYPES as AUDIO_MEDIA_TYPES
+from atif.schema.media import IMAGE_MEDIA_TYPES as IMAGE_MEDIA_TYPES
+from atif.schema.media import normalize_audio_media_type as normalize_audio_media_type
+
 __all__ = [
     "Agent",
     "AudioSource",
@@ -28,40 +34,8 @@ __all__ = [
     "Trajectory",
 ]
 
-# defer_build: `atif validate` reads only the fields (for its TypedDict twins), never builds a model.
+# defer_build: the full shape check reads only the fields (for its TypedDict twins), never builds a model.
 _CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True, defer_build=True)
-
-IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-AUDIO_MEDIA_TYPES = (
-    "audio/wav",
-    "audio/mpeg",
-    "audio/mp4",
-    "audio/aac",
-    "audio/ogg",
-    "audio/flac",
-    "audio/webm",
-    "audio/aiff",
-)
-# Spellings producers emit for the registered audio types (Gemini's audio/mp3 above all).
-AUDIO_MEDIA_TYPE_ALIASES = {
-    "audio/mp3": "audio/mpeg",
-    "audio/mpga": "audio/mpeg",
-    "audio/x-mpeg": "audio/mpeg",
-    "audio/x-wav": "audio/wav",
-    "audio/wave": "audio/wav",
-    "audio/vnd.wave": "audio/wav",
-    "audio/x-m4a": "audio/mp4",
-    "audio/m4a": "audio/mp4",
-    "audio/x-aac": "audio/aac",
-    "audio/x-flac": "audio/flac",
-    "audio/x-aiff": "audio/aiff",
-}
-
-
-def normalize_audio_media_type(value: str) -> str:
-    """Canonical spelling of an audio MIME type (``audio/mp3`` becomes ``audio/mpeg``)."""
-    v = value.strip().lower()
-    return AUDIO_MEDIA_TYPE_ALIASES.get(v, v)
 
 
 class Agent(BaseModel):

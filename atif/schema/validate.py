@@ -12,37 +12,28 @@ Every issue carries a JSON-pointer path, a stable code and a message.
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
-import types
-import typing
-from collections.abc import Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from math import isfinite as _isfinite
 from pathlib import Path
-from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_args, get_origin
+from typing import Any, Literal
 
 import orjson
-import pydantic
-from pydantic import BaseModel, ConfigDict, TypeAdapter
-
-# pydantic needs typing_extensions.TypedDict before Python 3.12
-from typing_extensions import TypeAliasType, TypedDict
+import pydantic_core
 
 from atif.errors import ValidationError
 from atif.schema.issues import Issue, escape_pointer
 from atif.schema.jsonio import load_json, max_file_bytes, overflow_issue, parse_json, read_file, too_large
-from atif.schema.models import (
-    AUDIO_MEDIA_TYPES,
-    IMAGE_MEDIA_TYPES,
-    Trajectory,
-    normalize_audio_media_type,
-)
+from atif.schema.media import AUDIO_MEDIA_TYPES, IMAGE_MEDIA_TYPES, normalize_audio_media_type
 from atif.schema.parallel import map_ordered, worker_count
 from atif.schema.versions import LATEST, VERSIONS
+
+FINITE_SHAPE_FILE = Path(__file__).with_name("finite_shape.json")
 
 __all__ = ["CODES", "EXTRA_CHECKS", "Issue", "ValidationReport", "load_json", "validate", "validate_files"]
 
@@ -189,7 +180,7 @@ def validate(
             return ValidationReport(source=source, issues=[too_large(len(obj), limit)])
         raw = obj
         doc, issues = parse_json(obj, source=source)
-    elif isinstance(obj, pydantic.BaseModel):
+    elif _is_model(obj):
         doc = obj.model_dump(mode="json", exclude_none=True)
     else:
         doc = obj
@@ -274,95 +265,49 @@ def validate_files(
             gc.enable()
 
 
-# Shape validation runs on TypedDict twins of the models, derived from them at import:
-# pydantic-core then checks the parsed JSON as plain dicts (no model instances), about
-# twice as fast as models, and the rule pass reads those dicts. Same types,
-# same constraints, same lax coercion as the models (and as Harbor's).
-#
-# A second set of twins, the *finite* ones, is the fast path of :func:`validate`. It refuses a
-# float that is not finite, anywhere (``Any`` becomes a JSON value of finite floats), and takes
-# the lists of numbers (token ids, logprobs) as they are: the rule pass proves those by summing
-# each (``_Checker.unproven``), five times cheaper than validating every item. Where the twins
-# and the sums accept a document, the full shape check accepts it too, and returns what the
-# finite twins return, but for those lists, which no rule reads item by item (a ``true`` among
-# token ids, which lax validation turns into 1, is a ``true`` there).
-_TYPED_DICTS: dict[tuple[type, bool], Any] = {}
-
-_FiniteFloat = Annotated[float, pydantic.Field(allow_inf_nan=False)]
-# A JSON value with finite floats. Strict members tried left to right match each value by its
-# exact type and return it unchanged (what ``Any`` returns), at half the cost of a smart union.
-_FiniteJson = TypeAliasType(  # type: ignore[misc]
-    "_FiniteJson",
-    Annotated[
-        Union[  # noqa: UP007 - a recursive alias needs the explicit form
-            Annotated[str, pydantic.Strict()],
-            Annotated[bool, pydantic.Strict()],
-            Annotated[int, pydantic.Strict()],
-            Annotated[float, pydantic.Strict(), pydantic.Field(allow_inf_nan=False)],
-            None,
-            Annotated[list["_FiniteJson"], pydantic.Strict()],  # type: ignore[misc]
-            Annotated[dict[Annotated[str, pydantic.Strict()], "_FiniteJson"], pydantic.Strict()],  # type: ignore[misc]
-        ],
-        pydantic.Field(union_mode="left_to_right"),
-    ],
-)
+# Shape validation runs on TypedDict twins of the models (:mod:`atif.schema.shape`). The fast
+# path's check (the *finite* twins: every float finite, the long number lists left to the rule
+# pass) is compiled from the schema stored with the package, ``finite_shape.json``, so that
+# validating a valid document imports neither the models nor pydantic's schema generation; it
+# is rebuilt from the models when the installed pydantic-core is not the one it was made with.
+_validate_finite: Callable[[Any], Any] | None = None
 
 
-def _typed_dict(model: type[BaseModel], finite: bool = False) -> Any:
-    key = (model, finite)
-    if key in _TYPED_DICTS:
-        return _TYPED_DICTS[key]
-    name = model.__name__ + ("FiniteDict" if finite else "Dict")
-    _TYPED_DICTS[key] = name  # a forward reference while the model refers to itself
-    fields: dict[str, Any] = {}
-    for fname, f in model.model_fields.items():
-        ann = _twin(f.annotation, finite)
-        if f.metadata:
-            ann = Annotated[(ann, *f.metadata)]
-        fields[fname] = Required[ann] if f.is_required() else NotRequired[ann]
-    td = TypedDict(name, fields)  # type: ignore[misc]
-    td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
-    globals()[name] = td
-    _TYPED_DICTS[key] = td
-    return td
+def _finite_validator() -> Callable[[Any], Any]:
+    global _validate_finite
+    if _validate_finite is None:
+        data = orjson.loads(FINITE_SHAPE_FILE.read_bytes()) if FINITE_SHAPE_FILE.is_file() else {}
+        validator = None
+        if data.get("pydantic_core") == pydantic_core.__version__:
+            try:
+                validator = pydantic_core.SchemaValidator(data["schema"], {}).validate_python
+            except pydantic_core.SchemaError:
+                validator = None
+        if validator is None:
+            from atif.schema.shape import finite_shape
+
+            validator = finite_shape().validator.validate_python
+        _validate_finite = validator
+    return _validate_finite
 
 
-def _twin(tp: Any, finite: bool) -> Any:
-    if finite and tp is Any:
-        return _FiniteJson
-    if finite and tp is float:
-        return _FiniteFloat
-    if finite and tp in (list[int], list[float]):
-        return Any  # token ids and logprobs, thousands of numbers: the rule pass sums them instead
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        found = _typed_dict(tp, finite)
-        return typing.ForwardRef(found) if isinstance(found, str) else found
-    origin = get_origin(tp)
-    if origin is None or origin is Literal:
-        return tp
-    args = tuple(_twin(a, finite) for a in get_args(tp))
-    if origin in (Union, types.UnionType):
-        return Union[args]  # noqa: UP007 - built from a runtime tuple
-    if origin is Annotated:
-        return Annotated[(args[0], *tp.__metadata__)]
-    return origin[args] if len(args) > 1 else origin[args[0]]
+def _full_shape() -> Any:
+    from atif.schema.shape import full_shape
+
+    return full_shape()
 
 
-_FINITE_SHAPE = TypeAdapter(_typed_dict(Trajectory, finite=True))
-_validate_finite = _FINITE_SHAPE.validator.validate_python
-
-
-@functools.cache
-def _full_shape() -> TypeAdapter[Any]:
-    """The full shape check, built on first use: a batch of valid files never needs it."""
-    return TypeAdapter(_typed_dict(Trajectory))
+def _is_model(obj: Any) -> bool:
+    """Whether ``obj`` is a pydantic model (a :class:`Trajectory`); pydantic is not imported to ask."""
+    pyd = sys.modules.get("pydantic")
+    return pyd is not None and isinstance(obj, pyd.BaseModel)
 
 
 def _finite_shape(doc: dict[str, Any]) -> Any:
     """The coerced document when it has no shape issue and every float in it is finite, else None."""
     try:
-        return _validate_finite(doc)
-    except pydantic.ValidationError:
+        return (_validate_finite or _finite_validator())(doc)
+    except pydantic_core.ValidationError:
         return None
 
 
@@ -375,7 +320,7 @@ def _shape_issues(doc: dict[str, Any]) -> tuple[Any, list[Issue]]:
     """Shape-check a parsed document: ``(coerced document or None, issues)``."""
     try:
         return _full_shape().validate_python(doc), []
-    except pydantic.ValidationError as exc:
+    except pydantic_core.ValidationError as exc:
         return None, _convert_pydantic(exc.errors(include_url=False), doc)
 
 

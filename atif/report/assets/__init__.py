@@ -13,10 +13,12 @@ import hashlib
 import html
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    import jinja2
 
 from atif.report.formatting import compact, pct, usd
 
@@ -58,6 +60,8 @@ def _load(name: str) -> str | None:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here: a markdown or JSON report never renders a page
+
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load),
         autoescape=True,
