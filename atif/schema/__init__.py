@@ -16,7 +16,7 @@ from atif.schema.models import (
     ToolCall,
     Trajectory,
 )
-from atif.schema.validate import CODES, EXTRA_CHECKS, ValidationReport, validate
+from atif.schema.validate import CODES, EXTRA_CHECKS, ValidationReport, load_trajectory, validate
 from atif.schema.versions import ADDED, LATEST, VERSIONS
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Trajectory",
     "ValidationReport",
     "load_json",
+    "load_trajectory",
     "max_file_bytes",
     "read_file",
     "validate",
