@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,16 @@ class _LineReader:
 
     The workers read, parse, identify, validate and flatten each trial; this process then only
     checks, batches and writes. Blocks of fewer lines than a full block, and everything when one
-    worker is asked for, are read here.
+    worker is asked for, are read here. The workers' fork server takes about half a second to
+    start (a fresh interpreter importing the store): it starts in the background, and this
+    process reads the lines itself until the workers run, then hands them the rest.
     """
 
     def __init__(self, workers: int, epoch: int | None) -> None:
         self.workers = workers
         self.epoch = epoch
         self.pool: OrderedPool | None = None
+        self.ready = threading.Event()
 
     def __call__(self, jobs: list[Any]) -> Iterable[Any]:
         from atif.adapters.sources import read_line
@@ -53,7 +57,33 @@ class _LineReader:
         if self.pool is None:
             # forkserver: this process holds DuckDB's threads, which a forked child must not inherit.
             self.pool = OrderedPool(self.workers, start_method="forkserver", preload=_PRELOAD)
+            threading.Thread(target=self._start, args=(self.pool,), name="atif-workers-start", daemon=True).start()
+        if self.ready.is_set():
+            return self._map(jobs)
+        return self._while_starting(jobs)
+
+    def _start(self, pool: OrderedPool) -> None:
+        try:
+            pool.start()
+        except Exception:  # noqa: BLE001 - a pool that cannot start fails again, and is reported, in map()
+            pass
+        finally:
+            self.ready.set()
+
+    def _map(self, jobs: list[Any]) -> Iterable[Any]:
+        assert self.pool is not None
         return self.pool.map(functools.partial(_read_and_prepare, self.epoch), jobs, chunk_size=8)
+
+    def _while_starting(self, jobs: list[Any]) -> Iterator[Any]:
+        """Lines read here while the workers start, then the rest by the workers, in order."""
+        from atif.adapters.sources import read_line
+
+        i = 0
+        while i < len(jobs) and not self.ready.is_set():
+            yield read_line(jobs[i])
+            i += 1
+        if i < len(jobs):
+            yield from self._map(jobs[i:])
 
     def close(self) -> None:
         if self.pool is not None:

@@ -164,10 +164,9 @@ def peak_memory(src: Path, db: Path, batch_size: int, workers: int | None) -> tu
 
 def phases(files: list[Path], src: Path) -> dict[str, float]:
     """CPU seconds per 1,000 trials of each step of the upload, measured one step at a time."""
-    import zstandard
-
     from atif.schema.identity import canonical_json
     from atif.schema.validate import validate
+    from atif.store.codec import encode_raw
     from atif.store.flatten import flatten, new_buffers
     from atif.store.ingest import trajectory_messages_equal
     from atif.store.writer import arrow_table
@@ -217,7 +216,7 @@ def phases(files: list[Path], src: Path) -> dict[str, float]:
     arrow_table("tool_call_data", calls, keys)
     out["arrow (steps, calls)"] = clock() - t
     t = clock()
-    zstandard.ZstdCompressor(level=3).multi_compress_to_buffer(raws, threads=1)
+    encode_raw(raws)
     out["zstd (writer thread)"] = clock() - t
     scale = 1000 / len(sample)
     return {k: v * scale for k, v in out.items()}

@@ -33,6 +33,7 @@ from atif.errors import AtifError
 from atif.schema.issues import Issue
 from atif.schema.jsonio import load_json, max_file_bytes, too_large
 from atif.schema.jsonio import read_file as read_input
+from atif.schema.validate import load_trajectory
 from atif.trial import Converted, Failure, Trial, Unchanged, trajectory_totals
 
 __all__ = ["KnownLines", "read_file", "read_sources"]
@@ -382,7 +383,7 @@ def _trial_line(
         return Failure(where, f"trajectory file {traj} not found (looked at {tpath})")
     except OSError as exc:
         return Failure(where, f"cannot read trajectory file {tpath}: {exc.strerror or exc}")
-    doc, issues = load_json(raw, source=tpath)
+    doc, issues = load_trajectory(raw, source=tpath)
     if _errors(issues):
         return Failure(tpath, _issue_reason(_errors(issues)))
     if not isinstance(doc, dict):
@@ -403,7 +404,7 @@ def _atif_file(path: Path) -> Converted | Failure:
         raw = read_file(path)
     except OSError as exc:
         return Failure(str(path), f"cannot read: {exc.strerror or exc}")
-    doc, issues = load_json(raw, source=str(path))
+    doc, issues = load_trajectory(raw, source=str(path))
     if _errors(issues):
         return Failure(str(path), _issue_reason(_errors(issues)))
     if not isinstance(doc, dict):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from atif.schema.issues import Issue
 from atif.schema.jsonio import load_json, max_file_bytes, read_file
-from atif.schema.validate import CODES, EXTRA_CHECKS, ValidationReport, validate
+from atif.schema.validate import CODES, EXTRA_CHECKS, ValidationReport, load_trajectory, validate
 from atif.schema.versions import ADDED, LATEST, VERSIONS
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ __all__ = [
     "Trajectory",
     "ValidationReport",
     "load_json",
+    "load_trajectory",
     "max_file_bytes",
     "read_file",
     "validate",

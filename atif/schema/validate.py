@@ -35,7 +35,9 @@ from atif.schema.versions import LATEST, VERSIONS
 
 FINITE_SHAPE_FILE = Path(__file__).with_name("finite_shape.json")
 
-__all__ = ["CODES", "EXTRA_CHECKS", "Issue", "ValidationReport", "load_json", "validate", "validate_files"]
+__all__ = [
+    "CODES", "EXTRA_CHECKS", "Issue", "ValidationReport", "load_json", "load_trajectory", "validate", "validate_files",
+]
 
 Mode = Literal["strict", "lenient"]
 
@@ -309,6 +311,42 @@ def _finite_shape(doc: dict[str, Any]) -> Any:
         return (_validate_finite or _finite_validator())(doc)
     except pydantic_core.ValidationError:
         return None
+
+
+def load_trajectory(data: bytes | bytearray | memoryview, *, source: str | None = None) -> tuple[Any, list[Issue]]:
+    """:func:`~atif.schema.jsonio.load_json` for bytes meant to be an ATIF trajectory: the same
+    document, warnings and errors.
+
+    The JSON reading policy's last step searches the bytes for a number literal that parsed to
+    infinity, a scan of every byte that costs about as much as the parse. A trajectory that
+    passes the validator's compiled finite shape check, its number lists summed finite, has no
+    infinite float, so that scan could only find nothing: it runs only for the others.
+    """
+    doc, issues = parse_json(data, source=source)
+    if doc is None or (type(doc) is dict and _all_finite(doc)):
+        return doc, issues
+    overflow = overflow_issue(doc, data)
+    return (None, [overflow]) if overflow else (doc, issues)
+
+
+def _all_finite(doc: dict[str, Any]) -> bool:
+    """Whether every float of a parsed trajectory is proven finite: the finite shape check, then
+    the number lists it takes as they are (every step's, the embedded trajectories' too)."""
+    return _finite_shape(doc) is not None and _lists_finite(doc)
+
+
+def _lists_finite(doc: dict[str, Any]) -> bool:
+    """The number lists of a trajectory the finite shape check accepted, proven like the rule pass proves them."""
+    for step in doc["steps"]:
+        metrics = step.get("metrics")
+        if metrics is not None and (type(metrics) is not dict or not _number_lists_proven(metrics)):
+            return False
+    subs = doc.get("subagent_trajectories")
+    if subs is not None:
+        for sub in subs:
+            if type(sub) is not dict or not _lists_finite(sub):
+                return False
+    return True
 
 
 def _document_order(issue: Issue) -> tuple[tuple[int, int | str], ...]:
