@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import replace
 from typing import Any
 
+from atif.judge.actions import WRITE_VERBS, is_write
 from atif.judge.context import StepView, elision_marker
 from atif.judge.fit import elide_middle
 
@@ -58,20 +58,7 @@ WRITE_KEY_CHARS = 240
 """``lean``: longest key-field summary of a write call's output (what the action left behind)."""
 SYSTEM_CHARS = 300
 """``lean``: longest system prompt kept (its start)."""
-WRITE_VERBS = frozenset({
-    "add", "apply", "assign", "book", "cancel", "change", "create", "delete", "edit", "exchange", "insert",
-    "modify", "move", "pay", "post", "put", "refund", "remove", "rename", "reset", "return", "save", "send",
-    "set", "submit", "transfer", "update", "upgrade", "upload", "write",
-})
-"""First words of tool names that change state; ``lean`` keeps such calls' arguments whole."""
-_WORD = re.compile(r"[A-Za-z][a-z]*")
 _SCALAR_CHARS = 40
-
-
-def is_write(function_name: str) -> bool:
-    """True when the tool's name starts with a state-changing verb (``cancel_reservation``, ``sendEmail``)."""
-    first = _WORD.match(function_name or "")
-    return first is not None and first.group(0).lower() in WRITE_VERBS
 
 
 def _scalar(value: Any) -> str:

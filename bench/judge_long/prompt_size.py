@@ -44,7 +44,7 @@ def _contexts(cases: list[dict[str, Any]], work: Path) -> list[Any]:
     return contexts
 
 
-def measure(styles: list[str], cases: list[dict[str, Any]]) -> dict[str, Any]:
+def measure(styles: list[str], cases: list[dict[str, Any]], max_input_tokens: int | None = None) -> dict[str, Any]:
     from atif.judge import local, transcript
     from atif.judge.criteria import JudgeConfig
     from atif.judge.fit import fit
@@ -56,7 +56,8 @@ def measure(styles: list[str], cases: list[dict[str, Any]]) -> dict[str, Any]:
     try:
         contexts = _contexts(cases, work)
         with local.LocalServer(local.DEFAULT_LOCAL_MODEL) as server:
-            setup = build_setup(JudgeConfig(model=local.LOCAL_PREFIX + local.DEFAULT_LOCAL_MODEL), count=server.count_tokens)
+            setup = build_setup(JudgeConfig(model=local.LOCAL_PREFIX + local.DEFAULT_LOCAL_MODEL,
+                                            max_input_tokens=max_input_tokens), count=server.count_tokens)
             assert setup.shape == "small", setup.shape
             for style in styles:
                 tokens, raw, cut = [], [], 0
@@ -83,11 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", choices=("1", "2", "all"), default="all")
     parser.add_argument("--style", action="append", help="Transcript style (repeatable); default: compact and lean.")
     parser.add_argument("--quick", action="store_true", help="The first 4 runs only.")
+    parser.add_argument("--max-input-tokens", type=int, help="The judge's input budget (default: atif's, 3,072).")
     args = parser.parse_args(argv)
     cases = _cases(args.split, 4 if args.quick else None, batch=args.batch)
     started = time.perf_counter()
-    result = measure(args.style or ["compact", "lean"], cases)
-    print(json.dumps({"runs": len(cases), "styles": result, "seconds": round(time.perf_counter() - started, 1)},
+    result = measure(args.style or ["compact", "lean"], cases, args.max_input_tokens)
+    print(json.dumps({"runs": len(cases), "max_input_tokens": args.max_input_tokens, "styles": result, "seconds": round(time.perf_counter() - started, 1)},
                      indent=2), file=sys.stdout)
 
 

@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"store: {work / 'atif.duckdb'}", file=sys.stderr)
             upload(outs, "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
             started = time.perf_counter()
-            summary = evaluate(store, "long")
+            summary = evaluate(store, "long", on_progress=lambda p: print(
+                f"{time.strftime('%H:%M:%S')} {p.stage} {p.done}/{p.total} {p.detail}", file=sys.stderr, flush=True))
             seconds = time.perf_counter() - started
             # select *: the code before p_yes existed is measured with this script too.
             cols, rows = store.query("select * from ratings order by task_name, criterion")
@@ -213,6 +214,7 @@ def record(result: dict[str, Any], metrics: dict[str, Any], *, score: str, thres
         "s_first": result["s_per_verdict_first"], "s_further": result["s_per_verdict_further"],
         "calls_per_pair": result["calls_per_pair"], "load": max(result["load_before"][0], result["load_after"][0]),
         "cpus": result["cpus"], "when": result["when"], "command": command,
+        "transcript": result.get("transcript") or "compact",
     }
     MEASURED.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -249,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         record(result, figures, score="p_yes",
                threshold=f"fitted on tune ({result['fitted_threshold']})" if args.fit_from else "0.5",
                command="python -m bench.judge_long.run " + " ".join(argv if argv is not None else sys.argv[1:]))
+    result["command"] = "python -m bench.judge_long.run " + " ".join(argv if argv is not None else sys.argv[1:])
     stored = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     stored[args.name] = result
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
