@@ -44,14 +44,16 @@ def _contexts(cases: list[dict[str, Any]], work: Path) -> list[Any]:
     return contexts
 
 
-def measure(styles: list[str], cases: list[dict[str, Any]], max_input_tokens: int | None = None) -> dict[str, Any]:
+def measure(styles: list[str], cases: list[dict[str, Any]], max_input_tokens: int | None = None,
+            reads_first: bool = False) -> dict[str, Any]:
     from atif.judge import local, transcript
     from atif.judge.criteria import JudgeConfig
-    from atif.judge.fit import fit
+    from atif.judge.fit import READS_FIRST, STAGES, fit
     from atif.judge.setup import build_setup
 
     work = Path(tempfile.mkdtemp(prefix="atif-prompt-size-"))
     criterion = {"label": "resolved", "question": QUESTION}
+    stages = READS_FIRST if reads_first else STAGES
     out: dict[str, Any] = {}
     try:
         contexts = _contexts(cases, work)
@@ -65,7 +67,7 @@ def measure(styles: list[str], cases: list[dict[str, Any]], max_input_tokens: in
                     views = transcript.compact_views(ctx.views, ctx.frame_id, style=style)
                     raw.append(server.count_tokens(setup.messages(ctx, criterion, views)))
                     fitted = fit(views, lambda v, ctx=ctx: setup.messages(ctx, criterion, v), server.count_tokens,
-                                 setup.budget, frame_id=ctx.frame_id)
+                                 setup.budget, frame_id=ctx.frame_id, stages=stages)
                     tokens.append(fitted.tokens or server.count_tokens(fitted.messages))
                     cut += fitted.truncated
                 out[style] = {"mean": round(statistics.fmean(tokens)), "min": min(tokens), "max": max(tokens),
@@ -85,11 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--style", action="append", help="Transcript style (repeatable); default: compact and lean.")
     parser.add_argument("--quick", action="store_true", help="The first 4 runs only.")
     parser.add_argument("--max-input-tokens", type=int, help="The judge's input budget (default: atif's, 3,072).")
+    parser.add_argument("--reads-first", action="store_true", help="Fit with atif.judge.fit.READS_FIRST.")
     args = parser.parse_args(argv)
     cases = _cases(args.split, 4 if args.quick else None, batch=args.batch)
     started = time.perf_counter()
-    result = measure(args.style or ["compact", "lean"], cases, args.max_input_tokens)
-    print(json.dumps({"runs": len(cases), "max_input_tokens": args.max_input_tokens, "styles": result, "seconds": round(time.perf_counter() - started, 1)},
+    result = measure(args.style or ["compact", "lean"], cases, args.max_input_tokens, args.reads_first)
+    print(json.dumps({"runs": len(cases), "max_input_tokens": args.max_input_tokens, "reads_first": args.reads_first,
+                      "styles": result, "seconds": round(time.perf_counter() - started, 1)},
                      indent=2), file=sys.stdout)
 
 

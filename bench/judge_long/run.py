@@ -117,6 +117,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.transcript:
         transcript.DEFAULT_STYLE = args.transcript
+    if args.reads_first:
+        from atif.judge import fit
+
+        fit.STAGES = fit.READS_FIRST
     cases = _cases(args.split, args.limit, args.case, args.batch)
     work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
     try:
@@ -166,6 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     result = {
         "split": args.split, "batch": args.batch, "transcript": transcript.DEFAULT_STYLE,
+        "reads_first": args.reads_first, "max_input_tokens": args.max_input_tokens,
         "cases": len(cases), "model": args.model, "threshold": args.threshold,
         **_metrics(labels, verdicts),
         "mean_p_yes_solved": p_mean(True), "mean_p_yes_failed": p_mean(False),
@@ -214,7 +219,7 @@ def record(result: dict[str, Any], metrics: dict[str, Any], *, score: str, thres
         "s_first": result["s_per_verdict_first"], "s_further": result["s_per_verdict_further"],
         "calls_per_pair": result["calls_per_pair"], "load": max(result["load_before"][0], result["load_after"][0]),
         "cpus": result["cpus"], "when": result["when"], "command": command,
-        "transcript": result.get("transcript") or "compact",
+        "transcript": result.get("transcript") or "compact", "max_input_tokens": result.get("max_input_tokens"),
     }
     MEASURED.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -234,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-input-tokens", type=int)
     parser.add_argument("--transcript", choices=("compact", "lean"),
                         help="Transcript style of the small-model prompt (atif.judge.transcript); default: atif's.")
+    parser.add_argument("--reads-first", action="store_true",
+                        help="Fit by dropping read-only tool steps before the middle of the run (atif.judge.fit.READS_FIRST).")
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--no-further", dest="further", action="store_false")
     parser.add_argument("--probes", action="store_true",

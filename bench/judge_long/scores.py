@@ -55,6 +55,8 @@ def evaluate_scores(per_case: dict[str, Any], split_of: dict[str, str]) -> dict[
                 values[case] = float(score(c))
             except (KeyError, TypeError):
                 continue
+        if not values:
+            continue  # a run without --probes has no negation or baseline scores
         labels = {case: per_case[case]["reward"] >= 1.0 for case in values}
         tune = [(values[c], labels[c]) for c in values if split_of[c] == "tune"]
         threshold = fit_threshold(tune)

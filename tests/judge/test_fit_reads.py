@@ -1,4 +1,4 @@
-"""Fitting drops read-only tool steps before the middle of the run: the conversation and the actions stay."""
+"""Fitting with READS_FIRST drops read-only tool steps before the middle of the run: the conversation and the actions stay."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from atif.judge.actions import is_read_only
 from atif.judge.context import StepView, render_transcript
-from atif.judge.fit import fit
+from atif.judge.fit import READS_FIRST, fit
 
 
 def _count(messages: list[dict[str, Any]]) -> int:
@@ -47,7 +47,7 @@ def test_read_only_steps_are_the_agents_tool_steps_that_change_nothing() -> None
 def test_reads_go_before_the_conversation_and_the_write_action() -> None:
     views = _views()
     full = _count(_build(views))
-    fitted = fit(views, _build, _count, full * 2 // 3, frame_id="f00d")
+    fitted = fit(views, _build, _count, full * 2 // 3, frame_id="f00d", stages=READS_FIRST)
     assert fitted.fits and fitted.truncated
     text = fitted.messages[0]["content"]
     for kept in ("FIRST", "Please confirm", "CONFIRMED", "cancel_reservation", '"cancelled"', "LAST"):
@@ -62,7 +62,14 @@ def test_reads_go_before_the_conversation_and_the_write_action() -> None:
 
 def test_a_tight_budget_still_cuts_the_middle_after_the_reads_are_gone() -> None:
     views = _views()
-    fitted = fit(views, _build, _count, 120, frame_id="f00d")
+    fitted = fit(views, _build, _count, 120, frame_id="f00d", stages=READS_FIRST)
     text = fitted.messages[0]["content"]
     assert "FIRST" in text and "LAST" in text
     assert sum(v.elided_steps for v in fitted.views) + sum(1 for v in fitted.views if not v.elided_steps) == len(views)
+
+
+def test_by_default_the_middle_window_goes_and_reads_are_not_singled_out() -> None:
+    views = _views()
+    fitted = fit(views, _build, _count, _count(_build(views)) * 2 // 3, frame_id="f00d")
+    markers = re.findall(r"\[… (\d+) steps elided f00d …\]", fitted.messages[0]["content"])
+    assert len(markers) == 1   # one middle window, as before read-only steps could go first
