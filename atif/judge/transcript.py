@@ -44,7 +44,10 @@ __all__ = ["ARGUMENT_CHARS", "DEFAULT_STYLE", "KEY_CHARS", "OUTPUT_CHARS", "REPE
 
 STYLES = ("compact", "lean")
 DEFAULT_STYLE = "compact"
-"""The style :func:`compact_views` uses when none is given (the benchmark sets it to compare styles)."""
+"""The style :func:`compact_views` uses when none is given (the benchmark sets it to compare styles).
+
+``lean`` is not the default: on 20 labelled long runs (``bench/judge_long``) it halved a run's
+text before fitting but did not make the 0.5B judge rank solved and failed runs any better."""
 
 OUTPUT_CHARS = 480
 """Longest tool output kept whole; longer ones keep their start and end."""
