@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.judge_long.build_fixtures import messages
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 FIXTURES = ROOT / "fixtures" / "long"
@@ -53,9 +55,10 @@ PROBES = {
 }
 
 
-def _cases(split: str, limit: int | None, names: list[str] | None = None) -> list[dict[str, Any]]:
+def _cases(split: str, limit: int | None, names: list[str] | None = None, batch: str = "all") -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (FIXTURES / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [r for r in rows if (split == "all" or r["split"] == split) and (not names or r["case"] in names)]
+    rows = [r for r in rows if (split == "all" or r["split"] == split) and (not names or r["case"] in names)
+            and (batch == "all" or str(r.get("batch", 1)) == batch)]
     if limit:
         # Keep the classes balanced when cutting.
         yes = [r for r in rows if r["reward"] >= 1.0][: (limit + 1) // 2]
@@ -100,7 +103,7 @@ def prepare(cases: list[dict[str, Any]], work: Path) -> tuple[list[Path], Path]:
     for case in cases:
         raw = work / "raw" / case["case"]
         raw.mkdir(parents=True)
-        shutil.copy(FIXTURES / f"{case['case']}.json", raw / "run.json")
+        (raw / "run.json").write_text(json.dumps(messages(case["case"])) + "\n", encoding="utf-8")
         converted = convert([raw / "run.json"], work / "out" / case["case"], task=case["case"])
         if converted.failures:
             raise SystemExit(f"conversion failed: {converted.failures}")
@@ -110,8 +113,15 @@ def prepare(cases: list[dict[str, Any]], work: Path) -> tuple[list[Path], Path]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from atif import Store, evaluate, upload
+    from atif.judge import transcript
 
-    cases = _cases(args.split, args.limit, args.case)
+    if args.transcript:
+        transcript.DEFAULT_STYLE = args.transcript
+    if args.reads_first:
+        from atif.judge import fit
+
+        fit.STAGES = fit.READS_FIRST
+    cases = _cases(args.split, args.limit, args.case, args.batch)
     work = Path(tempfile.mkdtemp(prefix="atif-judge-long-"))
     try:
         outs, tasks = prepare(cases, work)
@@ -132,7 +142,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"store: {work / 'atif.duckdb'}", file=sys.stderr)
             upload(outs, "long", store=store, criteria=criteria, tasks_file=tasks, create_missing_tasks=True)
             started = time.perf_counter()
-            summary = evaluate(store, "long")
+            summary = evaluate(store, "long", on_progress=lambda p: print(
+                f"{time.strftime('%H:%M:%S')} {p.stage} {p.done}/{p.total} {p.detail}", file=sys.stderr, flush=True))
             seconds = time.perf_counter() - started
             # select *: the code before p_yes existed is measured with this script too.
             cols, rows = store.query("select * from ratings order by task_name, criterion")
@@ -158,7 +169,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return round(statistics.fmean(ps), 3) if ps else None
 
     result = {
-        "split": args.split, "cases": len(cases), "model": args.model, "threshold": args.threshold,
+        "split": args.split, "batch": args.batch, "transcript": transcript.DEFAULT_STYLE,
+        "reads_first": args.reads_first, "max_input_tokens": args.max_input_tokens,
+        "cases": len(cases), "model": args.model, "threshold": args.threshold,
         **_metrics(labels, verdicts),
         "mean_p_yes_solved": p_mean(True), "mean_p_yes_failed": p_mean(False),
         "s_per_verdict_first": mean(first), "s_per_verdict_further": mean(further),
@@ -206,6 +219,7 @@ def record(result: dict[str, Any], metrics: dict[str, Any], *, score: str, thres
         "s_first": result["s_per_verdict_first"], "s_further": result["s_per_verdict_further"],
         "calls_per_pair": result["calls_per_pair"], "load": max(result["load_before"][0], result["load_after"][0]),
         "cpus": result["cpus"], "when": result["when"], "command": command,
+        "transcript": result.get("transcript") or "compact", "max_input_tokens": result.get("max_input_tokens"),
     }
     MEASURED.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -213,6 +227,8 @@ def record(result: dict[str, Any], metrics: dict[str, Any], *, score: str, thres
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
+    parser.add_argument("--batch", choices=("1", "2", "all"), default="all",
+                        help="Batch 1: the first 20 runs (10 per split), as in the first figures; all: 40 (20 per split).")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--keep-store", action="store_true", help="Print the scratch store's path and keep it.")
     parser.add_argument("--case", action="append", help="Only this case (repeatable), e.g. airline-t33-r0.")
@@ -221,6 +237,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="current")
     parser.add_argument("--model", default="local/qwen2.5-coder-0.5b")
     parser.add_argument("--max-input-tokens", type=int)
+    parser.add_argument("--transcript", choices=("compact", "lean"),
+                        help="Transcript style of the small-model prompt (atif.judge.transcript); default: atif's.")
+    parser.add_argument("--reads-first", action="store_true",
+                        help="Fit by dropping read-only tool steps before the middle of the run (atif.judge.fit.READS_FIRST).")
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--no-further", dest="further", action="store_false")
     parser.add_argument("--probes", action="store_true",
@@ -238,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         record(result, figures, score="p_yes",
                threshold=f"fitted on tune ({result['fitted_threshold']})" if args.fit_from else "0.5",
                command="python -m bench.judge_long.run " + " ".join(argv if argv is not None else sys.argv[1:]))
+    result["command"] = "python -m bench.judge_long.run " + " ".join(argv if argv is not None else sys.argv[1:])
     stored = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     stored[args.name] = result
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -55,6 +55,8 @@ def evaluate_scores(per_case: dict[str, Any], split_of: dict[str, str]) -> dict[
                 values[case] = float(score(c))
             except (KeyError, TypeError):
                 continue
+        if not values:
+            continue  # a run without --probes has no negation or baseline scores
         labels = {case: per_case[case]["reward"] >= 1.0 for case in values}
         tune = [(values[c], labels[c]) for c in values if split_of[c] == "tune"]
         threshold = fit_threshold(tune)
@@ -99,16 +101,41 @@ def from_store(path: str) -> dict[str, Any]:
     return {"per_case": per_case}
 
 
+def join(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run from several (a tune run and a test run judged apart): their cases, summed counts, mean timings."""
+    per_case: dict[str, Any] = {}
+    for run in runs:
+        per_case.update(run["per_case"])
+
+    def mean(key: str) -> float | None:
+        pairs = [(run[key], run["cases"]) for run in runs if run.get(key) is not None]
+        return round(sum(v * n for v, n in pairs) / sum(n for _, n in pairs), 1) if pairs else None
+
+    first = runs[0]
+    return {**{k: first.get(k) for k in ("model", "transcript", "batch", "cpus", "machine")},
+            "split": "all", "cases": sum(run["cases"] for run in runs), "per_case": per_case,
+            "s_per_verdict_first": mean("s_per_verdict_first"), "s_per_verdict_further": mean("s_per_verdict_further"),
+            "calls_per_pair": mean("calls_per_pair"), "prompt_tokens_mean": mean("prompt_tokens_mean"),
+            "load_before": max((run["load_before"] for run in runs), key=lambda x: x[0]),
+            "load_after": max((run["load_after"] for run in runs), key=lambda x: x[0]),
+            "when": runs[-1]["when"], "joined": [run.get("when") for run in runs],
+            "command": " && ".join(str(run.get("command")) for run in runs)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="probes-all")
     parser.add_argument("--store", help="Read the per-case scores from this scratch store (copy) into run NAME first.")
+    parser.add_argument("--runs", nargs="+", metavar="RUN",
+                        help="Join these runs of results.json (e.g. the tune run and the test run) into run NAME first.")
     parser.add_argument("--record", choices=sorted(SCORES),
                         help="Write this score's test figures (and the run's timings) for `atif judge models`.")
     args = parser.parse_args(argv)
     stored = json.loads(RESULTS.read_text(encoding="utf-8"))
     if args.store:
         stored[args.name] = {**stored.get(args.name, {}), **from_store(args.store)}
+    if args.runs:
+        stored[args.name] = join([stored[run] for run in args.runs])
     split_of = {r["case"]: r["split"] for r in map(json.loads, (FIXTURES / "labels.jsonl").read_text().splitlines())}
     result = evaluate_scores(stored[args.name]["per_case"], split_of)
     stored[f"{args.name}-scores"] = result
@@ -117,9 +144,10 @@ def main(argv: list[str] | None = None) -> None:
         if "load_before" not in stored[args.name]:
             raise SystemExit(f"run {args.name} has no timings or load (read with --store): nothing to record")
         row = result[args.record]
+        made = stored[args.name].get("command") or f"python -m bench.judge_long.run --split all --probes --no-further --name {args.name}"
         record(stored[args.name], row["test"], score=args.record, threshold=f"fitted on tune ({row['threshold']:.4g})",
-               command=f"python -m bench.judge_long.run --split all --probes --no-further --name {args.name} && "
-                       f"python -m bench.judge_long.scores --name {args.name} --record {args.record}")
+               command=f"{made} && python -m bench.judge_long.scores --name {args.name}"
+                       + (f" --runs {' '.join(args.runs)}" if args.runs else "") + f" --record {args.record}")
     for name, row in result.items():
         t, s = row["tune"], row["test"]
         print(f"{name:12s} threshold {row['threshold']}: test BA {s['balanced_accuracy']} TPR {s['tpr']} "

@@ -1,0 +1,41 @@
+"""The labelled long runs of ``fixtures/long``: two balanced halves that share no task, every run readable."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from bench.judge_long.build_fixtures import BATCH2, messages
+from bench.judge_long.run import _cases
+
+LABELS = Path(__file__).resolve().parents[2] / "fixtures" / "long" / "labels.jsonl"
+
+
+def _rows() -> list[dict]:
+    return [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
+
+
+def test_each_split_holds_ten_solved_and_ten_failed_runs_and_no_task_is_in_both() -> None:
+    rows = _rows()
+    counts = Counter((r["split"], r["reward"]) for r in rows)
+    assert counts == {("tune", 1.0): 10, ("tune", 0.0): 10, ("test", 1.0): 10, ("test", 0.0): 10}
+    tasks = {split: {r["task_id"] for r in rows if r["split"] == split} for split in ("tune", "test")}
+    assert not tasks["tune"] & tasks["test"]
+    assert len({r["task_id"] for r in rows}) == len(rows)   # one run per task
+
+
+def test_batch_one_is_the_first_twenty_runs_as_before() -> None:
+    first = _cases("all", None, batch="1")
+    assert len(first) == 20 and all("batch" not in r for r in first)
+    assert Counter((r["split"], r["reward"]) for r in first) == {("tune", 1.0): 5, ("tune", 0.0): 5,
+                                                                 ("test", 1.0): 5, ("test", 0.0): 5}
+    assert len(_cases("all", None, batch="2")) == 20 and len(_cases("tune", None)) == 20
+
+
+def test_every_case_reads_as_a_conversation_with_its_instruction() -> None:
+    for row in _rows():
+        conversation = messages(row["case"])["messages"]
+        assert conversation[0]["role"] == "system" and any(m["role"] == "user" for m in conversation)
+        assert row["instruction"]
+    assert BATCH2.stat().st_size < 100_000
