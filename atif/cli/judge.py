@@ -241,7 +241,7 @@ def models_cmd(measure: bool, fmt: str) -> None:
                    f"context {row['context']} tokens, {state}")
         if row.get("balanced_accuracy") is None and row.get("s_first") is None:
             if row.get("reads_per_second") is not None:
-                click.echo(f"  accuracy not measured; reads {row['reads_per_second']:g} tokens/s, writes "
+                click.echo(f"  held-out accuracy not measured; reads {row['reads_per_second']:g} tokens/s, writes "
                            f"{row['writes_per_second']:g} tokens/s, measured {row['when']} at load average "
                            f"{row.get('load', '?')} on {row.get('cpus', '?')} cores ({row.get('note') or row.get('command')})")
             else:
