@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from typing_extensions import TypeAliasType, TypedDict
 
 from atif.schema.models import Trajectory
-
-FINITE_SHAPE_FILE = Path(__file__).with_name("finite_shape.json")
+from atif.schema.validate import FINITE_SHAPE_FILE
 
 # Shape validation runs on TypedDict twins of the models, derived from them:
 # pydantic-core then checks the parsed JSON as plain dicts (no model instances), about
