@@ -18,6 +18,11 @@ The scores:
   negation: a transcript that pulls the model towards YES pulls both, and the difference cancels it;
 - ``baseline``: logit p_yes(resolved) - logit p_yes(baseline), the same against a question with
   no bearing on success.
+
+Beside the tune-to-test transfer, each split is also scored leave-one-out (``loo``): every run's
+verdict comes from the threshold fitted on the other runs of its own split. That is what
+``atif calibrate --fit-threshold`` gives a user who labels some runs of the population they judge,
+with no run ever judged by a threshold fitted on its own label.
 """
 
 from __future__ import annotations
@@ -71,8 +76,22 @@ def evaluate_scores(per_case: dict[str, Any], split_of: dict[str, str]) -> dict[
                           "roc_auc": roc_auc([(values[c], labels[c]) for c in cases]), "n": len(cases),
                           "range": [round(min(values[c] for c in cases), 3), round(max(values[c] for c in cases), 3)]
                           if cases else None}
+        row["loo"] = {split: _leave_one_out({c: values[c] for c in values if split_of[c] == split}, labels)
+                      for split in ("tune", "test")}
         out[name] = row
     return out
+
+
+def _leave_one_out(values: dict[str, float], labels: dict[str, bool]) -> dict[str, Any]:
+    """Balanced accuracy, TPR and TNR when each case's threshold is fitted on the other cases alone."""
+    from atif.judge.score import fit_threshold
+
+    verdicts = {}
+    for case, value in values.items():
+        threshold = fit_threshold([(values[c], labels[c]) for c in values if c != case])
+        verdicts[case] = "YES" if threshold is not None and value >= threshold else "NO"
+    m = _metrics({c: labels[c] for c in values}, verdicts)
+    return {"balanced_accuracy": m["balanced_accuracy"], "tpr": m["tpr"], "tnr": m["tnr"], "n": len(values)}
 
 
 def from_store(path: str) -> dict[str, Any]:
@@ -153,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:12s} threshold {row['threshold']}: test BA {s['balanced_accuracy']} TPR {s['tpr']} "
               f"TNR {s['tnr']} AUC {s['roc_auc']} range {s['range']} | tune BA {t['balanced_accuracy']} "
               f"AUC {t['roc_auc']} range {t['range']}", file=sys.stdout)
+        for split, m in row["loo"].items():
+            print(f"{'':12s} leave-one-out within {split}: BA {m['balanced_accuracy']} TPR {m['tpr']} TNR {m['tnr']} "
+                  f"(n {m['n']})", file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,17 @@ def test_every_case_reads_as_a_conversation_with_its_instruction() -> None:
         assert conversation[0]["role"] == "system" and any(m["role"] == "user" for m in conversation)
         assert row["instruction"]
     assert BATCH2.stat().st_size < 100_000
+
+
+def test_leave_one_out_never_judges_a_run_by_a_threshold_fitted_on_its_own_label() -> None:
+    from bench.judge_long.scores import _leave_one_out
+
+    # Separable scores: every held-out run falls on its own side of the others' threshold.
+    values = {f"s{i}": 0.6 + i / 100 for i in range(5)} | {f"f{i}": 0.2 + i / 100 for i in range(5)}
+    labels = {c: c.startswith("s") for c in values}
+    assert _leave_one_out(values, labels) == {"balanced_accuracy": 1.0, "tpr": 1.0, "tnr": 1.0, "n": 10}
+    # One solved run scored among the failed ones: fitted on its own label it would pass; held out, it
+    # falls below the threshold the other nine give, so it alone is missed.
+    values["s0"] = 0.21
+    result = _leave_one_out(values, labels)
+    assert (result["tpr"], result["tnr"]) == (0.8, 1.0)
