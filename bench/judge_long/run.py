@@ -111,12 +111,65 @@ def prepare(cases: list[dict[str, Any]], work: Path) -> tuple[list[Path], Path]:
     return sorted(outs), tasks
 
 
+ANSWER_FIRST_GRAMMAR = (
+    'root ::= "Answer: " verdict "\\nReasoning: " reason\n'
+    "reason ::= [^\\n]{1,120}\n"
+    'verdict ::= "YES" | "NO"\n'
+)
+"""The small-model grammar with the verdict first: p_yes is read before the model writes a reason."""
+
+
+def _answer_first() -> None:
+    """Ask small models for the verdict before the reason (``--answer-first``), and read p_yes at
+    the first ``Answer:`` (a reason may itself say "answer")."""
+    import re
+
+    from atif.judge import score, setup, verdict
+
+    setup.SMALL_MODEL_GRAMMAR = ANSWER_FIRST_GRAMMAR
+    score._ANSWER = re.compile(r"\A\s*Answer:\s*")
+    shape = re.compile(r"\A\s*Answer: (YES|NO)\s*\nReasoning: (.*)\Z", re.DOTALL)
+    last_line = verdict._from_last_line
+
+    def first_line(text: str) -> verdict.Verdict | None:
+        m = shape.match(text)
+        if m is None:
+            return last_line(text)
+        return verdict.Verdict(rating=m.group(1), reasoning=m.group(2).strip() or None, raw=text,  # type: ignore[arg-type]
+                               how="line")
+
+    verdict._from_last_line = first_line
+
+
+def _answer_first_templates(work: Path) -> dict[str, str]:
+    """The shipped small-model prompts with the reply's two lines swapped."""
+    from importlib import resources
+
+    out = {}
+    for role in ("system", "user"):
+        text = resources.files("atif.judge").joinpath("prompts", f"{role}_small.hbs").read_text(encoding="utf-8")
+        swapped = (text.replace('Reply with one line starting "Reasoning:" and then one line that is exactly '
+                                '"Answer: YES" or "Answer: NO".',
+                                'Reply with one line that is exactly "Answer: YES" or "Answer: NO", and then one line '
+                                'starting "Reasoning:".')
+                   .replace('Reply with "Reasoning: ..." on one line, then "Answer: YES" or "Answer: NO".',
+                            'Reply with "Answer: YES" or "Answer: NO" on one line, then "Reasoning: ...".'))
+        if swapped == text:
+            raise SystemExit(f"--answer-first: prompts/{role}_small.hbs no longer has the reply line this swaps")
+        path = work / f"{role}_answer_first.hbs"
+        path.write_text(swapped, encoding="utf-8")
+        out[role] = str(path)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from atif import Store, evaluate, upload
     from atif.judge import transcript
 
     if args.transcript:
         transcript.DEFAULT_STYLE = args.transcript
+    if args.answer_first:
+        _answer_first()
     if args.reads_first:
         from atif.judge import fit
 
@@ -136,6 +189,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      for label, q in PROBES.items()]
         if args.max_input_tokens:
             criteria["judge"]["max_input_tokens"] = args.max_input_tokens
+        if args.answer_first:
+            criteria["judge"]["templates"] = _answer_first_templates(work)
         load_before = os.getloadavg()
         with Store(work / "atif.duckdb") as store:
             if args.keep_store:
@@ -245,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-further", dest="further", action="store_false")
     parser.add_argument("--probes", action="store_true",
                         help="Also ask the negated question and a baseline question (see bench/judge_long/scores.py).")
+    parser.add_argument("--answer-first", action="store_true",
+                        help="Small models write the verdict before the reason, so p_yes is read before any reasoning.")
     parser.add_argument("--fit-from", metavar="NAME", help="Apply the threshold fitted on run NAME's p_yes.")
     parser.add_argument("--record", action="store_true",
                         help="Write this run's test figures (fitted with --fit-from) for `atif judge models`.")
