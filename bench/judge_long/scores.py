@@ -23,6 +23,10 @@ Beside the tune-to-test transfer, each split is also scored leave-one-out (``loo
 verdict comes from the threshold fitted on the other runs of its own split. That is what
 ``atif calibrate --fit-threshold`` gives a user who labels some runs of the population they judge,
 with no run ever judged by a threshold fitted on its own label.
+
+``--mean-of RUN...`` scores an ensemble: each case's ``p_yes`` becomes the logistic of the mean
+logit of its ``p_yes`` over the named runs (other models, prompts or transcripts on the same
+cases), and the same tune-to-test and leave-one-out figures follow. Its cost is the sum of theirs.
 """
 
 from __future__ import annotations
@@ -141,12 +145,29 @@ def join(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "command": " && ".join(str(run.get("command")) for run in runs)}
 
 
+def mean_of(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One run whose p_yes per case is the logistic of the mean logit over ``runs`` (cases judged in all of them)."""
+    cases = set.intersection(*(set(run["per_case"]) for run in runs.values()))
+    per_case: dict[str, Any] = {}
+    for case in sorted(cases):
+        scores = [run["per_case"][case].get("p_yes") for run in runs.values()]
+        if any(score is None for score in scores):
+            continue
+        mean = sum(_logit(score) for score in scores) / len(scores)
+        per_case[case] = {"reward": next(iter(runs.values()))["per_case"][case]["reward"],
+                          "p_yes": 1 / (1 + math.exp(-mean))}
+    return {"per_case": per_case, "mean_of": sorted(runs),
+            "command": " && ".join(str(run.get("command")) for run in runs.values())}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="probes-all")
     parser.add_argument("--store", help="Read the per-case scores from this scratch store (copy) into run NAME first.")
     parser.add_argument("--runs", nargs="+", metavar="RUN",
                         help="Join these runs of results.json (e.g. the tune run and the test run) into run NAME first.")
+    parser.add_argument("--mean-of", nargs="+", metavar="RUN",
+                        help="Score the mean logit of p_yes over these runs of results.json as run NAME first.")
     parser.add_argument("--record", choices=sorted(SCORES),
                         help="Write this score's test figures (and the run's timings) for `atif judge models`.")
     args = parser.parse_args(argv)
@@ -155,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         stored[args.name] = {**stored.get(args.name, {}), **from_store(args.store)}
     if args.runs:
         stored[args.name] = join([stored[run] for run in args.runs])
+    if args.mean_of:
+        stored[args.name] = mean_of({run: stored[run] for run in args.mean_of})
     split_of = {r["case"]: r["split"] for r in map(json.loads, (FIXTURES / "labels.jsonl").read_text().splitlines())}
     result = evaluate_scores(stored[args.name]["per_case"], split_of)
     stored[f"{args.name}-scores"] = result

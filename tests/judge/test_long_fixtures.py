@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -53,3 +54,19 @@ def test_leave_one_out_never_judges_a_run_by_a_threshold_fitted_on_its_own_label
     values["s0"] = 0.21
     result = _leave_one_out(values, labels)
     assert (result["tpr"], result["tnr"]) == (0.8, 1.0)
+
+
+def test_mean_of_averages_logits_over_the_cases_every_run_scored() -> None:
+    from bench.judge_long.scores import mean_of
+
+    a = {"per_case": {"x": {"reward": 1.0, "p_yes": 0.9}, "y": {"reward": 0.0, "p_yes": 0.5},
+                      "z": {"reward": 0.0, "p_yes": 0.7}}}
+    b = {"per_case": {"x": {"reward": 1.0, "p_yes": 0.5}, "y": {"reward": 0.0, "p_yes": 0.1},
+                      "z": {"reward": 0.0, "p_yes": None}}}
+    c = {"per_case": {"x": {"reward": 1.0, "p_yes": 0.9}}}
+    joined = mean_of({"a": a, "b": b})["per_case"]
+    assert sorted(joined) == ["x", "y"]  # z has no score in b
+    # logit(0.9) = ln 9 and logit(0.5) = 0: the mean logit is ln 3, i.e. p = 0.75
+    assert math.isclose(joined["x"]["p_yes"], 0.75) and joined["x"]["reward"] == 1.0
+    assert math.isclose(joined["y"]["p_yes"], 0.25)
+    assert sorted(mean_of({"a": a, "c": c})["per_case"]) == ["x"]
