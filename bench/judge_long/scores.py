@@ -164,10 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="probes-all")
     parser.add_argument("--store", help="Read the per-case scores from this scratch store (copy) into run NAME first.")
-    parser.add_argument("--runs", nargs="+", metavar="RUN",
-                        help="Join these runs of results.json (e.g. the tune run and the test run) into run NAME first.")
-    parser.add_argument("--mean-of", nargs="+", metavar="RUN",
-                        help="Score the mean logit of p_yes over these runs of results.json as run NAME first.")
+    made_from = parser.add_mutually_exclusive_group()
+    made_from.add_argument("--runs", nargs="+", metavar="RUN",
+                           help="Join these runs of results.json (e.g. the tune run and the test run) into run NAME first.")
+    made_from.add_argument("--mean-of", nargs="+", metavar="RUN",
+                           help="Score the mean logit of p_yes over these runs of results.json as run NAME first.")
     parser.add_argument("--record", choices=sorted(SCORES),
                         help="Write this score's test figures (and the run's timings) for `atif judge models`.")
     args = parser.parse_args(argv)
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if args.record:
         if "load_before" not in stored[args.name]:
-            raise SystemExit(f"run {args.name} has no timings or load (read with --store): nothing to record")
+            raise SystemExit(f"run {args.name} has no timings or load (read with --store or made with --mean-of): "
+                             "nothing to record")
         row = result[args.record]
         made = stored[args.name].get("command") or f"python -m bench.judge_long.run --split all --probes --no-further --name {args.name}"
         record(stored[args.name], row["test"], score=args.record, threshold=f"fitted on tune ({row['threshold']:.4g})",

@@ -7,6 +7,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bench.judge_long.build_fixtures import BATCH2, messages
 from bench.judge_long.run import _cases
 
@@ -70,3 +72,12 @@ def test_mean_of_averages_logits_over_the_cases_every_run_scored() -> None:
     assert math.isclose(joined["x"]["p_yes"], 0.75) and joined["x"]["reward"] == 1.0
     assert math.isclose(joined["y"]["p_yes"], 0.25)
     assert sorted(mean_of({"a": a, "c": c})["per_case"]) == ["x"]
+
+
+def test_scores_refuses_joining_and_averaging_runs_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.judge_long.scores import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--name", "x", "--runs", "a", "--mean-of", "b"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
